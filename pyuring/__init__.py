@@ -1,0 +1,39 @@
+"""pyuring: io_uring for Python in pure Python (ctypes + mmap, no compiled code).
+
+Layers, each usable on its own:
+
+* :class:`Ring` -- the kernel's io_uring: every opcode as ``prep_*``, submit,
+  wait, completions, registration, probing.
+* :class:`DirectoryFd` -- TOCTOU-safe directory handles: every operation is
+  relative to an open directory fd and a single name component.
+* :mod:`pyuring.copy` -- an archive copy engine and the
+  ``python -m pyuring.copy SRC DST -a`` command line.
+
+Importing this package never fails on a platform without io_uring; using a
+Ring there raises :class:`UringUnavailable`.
+"""
+
+from __future__ import annotations
+
+from ._core import Completion, RingStats
+from ._mem import Buffer
+from .errors import OpcodeUnsupported, RingForkedError, UringError, UringUnavailable
+from .probe import Probe, probe
+from .ring import BufferRing, Ring
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Buffer",
+    "BufferRing",
+    "Completion",
+    "OpcodeUnsupported",
+    "Probe",
+    "Ring",
+    "RingForkedError",
+    "RingStats",
+    "UringError",
+    "UringUnavailable",
+    "__version__",
+    "probe",
+]

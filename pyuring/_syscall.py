@@ -1,0 +1,179 @@
+"""Raw system calls through ctypes.
+
+Only what the ``os`` module cannot do lives here: the three io_uring calls,
+``openat2``, ``getdents64``, ``renameat2`` with flags, ``statx``, the
+``*xattrat`` family and ``seccomp``.  libc is loaded lazily, on first use, so
+``import pyuring`` works on any platform and in any Python (a missing
+``_ctypes`` or a non-Linux kernel surfaces as ``UringUnavailable`` at use).
+
+ctypes converts a Python int argument to a C ``int``.  The kernel's syscall
+wrappers truncate each register to the declared parameter type, so that is
+right for ints and flags; pointers and sizes are wrapped in ``c_void_p`` /
+``c_size_t`` so all 64 bits are passed.  ``argtypes`` is deliberately not set:
+it makes every call slower.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import platform
+import sys
+from typing import Any, Callable, Dict, Optional
+
+from . import _abi
+from .errors import UringUnavailable
+
+try:  # ctypes may be absent in stripped-down Pythons
+    import ctypes as ctypes
+except ImportError:  # pragma: no cover - exercised only in such Pythons
+    ctypes = None  # type: ignore[assignment]
+
+_libc: Any = None
+_syscall: Any = None
+_numbers: Optional[Dict[str, int]] = None
+
+
+def arch() -> str:
+    machine = platform.machine().lower()
+    return _abi.SYSCALL_ARCH_ALIASES.get(machine, machine)
+
+
+def _load() -> Any:
+    global _libc, _syscall, _numbers
+    if _syscall is not None:
+        return _syscall
+    if not sys.platform.startswith("linux"):
+        raise UringUnavailable(errno.ENOSYS, f"io_uring needs Linux (this is {sys.platform})")
+    if ctypes is None:
+        raise UringUnavailable(errno.ENOSYS, "io_uring needs the ctypes module")
+    table = _abi.SYSCALLS.get(arch())
+    if table is None:
+        raise UringUnavailable(
+            errno.ENOSYS,
+            f"pyuring knows the syscall numbers of x86_64 and aarch64, not {arch()!r}",
+        )
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = libc.syscall
+    fn.restype = ctypes.c_long
+    _libc, _numbers, _syscall = libc, table, fn
+    return fn
+
+
+def libc() -> Any:
+    _load()
+    return _libc
+
+
+def number(name: str) -> int:
+    _load()
+    assert _numbers is not None
+    return _numbers[name]
+
+
+def raw(name: str, *args: Any) -> int:
+    """syscall(name, *args); returns the result or raises OSError(errno)."""
+    fn = _load()
+    assert _numbers is not None
+    while True:
+        res = int(fn(_numbers[name], *args))
+        if res != -1:
+            return res
+        err = ctypes.get_errno()
+        if err != errno.EINTR:
+            raise OSError(err, os.strerror(err))
+
+
+def void_p(addr: int) -> Any:
+    return ctypes.c_void_p(addr)
+
+
+def size_t(n: int) -> Any:
+    return ctypes.c_size_t(n)
+
+
+# --------------------------------------------------------------------------
+# io_uring
+# --------------------------------------------------------------------------
+
+def io_uring_setup(entries: int, params_addr: int) -> int:
+    return raw("io_uring_setup", entries, ctypes.c_void_p(params_addr))
+
+
+def enter_function() -> Callable[..., int]:
+    """The bare libc ``syscall`` for the ring's hot path, and its number.
+
+    The Ring calls it directly (no Python wrapper in between) and reads errno
+    with :func:`get_errno` only when it returns -1.
+    """
+    return _load()  # type: ignore[no-any-return]
+
+
+def get_errno() -> int:
+    return int(ctypes.get_errno())
+
+
+def io_uring_register(fd: int, opcode: int, arg_addr: int, nr: int) -> int:
+    return raw("io_uring_register", fd, opcode, ctypes.c_void_p(arg_addr), nr)
+
+
+# --------------------------------------------------------------------------
+# Filesystem calls the os module lacks
+# --------------------------------------------------------------------------
+
+def openat2(dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
+    how = ctypes.create_string_buffer(_abi.OPEN_HOW.pack(flags, mode, resolve), _abi.OPEN_HOW.size)
+    return raw("openat2", dirfd, ctypes.c_char_p(path), how, ctypes.c_size_t(_abi.OPEN_HOW.size))
+
+
+def getdents64(fd: int, buf: Any, size: int) -> int:
+    return raw("getdents64", fd, buf, ctypes.c_size_t(size))
+
+
+def renameat2(olddirfd: int, old: bytes, newdirfd: int, new: bytes, flags: int) -> None:
+    raw("renameat2", olddirfd, ctypes.c_char_p(old), newdirfd, ctypes.c_char_p(new), flags)
+
+
+def statx(dirfd: int, path: bytes, flags: int, mask: int, buf: Any) -> None:
+    raw("statx", dirfd, ctypes.c_char_p(path), flags, mask, buf)
+
+
+def _xattr_args(value_addr: int, size: int) -> Any:
+    # struct xattr_args { __aligned_u64 value; __u32 size; __u32 flags; }
+    return ctypes.create_string_buffer(
+        int(value_addr).to_bytes(8, sys.byteorder) + size.to_bytes(4, sys.byteorder) + bytes(4), 16
+    )
+
+
+def getxattrat(dirfd: int, path: bytes, at_flags: int, name: bytes, size: int) -> bytes:
+    """getxattrat(2) (Linux 6.13): read an xattr of ``path`` relative to ``dirfd``."""
+    buf = ctypes.create_string_buffer(max(size, 1))
+    args = _xattr_args(ctypes.addressof(buf), size)
+    n = raw(
+        "getxattrat", dirfd, ctypes.c_char_p(path), at_flags, ctypes.c_char_p(name),
+        args, ctypes.c_size_t(16),
+    )
+    return buf.raw[:n]
+
+
+def setxattrat(
+    dirfd: int, path: bytes, at_flags: int, name: bytes, value: bytes, flags: int
+) -> None:
+    buf = ctypes.create_string_buffer(value, max(len(value), 1))
+    args = _xattr_args(ctypes.addressof(buf), len(value))
+    # the xattr flags (XATTR_CREATE/REPLACE) live in xattr_args.flags
+    ctypes.memmove(ctypes.addressof(args) + 12, flags.to_bytes(4, sys.byteorder), 4)
+    raw(
+        "setxattrat", dirfd, ctypes.c_char_p(path), at_flags, ctypes.c_char_p(name),
+        args, ctypes.c_size_t(16),
+    )
+
+
+def listxattrat(dirfd: int, path: bytes, at_flags: int, size: int) -> bytes:
+    buf = ctypes.create_string_buffer(max(size, 1))
+    n = raw("listxattrat", dirfd, ctypes.c_char_p(path), at_flags, buf, ctypes.c_size_t(size))
+    return buf.raw[:n]
+
+
+def removexattrat(dirfd: int, path: bytes, at_flags: int, name: bytes) -> None:
+    raw("removexattrat", dirfd, ctypes.c_char_p(path), at_flags, ctypes.c_char_p(name))

@@ -1,0 +1,40 @@
+"""``Ring``: the public io_uring object.
+
+``Ring`` is assembled from three parts so that each stays readable:
+``_core.RingCore`` (setup, queues, submit/wait/reap), ``ops.Ops`` (a
+``prep_*`` method per opcode) and ``register.Registrations``
+(io_uring_register(2)).
+"""
+
+from __future__ import annotations
+
+from ._core import FAST_FLAGS, Completion, RingStats
+from .ops import Ops
+from .probe import Probe, probe_ring_fd
+from .register import BufferRing, Registrations
+
+__all__ = ["FAST_FLAGS", "BufferRing", "Completion", "Ring", "RingStats"]
+
+
+class Ring(Ops, Registrations):
+    """An io_uring instance.
+
+    >>> with Ring(64) as ring:
+    ...     ring.prep_nop(user_data=7)
+    ...     ring.submit_and_wait(1)
+    ...     ring.wait_cqe().user_data
+    1
+    7
+    """
+
+    def __enter__(self) -> Ring:
+        return self
+
+    def probe(self) -> Probe:
+        """Opcodes supported by the kernel, probed through this ring."""
+        return probe_ring_fd(self.fd)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"fd={self.fd}"
+        return (f"<Ring {state} sq={getattr(self, 'sq_entries', 0)} "
+                f"cq={getattr(self, 'cq_entries', 0)} flags={getattr(self, 'flags', 0):#x}>")

@@ -1,0 +1,54 @@
+"""Shared fixtures and the hypothesis profiles (``HYPOTHESIS_PROFILE=ci`` in CI)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=100, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "dev", max_examples=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+IS_ROOT = os.geteuid() == 0
+requires_root = pytest.mark.skipif(not IS_ROOT, reason="needs root")
+requires_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+requires_cc = pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None, reason="needs a C compiler"
+)
+
+
+def _uring_works() -> bool:
+    try:
+        from pyuring import Ring
+
+        Ring(2).close()
+        return True
+    except OSError:
+        return False
+
+
+URING = _uring_works()
+requires_uring = pytest.mark.skipif(not URING, reason="io_uring is unavailable here")
+
+
+@pytest.fixture
+def ring() -> Iterator[object]:
+    if not URING:
+        pytest.skip("io_uring is unavailable here")
+    from pyuring import Ring
+
+    r = Ring(64)
+    try:
+        yield r
+    finally:
+        r.close()
