@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from ._core import Completion, RingStats
 from ._mem import Buffer
+from .dirfd import DirectoryFd, DirEntry, InvalidName
 from .errors import OpcodeUnsupported, RingForkedError, UringError, UringUnavailable
+from .metadata import Metadata
 from .probe import Probe, probe
 from .ring import BufferRing, Ring
 
@@ -27,6 +29,10 @@ __all__ = [
     "Buffer",
     "BufferRing",
     "Completion",
+    "DirEntry",
+    "DirectoryFd",
+    "InvalidName",
+    "Metadata",
     "OpcodeUnsupported",
     "Probe",
     "Ring",

@@ -1,0 +1,636 @@
+"""Executors: run filesystem operations through io_uring or through plain syscalls.
+
+An executor takes operations grouped in *chains* and reports each result to
+the chain's callback as ``callback(index, res, extra)``:
+
+* ``index`` is the position the caller gave the operation in its chain,
+* ``res`` is what the syscall returned (``-errno`` on failure),
+* ``extra`` is the parsed :class:`~pyuring.metadata.Metadata` for statx,
+  else None.
+
+Chains have io_uring's link semantics on both backends.  ``flags`` of an
+operation may hold ``LINK`` (the next operation of the chain runs only if this
+one succeeds -- a short read or write counts as failure), ``HARDLINK`` (the
+next runs regardless) and ``SKIP`` (no callback on success).  When a linked
+operation fails, the rest of its chain completes with ``-ECANCELED``.  The
+first operation without LINK/HARDLINK ends the chain; it must not have SKIP.
+Chain 0 is the *background* chain: independent fire-and-forget operations
+(usually ``close`` with SKIP) whose failures go to ``on_background_error``.
+
+``UringExecutor`` turns every operation into one SQE (the chain id and index
+travel in user_data) and hands batches to the kernel; ``SyncExecutor``
+performs each operation at once with the equivalent syscall and queues the
+callback.  Because the engine above is written once against this interface,
+both backends produce identical results.
+
+Operations io_uring has no opcode for (futimens, fchmod, fchown, getdents64,
+readlinkat, mknodat, flistxattr...) are plain methods shared by both, counted
+in ``direct_syscalls``.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import os
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from . import _abi as A
+from . import _syscall
+from ._mem import Buffer, path_address
+from .errors import UringUnavailable
+from .metadata import STATX_WANTED, Metadata
+
+LINK = A.IOSQE_IO_LINK
+HARDLINK = A.IOSQE_IO_HARDLINK
+SKIP = A.IOSQE_CQE_SKIP_SUCCESS
+_LINKED = LINK | HARDLINK
+
+#: Resolution flags for every open below a root: never leave the directory,
+#: never follow a symlink (not even a "magic" /proc one).
+RESOLVE_SAFE = A.RESOLVE_BENEATH | A.RESOLVE_NO_SYMLINKS | A.RESOLVE_NO_MAGICLINKS
+
+Callback = Callable[[int, int, Any], None]
+_CREATES = os.O_CREAT | getattr(os, "O_TMPFILE", 0)
+
+_STATX_SIZE = A.STATX_SIZE
+
+
+class _StatxPool:
+    """256-byte statx buffers carved from one Buffer, recycled by slot."""
+
+    def __init__(self, slots: int) -> None:
+        self.buf = Buffer(slots * _STATX_SIZE)
+        self.free = list(range(slots - 1, -1, -1))
+        self.slots = slots
+
+    def grow(self) -> None:
+        # Double the pool.  The old Buffer may still be the target of statx
+        # requests in flight, so it stays alive (in .old) until the pool dies.
+        old = self.buf
+        new = Buffer(self.slots * 2 * _STATX_SIZE)
+        new.view[: old.size] = old.view
+        self.old = [*getattr(self, "old", []), old]
+        self.buf = new
+        self.free.extend(range(self.slots * 2 - 1, self.slots - 1, -1))
+        self.slots *= 2
+
+
+class Executor:
+    """Common part of both backends: chain bookkeeping and the direct syscalls."""
+
+    kind = "abstract"
+
+    def __init__(self) -> None:
+        self._next_chain = 1
+        self.direct_syscalls: Dict[str, int] = collections.defaultdict(int)
+        self.background_errors: List[Tuple[int, Any]] = []
+
+    # -- chain bookkeeping ---------------------------------------------------------
+    def chain(self, callback: Callback) -> int:
+        raise NotImplementedError
+
+    def on_background_error(self, index: int, res: int, extra: Any) -> None:
+        self.background_errors.append((res, extra))
+
+    def run(self, wait: bool = True) -> int:
+        """Submit what is queued and dispatch completions; returns how many.
+
+        With ``wait`` it blocks until at least one completion is available
+        (when anything is in flight).
+        """
+        raise NotImplementedError
+
+    def busy(self) -> bool:
+        """True while any chain awaits a completion."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- operations that have an io_uring opcode (backend-specific) ---------------------
+    def statx(self, cid: int, idx: int, dfd: int, name: bytes, at_flags: int, flags: int = 0,
+              mask: int = STATX_WANTED) -> None:
+        raise NotImplementedError
+
+    def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
+                resolve: int, flags: int = 0, slot: int = -1) -> None:
+        raise NotImplementedError
+
+    def read(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
+             flags: int = 0, fixed: bool = False) -> None:
+        raise NotImplementedError
+
+    def write(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
+              flags: int = 0, fixed: bool = False) -> None:
+        raise NotImplementedError
+
+    def close_fd(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
+        raise NotImplementedError
+
+    def close_slot(self, cid: int, idx: int, slot: int, flags: int = 0) -> None:
+        raise NotImplementedError
+
+    def mkdirat(self, cid: int, idx: int, dfd: int, name: bytes, mode: int,
+                flags: int = 0) -> None:
+        raise NotImplementedError
+
+    def symlinkat(self, cid: int, idx: int, target: bytes, dfd: int, name: bytes,
+                  flags: int = 0) -> None:
+        raise NotImplementedError
+
+    def linkat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
+               lflags: int = 0, flags: int = 0) -> None:
+        raise NotImplementedError
+
+    def renameat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
+                 rflags: int = 0, flags: int = 0) -> None:
+        raise NotImplementedError
+
+    def unlinkat(self, cid: int, idx: int, dfd: int, name: bytes, uflags: int = 0,
+                 flags: int = 0) -> None:
+        raise NotImplementedError
+
+    def fsync(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
+        raise NotImplementedError
+
+    # -- operations without an opcode: direct syscalls, counted ------------------------
+    def _count(self, name: str) -> None:
+        self.direct_syscalls[name] += 1
+
+    def getdents(self, fd: int, buf: Any, size: int) -> int:
+        self.direct_syscalls["getdents64"] += 1
+        return _syscall.getdents64(fd, buf, size)
+
+    def futimens(self, fd: int, atime_ns: int, mtime_ns: int) -> None:
+        self.direct_syscalls["utimensat"] += 1
+        os.utime(fd, ns=(atime_ns, mtime_ns))
+
+    def fchmod(self, fd: int, mode: int) -> None:
+        self.direct_syscalls["fchmod"] += 1
+        os.fchmod(fd, mode)
+
+    def fchown(self, fd: int, uid: int, gid: int) -> None:
+        self.direct_syscalls["fchown"] += 1
+        os.fchown(fd, uid, gid)
+
+    def readlinkat(self, dfd: int, name: bytes) -> bytes:
+        self.direct_syscalls["readlinkat"] += 1
+        return os.readlink(name, dir_fd=dfd)
+
+    def mknodat(self, dfd: int, name: bytes, mode: int, device: int) -> None:
+        self.direct_syscalls["mknodat"] += 1
+        os.mknod(name, mode, device, dir_fd=dfd)
+
+    def empty_path_utime(self, fd: int, atime_ns: int, mtime_ns: int) -> None:
+        """utimensat(fd, "", AT_EMPTY_PATH): set times of what an O_PATH fd refers to
+        (a symlink itself, for instance)."""
+        self.direct_syscalls["utimensat"] += 1
+        _empty_path_call("utimensat", fd, atime_ns, mtime_ns)
+
+    def empty_path_chown(self, fd: int, uid: int, gid: int) -> None:
+        """fchownat(fd, "", uid, gid, AT_EMPTY_PATH) on an O_PATH fd."""
+        self.direct_syscalls["fchownat"] += 1
+        _empty_path_call("fchownat", fd, uid, gid)
+
+
+def _empty_path_call(name: str, fd: int, a: int, b: int) -> None:
+    ctypes = _syscall.ctypes
+    if name == "utimensat":
+        ts = (ctypes.c_long * 4)(a // 1_000_000_000, a % 1_000_000_000,
+                                 b // 1_000_000_000, b % 1_000_000_000)
+        _syscall.raw("utimensat", fd, b"", ts, A.AT_EMPTY_PATH)
+    else:
+        _syscall.raw("fchownat", fd, b"", a, b, A.AT_EMPTY_PATH)
+
+
+# ======================================================================================
+# io_uring
+# ======================================================================================
+
+class UringExecutor(Executor):
+    """Operations become SQEs; ``run()`` submits them in one io_uring_enter."""
+
+    kind = "uring"
+
+    def __init__(self, ring: Any = None, *, entries: int = 256, direct_slots: int = 0,
+                 statx_slots: int = 256) -> None:
+        super().__init__()
+        from .probe import probe_ring_fd
+        from .ring import Ring
+
+        self.ring = ring if ring is not None else Ring(entries)
+        self._own_ring = ring is None
+        self._chains: Dict[int, List[Any]] = {0: [self.on_background_error, -1]}
+        self._statx = _StatxPool(statx_slots)
+        self._statx_by_ud: Dict[int, int] = {}
+        supported = probe_ring_fd(self.ring.fd)
+        self.has_openat2 = A.IORING_OP_OPENAT2 in supported
+        self.direct_slots = direct_slots
+        if direct_slots:
+            self.ring.register_files_sparse(direct_slots)
+        r = self.ring
+        self._prep_rw = r.prep_rw
+        self._push = r._push
+
+    def close(self) -> None:
+        if self._own_ring:
+            self.ring.close()
+
+    def chain(self, callback: Callback) -> int:
+        cid = self._next_chain
+        self._next_chain = cid + 1
+        self._chains[cid] = [callback, -1]
+        return cid
+
+    def busy(self) -> bool:
+        return len(self._chains) > 1 or self.ring.pending() > 0
+
+    def _final(self, cid: int, idx: int, flags: int) -> None:
+        if not flags & _LINKED and cid:
+            self._chains[cid][1] = idx
+
+    def run(self, wait: bool = True) -> int:
+        ring = self.ring
+        if wait and len(self._chains) > 1:
+            ring.submit_and_wait(1)
+        else:
+            ring.submit()
+        got = ring.reap()
+        chains = self._chains
+        statx = self._statx_by_ud
+        for c in got:
+            ud = c.user_data
+            cid = ud >> 4
+            idx = ud & 15
+            entry = chains[cid]
+            extra: Any = None
+            if statx:
+                slot = statx.pop(ud, -1)
+                if slot >= 0:
+                    if c.res >= 0:
+                        extra = Metadata.from_statx(self._statx.buf.mmap, slot * _STATX_SIZE)
+                    self._statx.free.append(slot)
+            if idx == entry[1]:
+                del chains[cid]
+            entry[0](idx, c.res, extra)
+        return len(got)
+
+    # -- the operations ------------------------------------------------------------
+    def statx(self, cid: int, idx: int, dfd: int, name: bytes, at_flags: int, flags: int = 0,
+              mask: int = STATX_WANTED) -> None:
+        pool = self._statx
+        if not pool.free:
+            pool.grow()
+        slot = pool.free.pop()
+        ud = (cid << 4) | idx
+        self._statx_by_ud[ud] = slot
+        addr, raw = path_address(name)
+        self._push(A.IORING_OP_STATX, dfd, pool.buf.addr + slot * _STATX_SIZE, addr, mask,
+                   at_flags, ud, flags & ~SKIP, path=raw, keep=raw)
+        self._final(cid, idx, flags)
+
+    def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
+                resolve: int, flags: int = 0, slot: int = -1) -> None:
+        ud = (cid << 4) | idx
+        file_index = slot + 1 if slot >= 0 else 0
+        if not oflags & _CREATES:
+            mode = 0  # openat2 refuses a mode without O_CREAT / O_TMPFILE
+        if self.has_openat2:
+            how = bytearray(A.OPEN_HOW.pack(oflags | os.O_CLOEXEC, mode, resolve))
+            how_buf = _syscall.ctypes.c_char.from_buffer(how)
+            addr, raw = path_address(name)
+            self._push(A.IORING_OP_OPENAT2, dfd, _syscall.ctypes.addressof(how_buf), addr,
+                       A.OPEN_HOW.size, 0, ud, flags, file_index=file_index, path=raw,
+                       keep=(raw, how_buf))
+        else:
+            addr, raw = path_address(name)
+            self._push(A.IORING_OP_OPENAT, dfd, 0, addr, mode,
+                       oflags | os.O_CLOEXEC | os.O_NOFOLLOW, ud, flags,
+                       file_index=file_index, path=raw, keep=raw)
+        self._final(cid, idx, flags)
+
+    def read(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
+             flags: int = 0, fixed: bool = False) -> None:
+        self._push(A.IORING_OP_READ, fd, off, buf.addr + boff, n, 0, (cid << 4) | idx,
+                   flags | A.IOSQE_FIXED_FILE if fixed else flags, keep=buf)
+        self._final(cid, idx, flags)
+
+    def write(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
+              flags: int = 0, fixed: bool = False) -> None:
+        self._push(A.IORING_OP_WRITE, fd, off, buf.addr + boff, n, 0, (cid << 4) | idx,
+                   flags | A.IOSQE_FIXED_FILE if fixed else flags, keep=buf)
+        self._final(cid, idx, flags)
+
+    def close_fd(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
+        self._push(A.IORING_OP_CLOSE, fd, 0, 0, 0, 0, (cid << 4) | idx, flags)
+        self._final(cid, idx, flags)
+
+    def close_slot(self, cid: int, idx: int, slot: int, flags: int = 0) -> None:
+        self._push(A.IORING_OP_CLOSE, 0, 0, 0, 0, 0, (cid << 4) | idx, flags,
+                   file_index=slot + 1)
+        self._final(cid, idx, flags)
+
+    def mkdirat(self, cid: int, idx: int, dfd: int, name: bytes, mode: int,
+                flags: int = 0) -> None:
+        addr, raw = path_address(name)
+        self._push(A.IORING_OP_MKDIRAT, dfd, 0, addr, mode, 0, (cid << 4) | idx, flags,
+                   path=raw, keep=raw)
+        self._final(cid, idx, flags)
+
+    def symlinkat(self, cid: int, idx: int, target: bytes, dfd: int, name: bytes,
+                  flags: int = 0) -> None:
+        taddr, traw = path_address(target)
+        naddr, nraw = path_address(name)
+        self._push(A.IORING_OP_SYMLINKAT, dfd, naddr, taddr, 0, 0, (cid << 4) | idx, flags,
+                   path=nraw, keep=(traw, nraw))
+        self._final(cid, idx, flags)
+
+    def linkat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
+               lflags: int = 0, flags: int = 0) -> None:
+        oaddr, oraw = path_address(oname)
+        naddr, nraw = path_address(nname)
+        self._push(A.IORING_OP_LINKAT, odfd, naddr, oaddr, ndfd & 0xFFFFFFFF, lflags,
+                   (cid << 4) | idx, flags, path=nraw, keep=(oraw, nraw))
+        self._final(cid, idx, flags)
+
+    def renameat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
+                 rflags: int = 0, flags: int = 0) -> None:
+        oaddr, oraw = path_address(oname)
+        naddr, nraw = path_address(nname)
+        self._push(A.IORING_OP_RENAMEAT, odfd, naddr, oaddr, ndfd & 0xFFFFFFFF, rflags,
+                   (cid << 4) | idx, flags, path=oraw, keep=(oraw, nraw))
+        self._final(cid, idx, flags)
+
+    def unlinkat(self, cid: int, idx: int, dfd: int, name: bytes, uflags: int = 0,
+                 flags: int = 0) -> None:
+        addr, raw = path_address(name)
+        self._push(A.IORING_OP_UNLINKAT, dfd, 0, addr, 0, uflags, (cid << 4) | idx, flags,
+                   path=raw, keep=raw)
+        self._final(cid, idx, flags)
+
+    def fsync(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
+        self._push(A.IORING_OP_FSYNC, fd, 0, 0, 0, 0, (cid << 4) | idx, flags)
+        self._final(cid, idx, flags)
+
+
+# ======================================================================================
+# plain syscalls
+# ======================================================================================
+
+class SyncExecutor(Executor):
+    """Each operation runs at once as the equivalent syscall; callbacks are queued
+    so that they run from ``run()``, in order, with a flat stack."""
+
+    kind = "sync"
+
+    def __init__(self, *, direct_slots: int = 0) -> None:
+        super().__init__()
+        self._chains: Dict[int, List[Any]] = {0: [self.on_background_error, False]}
+        self._queue: Deque[Tuple[Callback, int, int, Any]] = collections.deque()
+        self._slots: List[int] = [-1] * direct_slots
+        self._statx_buf: Any = None
+        self.has_openat2 = True
+        self.ops: Dict[str, int] = collections.defaultdict(int)
+
+    def chain(self, callback: Callback) -> int:
+        cid = self._next_chain
+        self._next_chain = cid + 1
+        self._chains[cid] = [callback, False]
+        return cid
+
+    def busy(self) -> bool:
+        return bool(self._queue) or len(self._chains) > 1
+
+    def run(self, wait: bool = True) -> int:
+        queue = self._queue
+        n = 0
+        while queue:
+            cb, idx, res, extra = queue.popleft()
+            cb(idx, res, extra)
+            n += 1
+        return n
+
+    def close(self) -> None:
+        for fd in self._slots:
+            if fd >= 0:
+                os.close(fd)
+        self._slots = [-1] * len(self._slots)
+
+    # -- link semantics ---------------------------------------------------------------
+    def _cancelled(self, cid: int, idx: int, flags: int) -> bool:
+        entry = self._chains[cid]
+        if not entry[1]:
+            return False
+        self._queue.append((entry[0], idx, -errno.ECANCELED, None))
+        if not flags & _LINKED and cid:
+            del self._chains[cid]
+        return True
+
+    def _complete(self, cid: int, idx: int, flags: int, res: int, extra: Any = None,
+                  short: bool = False) -> None:
+        entry = self._chains[cid]
+        failed = res < 0 or (short and bool(flags & LINK))
+        if failed or not flags & SKIP:
+            self._queue.append((entry[0], idx, res, extra))
+        if failed and flags & LINK:
+            entry[1] = True
+        if not flags & _LINKED and cid:
+            del self._chains[cid]
+
+    def _fd(self, fd: int, fixed: bool) -> int:
+        if not fixed:
+            return fd
+        real = self._slots[fd] if 0 <= fd < len(self._slots) else -1
+        if real < 0:
+            raise OSError(errno.EBADF, "empty direct descriptor slot")
+        return real
+
+    # -- the operations ------------------------------------------------------------
+    def statx(self, cid: int, idx: int, dfd: int, name: bytes, at_flags: int, flags: int = 0,
+              mask: int = STATX_WANTED) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["statx"] += 1
+        buf = self._statx_buf
+        if buf is None:
+            _syscall.libc()
+            buf = self._statx_buf = _syscall.ctypes.create_string_buffer(_STATX_SIZE)
+        try:
+            _syscall.statx(dfd, name, at_flags, mask, buf)
+        except OSError as exc:
+            self._complete(cid, idx, flags, -(exc.errno or errno.EIO))
+            return
+        self._complete(cid, idx, flags & ~SKIP, 0, Metadata.from_statx(buf))
+
+    def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
+                resolve: int, flags: int = 0, slot: int = -1) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["openat2"] += 1
+        if not oflags & _CREATES:
+            mode = 0
+        try:
+            fd = self._open(dfd, name, oflags | os.O_CLOEXEC, mode, resolve)
+        except OSError as exc:
+            self._complete(cid, idx, flags, -(exc.errno or errno.EIO))
+            return
+        if slot >= 0:
+            old = self._slots[slot]
+            if old >= 0:
+                os.close(old)
+            self._slots[slot] = fd
+            fd = 0
+        self._complete(cid, idx, flags, fd)
+
+    def _open(self, dfd: int, name: bytes, oflags: int, mode: int, resolve: int) -> int:
+        if self.has_openat2:
+            try:
+                return _syscall.openat2(dfd, name, oflags, mode, resolve)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSYS, errno.EPERM):
+                    raise
+                # a kernel before 5.6, or a sandbox that filters openat2: names
+                # are single components, so O_NOFOLLOW gives the same guarantee
+                self.has_openat2 = False
+            except UringUnavailable:
+                self.has_openat2 = False
+        return os.open(name, oflags | os.O_NOFOLLOW, mode, dir_fd=dfd)
+
+    def read(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
+             flags: int = 0, fixed: bool = False) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["read"] += 1
+        try:
+            view = buf.view[boff: boff + n]
+            real = self._fd(fd, fixed)
+            res = os.preadv(real, [view], off) if off >= 0 else os.readv(real, [view])
+        except OSError as exc:
+            self._complete(cid, idx, flags, -(exc.errno or errno.EIO))
+            return
+        self._complete(cid, idx, flags, res, short=res < n)
+
+    def write(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
+              flags: int = 0, fixed: bool = False) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["write"] += 1
+        try:
+            view = buf.view[boff: boff + n]
+            real = self._fd(fd, fixed)
+            res = os.pwrite(real, view, off) if off >= 0 else os.write(real, view)
+        except OSError as exc:
+            self._complete(cid, idx, flags, -(exc.errno or errno.EIO))
+            return
+        self._complete(cid, idx, flags, res, short=res < n)
+
+    def close_fd(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["close"] += 1
+        self._simple(cid, idx, flags, os.close, fd)
+
+    def close_slot(self, cid: int, idx: int, slot: int, flags: int = 0) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        fd = self._slots[slot] if 0 <= slot < len(self._slots) else -1
+        if fd < 0:
+            self._complete(cid, idx, flags, -errno.EBADF)
+            return
+        self._slots[slot] = -1
+        self.ops["close"] += 1
+        self._simple(cid, idx, flags, os.close, fd)
+
+    def _simple(self, cid: int, idx: int, flags: int, fn: Callable[..., Any], *args: Any,
+                **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except OSError as exc:
+            self._complete(cid, idx, flags, -(exc.errno or errno.EIO))
+            return
+        self._complete(cid, idx, flags, 0)
+
+    def mkdirat(self, cid: int, idx: int, dfd: int, name: bytes, mode: int,
+                flags: int = 0) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["mkdirat"] += 1
+        self._simple(cid, idx, flags, os.mkdir, name, mode, dir_fd=dfd)
+
+    def symlinkat(self, cid: int, idx: int, target: bytes, dfd: int, name: bytes,
+                  flags: int = 0) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["symlinkat"] += 1
+        self._simple(cid, idx, flags, os.symlink, target, name, dir_fd=dfd)
+
+    def linkat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
+               lflags: int = 0, flags: int = 0) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["linkat"] += 1
+        self._simple(cid, idx, flags, _linkat, odfd, oname, ndfd, nname, lflags)
+
+    def renameat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
+                 rflags: int = 0, flags: int = 0) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["renameat"] += 1
+        if rflags:
+            self._simple(cid, idx, flags, _syscall.renameat2, odfd, oname, ndfd, nname, rflags)
+        else:
+            self._simple(cid, idx, flags, os.rename, oname, nname, src_dir_fd=odfd,
+                         dst_dir_fd=ndfd)
+
+    def unlinkat(self, cid: int, idx: int, dfd: int, name: bytes, uflags: int = 0,
+                 flags: int = 0) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["unlinkat"] += 1
+        fn = os.rmdir if uflags & A.AT_REMOVEDIR else os.unlink
+        self._simple(cid, idx, flags, fn, name, dir_fd=dfd)
+
+    def fsync(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["fsync"] += 1
+        self._simple(cid, idx, flags, os.fsync, fd)
+
+
+def _linkat(odfd: int, oname: bytes, ndfd: int, nname: bytes, lflags: int) -> None:
+    """linkat(2) with any flags (os.link cannot pass AT_EMPTY_PATH)."""
+    libc = _syscall.libc()
+    if libc.linkat(odfd, oname, ndfd, nname, lflags) != 0:
+        err = _syscall.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def make_executor(backend: str = "auto", *, entries: int = 256, direct_slots: int = 0,
+                  reasons: Optional[List[str]] = None) -> Executor:
+    """``auto``: io_uring when it works here, else plain syscalls.
+
+    ``uring`` raises ``UringUnavailable`` when it does not; ``sync`` never
+    touches io_uring.  The environment variable ``PYURING_BACKEND`` overrides
+    ``auto``.  Why ``auto`` fell back is appended to ``reasons``.
+    """
+    if backend == "auto":
+        backend = os.environ.get("PYURING_BACKEND", "auto") or "auto"
+    if backend == "sync":
+        return SyncExecutor(direct_slots=direct_slots)
+    if backend not in ("auto", "uring"):
+        raise ValueError(f"unknown backend {backend!r} (auto, uring or sync)")
+    try:
+        return UringExecutor(entries=entries, direct_slots=direct_slots)
+    except UringUnavailable as exc:
+        if backend == "uring":
+            raise
+        if reasons is not None:
+            reasons.append(exc.strerror or str(exc))
+        return SyncExecutor(direct_slots=direct_slots)
