@@ -207,6 +207,10 @@ IORING_FILE_INDEX_ALLOC = 0xFFFFFFFF
 # Per-opcode flags
 # --------------------------------------------------------------------------
 IORING_URING_CMD_FIXED = 1 << 0
+IORING_URING_CMD_MULTISHOT = 1 << 1  # 6.18
+
+# sqe->attr_type_mask (read/write attributes, IORING_FEAT_RW_ATTR)
+IORING_RW_ATTR_FLAG_PI = 1 << 0  # 6.14
 
 IORING_FSYNC_DATASYNC = 1 << 0
 
@@ -243,6 +247,7 @@ IORING_RECV_MULTISHOT = 1 << 1
 IORING_RECVSEND_FIXED_BUF = 1 << 2
 IORING_SEND_ZC_REPORT_USAGE = 1 << 3
 IORING_RECVSEND_BUNDLE = 1 << 4  # 6.10
+IORING_SEND_VECTORIZED = 1 << 5  # <= 6.17 (introducing release not established)
 IORING_NOTIF_USAGE_ZC_COPIED = 1 << 31
 
 IORING_ACCEPT_MULTISHOT = 1 << 0
@@ -257,6 +262,18 @@ IORING_MSG_RING_FLAGS_PASS = 1 << 1  # 6.3
 IORING_FIXED_FD_NO_CLOEXEC = 1 << 0  # 6.8
 
 IORING_NOP_INJECT_RESULT = 1 << 0  # 6.10
+IORING_NOP_FILE = 1 << 1  # 6.13
+IORING_NOP_FIXED_FILE = 1 << 2  # 6.13
+IORING_NOP_FIXED_BUFFER = 1 << 3  # 6.13
+IORING_NOP_TW = 1 << 4  # <= 6.17 (introducing release not established)
+IORING_NOP_CQE32 = 1 << 5  # 6.18
+
+# IORING_OP_URING_CMD on a socket: sqe->cmd_op
+SOCKET_URING_OP_SIOCINQ = 0  # 6.6
+SOCKET_URING_OP_SIOCOUTQ = 1  # 6.6
+SOCKET_URING_OP_GETSOCKOPT = 2  # 6.7
+SOCKET_URING_OP_SETSOCKOPT = 3  # 6.7
+SOCKET_URING_OP_TX_TIMESTAMP = 4  # 6.15
 
 # --------------------------------------------------------------------------
 # cqe->flags
@@ -266,7 +283,13 @@ IORING_CQE_F_MORE = 1 << 1
 IORING_CQE_F_SOCK_NONEMPTY = 1 << 2
 IORING_CQE_F_NOTIF = 1 << 3
 IORING_CQE_F_BUF_MORE = 1 << 4  # 6.12
+IORING_CQE_F_SKIP = 1 << 5  # 6.18: filler CQE of an IORING_SETUP_CQE_MIXED ring
+IORING_CQE_F_32 = 1 << 15  # 6.18: a 32-byte CQE in an IORING_SETUP_CQE_MIXED ring
 IORING_CQE_BUFFER_SHIFT = 16
+# SOCKET_URING_OP_TX_TIMESTAMP completions
+IORING_TIMESTAMP_HW_SHIFT = 16  # 6.15
+IORING_TIMESTAMP_TYPE_SHIFT = IORING_TIMESTAMP_HW_SHIFT + 1  # 6.15
+IORING_CQE_F_TSTAMP_HW = 1 << IORING_TIMESTAMP_HW_SHIFT  # 6.15
 
 # --------------------------------------------------------------------------
 # mmap offsets
@@ -358,6 +381,7 @@ IORING_REGISTER_SEND_MSG_RING = 31  # 6.13
 IORING_REGISTER_ZCRX_IFQ = 32  # 6.15
 IORING_REGISTER_RESIZE_RINGS = 33  # 6.13
 IORING_REGISTER_MEM_REGION = 34  # 6.13
+IORING_REGISTER_QUERY = 35  # 6.18
 # Flag or-ed into the opcode: the fd argument is a registered ring index.
 IORING_REGISTER_USE_REGISTERED_RING = 1 << 31
 
@@ -365,6 +389,13 @@ IO_WQ_BOUND = 0
 IO_WQ_UNBOUND = 1
 
 IORING_RSRC_REGISTER_SPARSE = 1 << 0
+# struct io_uring_clone_buffers flags (IORING_REGISTER_CLONE_BUFFERS)
+IORING_REGISTER_SRC_REGISTERED = 1 << 0  # 6.12
+IORING_REGISTER_DST_REPLACE = 1 << 1  # 6.13
+# IORING_REGISTER_MEM_REGION: region types and flags, wait-region flags
+IORING_MEM_REGION_TYPE_USER = 1  # 6.13
+IORING_MEM_REGION_REG_WAIT_ARG = 1  # 6.13
+IORING_REG_WAIT_TS = 1 << 0  # 6.13
 IORING_REGISTER_FILES_SKIP = -2
 IO_URING_OP_SUPPORTED = 1 << 0
 
@@ -391,13 +422,16 @@ RESOLVE_CACHED = 0x20
 # --------------------------------------------------------------------------
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
+AT_EACCESS = 0x200  # faccessat(); the same bit as AT_REMOVEDIR (unlinkat)
 AT_REMOVEDIR = 0x200
 AT_SYMLINK_FOLLOW = 0x400
 AT_NO_AUTOMOUNT = 0x800
 AT_EMPTY_PATH = 0x1000
+AT_STATX_SYNC_TYPE = 0x6000  # mask of the AT_STATX_* sync modes
 AT_STATX_SYNC_AS_STAT = 0x0000
 AT_STATX_FORCE_SYNC = 0x2000
 AT_STATX_DONT_SYNC = 0x4000
+AT_RECURSIVE = 0x8000  # open_tree(), mount_setattr()
 RENAME_NOREPLACE = 1 << 0
 RENAME_EXCHANGE = 1 << 1
 RENAME_WHITEOUT = 1 << 2
@@ -429,16 +463,29 @@ STATX_ATTR_VERITY = 0x00100000
 STATX_ATTR_DAX = 0x00200000
 
 # --------------------------------------------------------------------------
-# Struct layouts.  Field order is the header's; each layout is paired with
-# a tuple of field names so tests can compare offsets name by name.
+# Struct layouts.  Field order is the header's.  Each ``struct.Struct`` is
+# paired with a *_FIELDS tuple holding one name per format item, where an
+# item is a type code with an optional repeat count:
+#
+# * ``3I`` is one field, a C array (``__u32 resv[3]``);
+# * ``x`` items are pad bytes the kernel reserves; they have no name (pack
+#   writes zeros there);
+# * a member of a nested struct is named with a dot (``sq_off.head``);
+# * a union slot is named after the union's first member in the header.
+#
+# Names are upstream's (Linux 6.18); tests/test_abi.py maps the few renamed
+# reserved fields back to their old names when the installed header is older.
 # --------------------------------------------------------------------------
 
-# struct io_uring_sqe (64 bytes).  Union members share a slot; the name used
-# here is the first member of the union in the header.
+# struct io_uring_sqe (64 bytes).
 SQE = struct.Struct("=BBHiQQIIQHHIQQ")
 SQE_FIELDS = (
     "opcode", "flags", "ioprio", "fd", "off", "addr", "len", "rw_flags",
-    "user_data", "buf_index", "personality", "file_index", "addr3", "__pad2",
+    "user_data", "buf_index", "personality",
+    # union { __s32 splice_fd_in; __u32 file_index; ... }: packed unsigned so
+    # that IORING_FILE_INDEX_ALLOC (~0U) fits.
+    "splice_fd_in",
+    "addr3", "__pad2",
 )
 SQE_SIZE = 64
 
@@ -447,36 +494,40 @@ CQE = struct.Struct("=QiI")
 CQE_FIELDS = ("user_data", "res", "flags")
 CQE_SIZE = 16
 
-# struct io_sqring_offsets / io_cqring_offsets (40 bytes each)
+# struct io_sqring_offsets / io_cqring_offsets (40 bytes each).  user_addr
+# (IORING_SETUP_NO_MMAP, 6.5) was resv2 before.
 SQRING_OFFSETS = struct.Struct("=IIIIIIIIQ")
 SQRING_OFFSETS_FIELDS = (
-    "head", "tail", "ring_mask", "ring_entries", "flags", "dropped", "array", "resv1", "resv2",
+    "head", "tail", "ring_mask", "ring_entries", "flags", "dropped", "array", "resv1",
+    "user_addr",
 )
 CQRING_OFFSETS = struct.Struct("=IIIIIIIIQ")
 CQRING_OFFSETS_FIELDS = (
-    "head", "tail", "ring_mask", "ring_entries", "overflow", "cqes", "flags", "resv1", "resv2",
+    "head", "tail", "ring_mask", "ring_entries", "overflow", "cqes", "flags", "resv1",
+    "user_addr",
 )
 
 # struct io_uring_params (120 bytes): 10 u32 then the two offset structs.
-PARAMS = struct.Struct("=IIIIIIIIII" + "IIIIIIIIQ" + "IIIIIIIIQ")
+PARAMS = struct.Struct("=IIIIIII3I" + "IIIIIIIIQ" + "IIIIIIIIQ")
 PARAMS_FIELDS = (
     "sq_entries", "cq_entries", "flags", "sq_thread_cpu", "sq_thread_idle",
-    "features", "wq_fd", "resv", "resv_1", "resv_2", "sq_off", "cq_off",
+    "features", "wq_fd", "resv",
+    *("sq_off." + name for name in SQRING_OFFSETS_FIELDS),
+    *("cq_off." + name for name in CQRING_OFFSETS_FIELDS),
 )
 PARAMS_SIZE = 120
 PARAMS_SQ_OFF = 40
 PARAMS_CQ_OFF = 80
 
 # struct io_uring_probe (16 bytes) followed by io_uring_probe_op[] (8 each)
-PROBE = struct.Struct("=BBHIII")
+PROBE = struct.Struct("=BBH3I")
 PROBE_FIELDS = ("last_op", "ops_len", "resv", "resv2")
 PROBE_OP = struct.Struct("=BBHI")
 PROBE_OP_FIELDS = ("op", "resv", "flags", "resv2")
 
-# struct io_uring_getevents_arg (24 bytes)
+# struct io_uring_getevents_arg (24 bytes).  min_wait_usec (6.12) was pad.
 GETEVENTS_ARG = struct.Struct("=QIIQ")
-GETEVENTS_ARG_FIELDS = ("sigmask", "sigmask_sz", "pad", "ts")
-# (min_wait_usec replaced pad in 6.12; same slot.)
+GETEVENTS_ARG_FIELDS = ("sigmask", "sigmask_sz", "min_wait_usec", "ts")
 
 # struct io_uring_rsrc_register (32 bytes)
 RSRC_REGISTER = struct.Struct("=IIQQQ")
@@ -503,16 +554,19 @@ BUF = struct.Struct("=QIHH")
 BUF_FIELDS = ("addr", "len", "bid", "resv")
 BUF_RING_TAIL_OFFSET = 14
 
-# struct io_uring_buf_reg (40 bytes)
-BUF_REG = struct.Struct("=QIHHQQQ")
-BUF_REG_FIELDS = ("ring_addr", "ring_entries", "bgid", "flags", "resv", "resv_1", "resv_2")
+# struct io_uring_buf_reg (40 bytes).  flags (IOU_PBUF_RING_*) was pad.
+BUF_REG = struct.Struct("=QIHH3Q")
+BUF_REG_FIELDS = ("ring_addr", "ring_entries", "bgid", "flags", "resv")
 
-# struct io_uring_sync_cancel_reg (64 bytes)
+# struct io_uring_sync_cancel_reg (64 bytes).  opcode (IORING_ASYNC_CANCEL_OP)
+# took the first byte of what was pad[4]; pad[7] and pad2[3] follow.
 SYNC_CANCEL_REG = struct.Struct("=QiIqqB7x24x")
-SYNC_CANCEL_REG_FIELDS = ("addr", "fd", "flags", "timeout", "timeout_nsec", "opcode")
+SYNC_CANCEL_REG_FIELDS = (
+    "addr", "fd", "flags", "timeout.tv_sec", "timeout.tv_nsec", "opcode",
+)
 
 # struct io_uring_restriction (16 bytes)
-RESTRICTION = struct.Struct("=HBBIII")
+RESTRICTION = struct.Struct("=HBB3I")
 RESTRICTION_FIELDS = ("opcode", "register_op", "resv", "resv2")
 
 # struct io_uring_recvmsg_out (16 bytes)
@@ -537,6 +591,18 @@ STATX = struct.Struct(
     "QII"  # mnt_id dio_mem_align dio_offset_align
     "96x"  # spare to 256 bytes (subattributes added in 6.x live here)
 )
+STATX_FIELDS = (
+    "stx_mask", "stx_blksize", "stx_attributes", "stx_nlink", "stx_uid", "stx_gid",
+    "stx_mode", "__spare0",
+    "stx_ino", "stx_size", "stx_blocks", "stx_attributes_mask",
+    *(
+        f"stx_{ts}.{part}"
+        for ts in ("atime", "btime", "ctime", "mtime")
+        for part in ("tv_sec", "tv_nsec", "__reserved")
+    ),
+    "stx_rdev_major", "stx_rdev_minor", "stx_dev_major", "stx_dev_minor",
+    "stx_mnt_id", "stx_dio_mem_align", "stx_dio_offset_align",
+)
 STATX_FIELDS_OFFSETS = {
     "stx_mask": 0, "stx_blksize": 4, "stx_attributes": 8, "stx_nlink": 16,
     "stx_uid": 20, "stx_gid": 24, "stx_mode": 28, "stx_ino": 32, "stx_size": 40,
@@ -545,13 +611,17 @@ STATX_FIELDS_OFFSETS = {
     "stx_dev_major": 136, "stx_dev_minor": 140, "stx_mnt_id": 144,
     "stx_dio_mem_align": 152, "stx_dio_offset_align": 156,
 }
-STATX_SIZE = 256
+# Not STATX_SIZE: that is the stx_size request bit (0x200) above.
+STATX_STRUCT_SIZE = 256
 
 # struct iovec (16 bytes on 64-bit)
 IOVEC = struct.Struct("=QQ")
+IOVEC_FIELDS = ("iov_base", "iov_len")
 
 # linux_dirent64: d_ino u64, d_off s64, d_reclen u16, d_type u8, d_name[]
+# (the layout of glibc's struct dirent64 on 64-bit Linux)
 DIRENT64_HEADER = struct.Struct("=QqHB")
+DIRENT64_HEADER_FIELDS = ("d_ino", "d_off", "d_reclen", "d_type")
 DIRENT64_NAME_OFFSET = 19
 
 # d_type values (<dirent.h>)

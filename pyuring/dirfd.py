@@ -11,20 +11,31 @@ directory fd:
   ``InvalidName`` before any syscall;
 * metadata is read with statx (``AT_SYMLINK_NOFOLLOW``) and changed through
   fds: an ``O_PATH | O_NOFOLLOW`` fd and the ``AT_EMPTY_PATH`` forms of
-  fchmodat2 / fchownat / utimensat / *xattrat, so a name swapped for a symlink
-  or a hard link to a file elsewhere cannot redirect the change.
+  fchmodat2 / fchownat / utimensat, so a name swapped for a symlink cannot
+  redirect the change (a symlink's own times and owner change, its mode
+  cannot: EOPNOTSUPP).  xattrs go through an fd opened with ``O_NOFOLLOW``
+  for files and directories, else through the ``*xattrat`` syscalls with
+  ``AT_SYMLINK_NOFOLLOW`` (see ``_xattr``).
+
+Fallbacks for older kernels: ``openat`` + ``O_NOFOLLOW`` without openat2
+(5.6), ``/proc/self/fd`` for chmod without fchmodat2 (6.6) and for xattrs
+without ``*xattrat`` (6.13) -- each bound to an fd, so just as safe.
 
 Operations with an io_uring opcode go through the ring when the handle's
 executor is a ``UringExecutor`` and through plain syscalls with a
 ``SyncExecutor``; the results are identical.  ``statx_many`` shows the batch
-side: the statx of many names leaves in one ``io_uring_enter``.
+side: the statx of many names leaves in one ``io_uring_enter`` per batch of
+``_STATX_BATCH``.  Errors are the ``OSError`` subclass of their errno, with
+the entry's path (the root's path joined with the names below it) as
+``filename`` -- and the destination as ``filename2`` for link and rename.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from typing import Any, Iterator, List, NamedTuple, Optional, Union
+import stat
+from typing import Any, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from . import _abi as A
 from . import _syscall
@@ -33,8 +44,15 @@ from .executor import RESOLVE_SAFE, Executor, make_executor
 from .metadata import Metadata
 
 Name = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+#: ``rename`` flags (renameat2): fail if the destination exists / swap the two names.
+RENAME_NOREPLACE = A.RENAME_NOREPLACE
+RENAME_EXCHANGE = A.RENAME_EXCHANGE
 _HDR = A.DIRENT64_HEADER.unpack_from
 _GETDENTS_BUF = 1 << 16
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+#: statx requests statx_many keeps in flight at once (one submission each batch)
+_STATX_BATCH = 128
 
 
 class InvalidName(ValueError):
@@ -77,14 +95,16 @@ def parse_dirents(buf: Any, n: int) -> Iterator[DirEntry]:
 class DirectoryFd:
     """An open directory; every operation is relative to it."""
 
-    __slots__ = ("__weakref__", "_listed", "_owns_executor", "executor", "fd", "path")
+    __slots__ = ("__weakref__", "_listed", "_listing", "_owns_executor", "executor", "fd",
+                 "path")
 
     def __init__(self, fd: int, path: bytes, executor: Executor, owns_executor: bool = False):
         self.fd = fd
         self.path = path
         self.executor = executor
         self._owns_executor = owns_executor
-        self._listed = False
+        self._listed = False  # the fd's offset has moved: rewind before listing
+        self._listing = False  # an entries() iteration is under way on self.fd
 
     # -- opening ----------------------------------------------------------------------
     @classmethod
@@ -98,7 +118,13 @@ class DirectoryFd:
         """
         raw = os.fsencode(path)
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
-        fd = os.open(raw, flags)
+        try:
+            fd = os.open(raw, flags)
+        except OSError as exc:
+            err = exc.errno or errno.EIO
+            if err == errno.ENOTDIR and not follow and _is_symlink_path(raw):
+                err = errno.ELOOP  # as open_dir reports a symlink
+            raise request_error(err, None, raw) from None
         try:
             owns = executor is None
             ex = executor if executor is not None else make_executor(backend)
@@ -116,8 +142,13 @@ class DirectoryFd:
             return self.path
         return name if not self.path else self.path.rstrip(b"/") + b"/" + name
 
-    def _call(self, submit: Any, name: Optional[bytes]) -> Any:
-        """Run a one-operation chain to completion; raise its error."""
+    def _call(self, submit: Any, name: Optional[bytes],
+              dst: Optional[Tuple[DirectoryFd, bytes]] = None) -> Any:
+        """Run a one-operation chain to completion; raise its error.
+
+        The error names ``name`` in this directory and, for two-name
+        operations (link, rename), ``dst`` as its ``filename2``.
+        """
         box: List[Any] = []
         cid = self.executor.chain(lambda idx, res, extra: box.append((res, extra)))
         submit(cid)
@@ -125,6 +156,8 @@ class DirectoryFd:
             self.executor.run()
         res, extra = box[0]
         if res < 0:
+            if dst is not None:
+                raise _error2(-res, self._display(name), dst[0]._display(dst[1]))
             raise request_error(-res, None, self._display(name))
         return extra if extra is not None else res
 
@@ -138,15 +171,29 @@ class DirectoryFd:
         except NotADirectoryError:
             # O_DIRECTORY wins over O_NOFOLLOW in the kernel; report a symlink
             # as the loop it would be (ELOOP), like open_file does
-            if self.statx(raw).is_symlink():
+            try:
+                link = self.statx(raw).is_symlink()
+            except OSError:
+                link = False  # gone or changed meanwhile: keep the first answer
+            if link:
                 raise request_error(errno.ELOOP, None, self._display(raw)) from None
             raise
         return DirectoryFd(fd, self._display(raw), self.executor)
 
     def open_file(self, name: Name, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
-        """Open ``name`` and return a plain fd (close it yourself).  O_NOFOLLOW is implied."""
+        """Open ``name`` and return a plain fd (close it yourself).
+
+        ``O_NOFOLLOW`` is implied: a symlink fails with ELOOP.  The one
+        exception is the kernel's: ``O_PATH`` (with the implied ``O_NOFOLLOW``)
+        returns a handle on the symlink itself, which reaches nothing beyond it.
+        The fd is ``O_CLOEXEC``; ``mode`` is used only when the call creates.
+        """
         raw = check_name(name)
         oflags = flags | os.O_NOFOLLOW
+        if not (oflags & os.O_CREAT or oflags & _O_TMPFILE == _O_TMPFILE != 0):
+            # openat2 rejects a mode unless it creates (EINVAL).  O_TMPFILE
+            # shares its bit with O_DIRECTORY, so test all of its bits.
+            mode = 0
         return int(self._call(lambda cid: self.executor.openat2(
             cid, 0, self.fd, raw, oflags, mode, RESOLVE_SAFE), raw))
 
@@ -169,10 +216,14 @@ class DirectoryFd:
 
     def statx_many(self, names: List[Name], *, follow: bool = False
                    ) -> List[Union[Metadata, OSError]]:
-        """statx of many names in one submission; errors are returned, not raised."""
+        """statx of many names, ``_STATX_BATCH`` per submission.
+
+        The result has one entry per name, in order: its Metadata, or the
+        OSError it failed with (returned, not raised).
+        """
         raws = [check_name(n) for n in names]
         out: List[Union[Metadata, OSError]] = [OSError(errno.EIO, "no result")] * len(raws)
-        left = [len(raws)]
+        left = [0]
         at = 0 if follow else A.AT_SYMLINK_NOFOLLOW
         ex = self.executor
 
@@ -183,24 +234,52 @@ class DirectoryFd:
                 left[0] -= 1
             return cb
 
-        for i, raw in enumerate(raws):
-            ex.statx(ex.chain(done(i)), 0, self.fd, raw, at)
-        while left[0]:
-            ex.run()
+        # At most _STATX_BATCH requests in flight: one io_uring_enter carries a
+        # whole batch, memory stays bounded however many names there are, and
+        # the executor's statx buffer pool never has to grow under requests
+        # already in flight (see UringExecutor._StatxPool.grow).
+        for start in range(0, len(raws), _STATX_BATCH):
+            for i in range(start, min(start + _STATX_BATCH, len(raws))):
+                left[0] += 1
+                ex.statx(ex.chain(done(i)), 0, self.fd, raws[i], at)
+            while left[0]:
+                ex.run()
         return out
 
     def entries(self) -> Iterator[DirEntry]:
-        """Stream the directory's entries (without . and ..), 64 KiB of getdents64 at a time."""
-        if self._listed:
-            os.lseek(self.fd, 0, os.SEEK_SET)
-        self._listed = True
-        _syscall.libc()
-        buf = _syscall.ctypes.create_string_buffer(_GETDENTS_BUF)
-        while True:
-            n = self.executor.getdents(self.fd, buf, _GETDENTS_BUF)
-            if n <= 0:
-                return
-            yield from parse_dirents(buf.raw, n)
+        """Stream the directory's entries (without . and ..), 64 KiB of getdents64 at a time.
+
+        Each call lists the directory from its start.  Iterations may overlap
+        (``listdir()`` inside a loop over ``entries()``, say): while one is
+        under way on this handle's fd, another reads through a fresh open of
+        the same directory, so neither skips nor repeats entries.
+        """
+        ex = self.executor
+        if self._listing:
+            fd = int(self._call(lambda cid: ex.openat2(
+                cid, 0, self.fd, b".", os.O_RDONLY | os.O_DIRECTORY, 0, RESOLVE_SAFE), None))
+            own = True
+        else:
+            fd, own = self.fd, False
+            self._listing = True
+            if self._listed:
+                ex.direct_syscalls["lseek"] += 1
+                os.lseek(fd, 0, os.SEEK_SET)
+            self._listed = True
+        try:
+            _syscall.libc()
+            ctypes = _syscall.ctypes
+            buf = ctypes.create_string_buffer(_GETDENTS_BUF)
+            while True:
+                n = ex.getdents(fd, buf, _GETDENTS_BUF)
+                if n <= 0:
+                    return
+                yield from parse_dirents(ctypes.string_at(buf, n), n)
+        finally:
+            if own:
+                os.close(fd)
+            else:
+                self._listing = False
 
     def listdir(self) -> List[bytes]:
         return [e.name for e in self.entries()]
@@ -227,7 +306,7 @@ class DirectoryFd:
         """Hard link ``name`` as ``dst_name`` in ``dst_dir`` (a symlink is linked itself)."""
         raw, draw = check_name(name), check_name(dst_name)
         self._call(lambda cid: self.executor.linkat(cid, 0, self.fd, raw, dst_dir.fd, draw, 0),
-                   draw)
+                   raw, (dst_dir, draw))
 
     def unlink(self, name: Name) -> None:
         raw = check_name(name)
@@ -242,7 +321,7 @@ class DirectoryFd:
         """renameat2: ``flags`` may be RENAME_NOREPLACE or RENAME_EXCHANGE."""
         raw, draw = check_name(name), check_name(dst_name)
         self._call(lambda cid: self.executor.renameat(cid, 0, self.fd, raw, dst_dir.fd, draw,
-                                                      flags), raw)
+                                                      flags), raw, (dst_dir, draw))
 
     def mknod(self, name: Name, mode: int, device: int = 0) -> None:
         """mknodat: device nodes (root), FIFOs and sockets by ``mode``'s type bits."""
@@ -256,23 +335,33 @@ class DirectoryFd:
         self.mknod(name, 0o010000 | (mode & 0o7777))
 
     # -- metadata, always through an fd --------------------------------------------------
+    def _fail(self, exc: OSError, raw: Optional[bytes]) -> OSError:
+        """``exc`` (from an fd or ctypes call) again, naming the entry."""
+        return request_error(exc.errno or errno.EIO, None, self._display(raw))
+
     def _on_entry(self, name: Optional[Name], fd_call: Any, path_call: Any) -> Any:
         if name is None:
-            return fd_call(self.fd)
+            try:
+                return fd_call(self.fd)
+            except OSError as exc:
+                raise self._fail(exc, None) from None
         raw = check_name(name)
         fd = self._open_path(raw)
         try:
             return path_call(fd)
         except OSError as exc:
-            raise request_error(exc.errno or errno.EIO, None, self._display(raw)) from None
+            raise self._fail(exc, raw) from None
         finally:
             os.close(fd)
 
     def chmod(self, name: Optional[Name], mode: int) -> None:
-        """Change permission bits of ``name`` (of the directory itself when None)."""
+        """Change permission bits of ``name`` (of the directory itself when None).
+
+        A symlink's mode cannot be changed on Linux: EOPNOTSUPP, never its target.
+        """
         ex = self.executor
         self._on_entry(name, lambda fd: ex.fchmod(fd, mode),
-                       lambda fd: _syscall.raw("fchmodat2", fd, b"", mode, A.AT_EMPTY_PATH))
+                       lambda fd: _chmod_o_path(ex, fd, mode))
 
     def chown(self, name: Optional[Name], uid: int, gid: int) -> None:
         """Change owner of ``name`` (a symlink itself, never its target); -1 keeps a field."""
@@ -281,53 +370,90 @@ class DirectoryFd:
                        lambda fd: ex.empty_path_chown(fd, uid, gid))
 
     def utime(self, name: Optional[Name], atime_ns: int, mtime_ns: int) -> None:
-        """Set access and modification times (nanoseconds) of ``name`` or the directory."""
+        """Set access and modification times (nanoseconds) of ``name`` or the directory.
+
+        On a symlink the link's own times change, never its target's.
+        """
         ex = self.executor
         self._on_entry(name, lambda fd: ex.futimens(fd, atime_ns, mtime_ns),
                        lambda fd: ex.empty_path_utime(fd, atime_ns, mtime_ns))
 
     # xattrs: the kernel takes no O_PATH fd for them, so regular files and
     # directories are opened for reading (O_NOFOLLOW | O_NONBLOCK) and handled
-    # by fd; other types (symlinks, devices, FIFOs, sockets) by name with the
-    # *xattrat syscalls (Linux 6.13) and AT_SYMLINK_NOFOLLOW.
+    # by fd.  Other types (symlinks, devices, FIFOs, sockets), and files this
+    # process may not read, are handled by name with AT_SYMLINK_NOFOLLOW: the
+    # *xattrat syscalls (Linux 6.13), or on older kernels the l*xattr calls on
+    # "/proc/self/fd/<this directory's fd>/<name>" -- the directory is pinned
+    # by its fd and the one name component is not followed, so both forms are
+    # as safe as the fd.
     def _xattr(self, name: Optional[Name], fd_call: Any, at_call: Any) -> Any:
         if name is None:
-            return fd_call(self.fd)
+            try:
+                return fd_call(self.fd)
+            except OSError as exc:
+                raise self._fail(exc, None) from None
         raw = check_name(name)
-        try:
-            if self.statx(raw).type in (0o100000, 0o040000):
+        if self.statx(raw).type in (0o100000, 0o040000):
+            try:
                 fd = self.open_file(raw, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+            except PermissionError:
+                fd = -1  # not readable by us: by name below
+            if fd >= 0:
                 try:
                     return fd_call(fd)
+                except OSError as exc:
+                    raise self._fail(exc, raw) from None
                 finally:
                     os.close(fd)
+        try:
             return at_call(raw)
         except OSError as exc:
-            if exc.filename is not None:
-                raise
-            raise request_error(exc.errno or errno.EIO, None, self._display(raw)) from None
+            raise self._fail(exc, raw) from None
 
     def getxattr(self, name: Optional[Name], attr: Union[str, bytes]) -> bytes:
+        """The value of extended attribute ``attr`` of ``name`` (or of the directory)."""
         a = os.fsencode(attr)
-        return bytes(self._xattr(name, lambda fd: os.getxattr(fd, a),
-                                 lambda raw: _xattrat_get(self.fd, raw, a)))
+        count = self.executor.direct_syscalls
+        return bytes(self._xattr(
+            name, lambda fd: _counted(count, "fgetxattr", os.getxattr, fd, a),
+            lambda raw: _by_name(count, "getxattrat", self.fd, raw,
+                                 lambda: _xattrat_get(self.fd, raw, a),
+                                 lambda p: os.getxattr(p, a, follow_symlinks=False))))
 
     def setxattr(self, name: Optional[Name], attr: Union[str, bytes], value: bytes,
                  flags: int = 0) -> None:
+        """Set ``attr``; ``flags`` may be ``os.XATTR_CREATE`` or ``os.XATTR_REPLACE``."""
         a = os.fsencode(attr)
-        self._xattr(name, lambda fd: os.setxattr(fd, a, value, flags),
-                    lambda raw: _syscall.setxattrat(self.fd, raw, A.AT_SYMLINK_NOFOLLOW, a,
-                                                    value, flags))
+        count = self.executor.direct_syscalls
+        self._xattr(
+            name, lambda fd: _counted(count, "fsetxattr", os.setxattr, fd, a, value, flags),
+            lambda raw: _by_name(count, "setxattrat", self.fd, raw,
+                                 lambda: _syscall.setxattrat(self.fd, raw,
+                                                             A.AT_SYMLINK_NOFOLLOW, a,
+                                                             value, flags),
+                                 lambda p: os.setxattr(p, a, value, flags,
+                                                       follow_symlinks=False)))
 
     def listxattr(self, name: Optional[Name] = None) -> List[bytes]:
+        """Names of the extended attributes of ``name`` (or of the directory)."""
+        count = self.executor.direct_syscalls
         return list(self._xattr(
-            name, lambda fd: [os.fsencode(x) for x in os.listxattr(fd)],
-            lambda raw: _xattrat_list(self.fd, raw)))
+            name, lambda fd: [os.fsencode(x)
+                              for x in _counted(count, "flistxattr", os.listxattr, fd)],
+            lambda raw: _by_name(count, "listxattrat", self.fd, raw,
+                                 lambda: _xattrat_list(self.fd, raw),
+                                 lambda p: [os.fsencode(x) for x in
+                                            os.listxattr(p, follow_symlinks=False)])))
 
     def removexattr(self, name: Optional[Name], attr: Union[str, bytes]) -> None:
         a = os.fsencode(attr)
-        self._xattr(name, lambda fd: os.removexattr(fd, a),
-                    lambda raw: _syscall.removexattrat(self.fd, raw, A.AT_SYMLINK_NOFOLLOW, a))
+        count = self.executor.direct_syscalls
+        self._xattr(
+            name, lambda fd: _counted(count, "fremovexattr", os.removexattr, fd, a),
+            lambda raw: _by_name(count, "removexattrat", self.fd, raw,
+                                 lambda: _syscall.removexattrat(self.fd, raw,
+                                                                A.AT_SYMLINK_NOFOLLOW, a),
+                                 lambda p: os.removexattr(p, a, follow_symlinks=False)))
 
     # -- lifetime ----------------------------------------------------------------------------
     def fileno(self) -> int:
@@ -359,6 +485,67 @@ class DirectoryFd:
 
     def __repr__(self) -> str:
         return f"<DirectoryFd {os.fsdecode(self.path)!r} fd={self.fd} {self.executor.kind}>"
+
+
+def _counted(count: Any, syscall: str, fn: Any, *args: Any) -> Any:
+    count[syscall] += 1
+    return fn(*args)
+
+
+#: False once the kernel said ENOSYS to an *xattrat syscall (before Linux 6.13).
+_have_xattrat = [True]
+
+
+def _by_name(count: Any, syscall: str, dfd: int, name: bytes, at_call: Any,
+             proc_call: Any) -> Any:
+    """An xattr call on ``name`` in ``dfd``, never following a symlink.
+
+    The *xattrat syscall where the kernel has it; else the l*xattr form on the
+    name below ``/proc/self/fd/<dfd>`` (the directory is the one the fd holds,
+    and only the last component, not followed, is looked up).
+    """
+    if _have_xattrat[0]:
+        count[syscall] += 1
+        try:
+            return at_call()
+        except OSError as exc:
+            if exc.errno != errno.ENOSYS:
+                raise
+            _have_xattrat[0] = False
+    count["l" + syscall[:-2]] += 1
+    return proc_call(b"/proc/self/fd/%d/%s" % (dfd, name))
+
+
+def _chmod_o_path(ex: Executor, fd: int, mode: int) -> None:
+    """chmod what the O_PATH fd ``fd`` refers to: fchmodat2(fd, "", AT_EMPTY_PATH).
+
+    Kernels before 6.6 lack fchmodat2: then, like glibc, refuse a symlink
+    (EOPNOTSUPP) and chmod anything else through its /proc/self/fd magic link,
+    which is bound to the inode the fd holds.
+    """
+    ex.direct_syscalls["fchmodat2"] += 1
+    try:
+        _syscall.raw("fchmodat2", fd, b"", mode, A.AT_EMPTY_PATH)
+        return
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+    if stat.S_ISLNK(os.fstat(fd).st_mode):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+    ex.direct_syscalls["chmod"] += 1
+    os.chmod(f"/proc/self/fd/{fd}", mode)
+
+
+def _is_symlink_path(path: bytes) -> bool:
+    try:
+        return os.path.islink(path)
+    except (OSError, ValueError):
+        return False
+
+
+def _error2(err: int, src: bytes, dst: bytes) -> OSError:
+    """The OSError subclass for ``err`` naming both paths of a link or rename."""
+    return OSError(err, os.strerror(err), os.fsdecode(src), None, os.fsdecode(dst))
 
 
 def _xattrat_get(dfd: int, name: bytes, attr: bytes) -> bytes:

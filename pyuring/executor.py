@@ -51,29 +51,41 @@ _LINKED = LINK | HARDLINK
 RESOLVE_SAFE = A.RESOLVE_BENEATH | A.RESOLVE_NO_SYMLINKS | A.RESOLVE_NO_MAGICLINKS
 
 Callback = Callable[[int, int, Any], None]
-_CREATES = os.O_CREAT | getattr(os, "O_TMPFILE", 0)
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 
-_STATX_SIZE = A.STATX_SIZE
+
+def _creates(oflags: int) -> bool:
+    # O_TMPFILE includes the O_DIRECTORY bit, so test for all of its bits
+    return bool(oflags & os.O_CREAT) or (_O_TMPFILE != 0 and oflags & _O_TMPFILE == _O_TMPFILE)
+
+_STATX_SIZE = A.STATX_STRUCT_SIZE
 
 
 class _StatxPool:
-    """256-byte statx buffers carved from one Buffer, recycled by slot."""
+    """256-byte statx buffers in chunks of 256; a slot number is chunk * 256 + index.
 
-    def __init__(self, slots: int) -> None:
-        self.buf = Buffer(slots * _STATX_SIZE)
-        self.free = list(range(slots - 1, -1, -1))
-        self.slots = slots
+    The pool grows by whole chunks and never moves one: a request in flight
+    keeps writing where its address points.
+    """
 
-    def grow(self) -> None:
-        # Double the pool.  The old Buffer may still be the target of statx
-        # requests in flight, so it stays alive (in .old) until the pool dies.
-        old = self.buf
-        new = Buffer(self.slots * 2 * _STATX_SIZE)
-        new.view[: old.size] = old.view
-        self.old = [*getattr(self, "old", []), old]
-        self.buf = new
-        self.free.extend(range(self.slots * 2 - 1, self.slots - 1, -1))
-        self.slots *= 2
+    CHUNK = 256
+
+    def __init__(self) -> None:
+        self.chunks: List[Buffer] = []
+        self.free: List[int] = []
+
+    def take(self) -> int:
+        if not self.free:
+            base = len(self.chunks) * self.CHUNK
+            self.chunks.append(Buffer(self.CHUNK * _STATX_SIZE))
+            self.free.extend(range(base + self.CHUNK - 1, base - 1, -1))
+        return self.free.pop()
+
+    def address(self, slot: int) -> int:
+        return self.chunks[slot >> 8].addr + (slot & 0xFF) * _STATX_SIZE
+
+    def parse(self, slot: int) -> Metadata:
+        return Metadata.from_statx(self.chunks[slot >> 8].mmap, (slot & 0xFF) * _STATX_SIZE)
 
 
 class Executor:
@@ -220,7 +232,7 @@ class UringExecutor(Executor):
     kind = "uring"
 
     def __init__(self, ring: Any = None, *, entries: int = 256, direct_slots: int = 0,
-                 statx_slots: int = 256) -> None:
+                 ) -> None:
         super().__init__()
         from .probe import probe_ring_fd
         from .ring import Ring
@@ -228,7 +240,7 @@ class UringExecutor(Executor):
         self.ring = ring if ring is not None else Ring(entries)
         self._own_ring = ring is None
         self._chains: Dict[int, List[Any]] = {0: [self.on_background_error, -1]}
-        self._statx = _StatxPool(statx_slots)
+        self._statx = _StatxPool()
         self._statx_by_ud: Dict[int, int] = {}
         supported = probe_ring_fd(self.ring.fd)
         self.has_openat2 = A.IORING_OP_OPENAT2 in supported
@@ -275,7 +287,7 @@ class UringExecutor(Executor):
                 slot = statx.pop(ud, -1)
                 if slot >= 0:
                     if c.res >= 0:
-                        extra = Metadata.from_statx(self._statx.buf.mmap, slot * _STATX_SIZE)
+                        extra = self._statx.parse(slot)
                     self._statx.free.append(slot)
             if idx == entry[1]:
                 del chains[cid]
@@ -286,13 +298,11 @@ class UringExecutor(Executor):
     def statx(self, cid: int, idx: int, dfd: int, name: bytes, at_flags: int, flags: int = 0,
               mask: int = STATX_WANTED) -> None:
         pool = self._statx
-        if not pool.free:
-            pool.grow()
-        slot = pool.free.pop()
+        slot = pool.take()
         ud = (cid << 4) | idx
         self._statx_by_ud[ud] = slot
         addr, raw = path_address(name)
-        self._push(A.IORING_OP_STATX, dfd, pool.buf.addr + slot * _STATX_SIZE, addr, mask,
+        self._push(A.IORING_OP_STATX, dfd, pool.address(slot), addr, mask,
                    at_flags, ud, flags & ~SKIP, path=raw, keep=raw)
         self._final(cid, idx, flags)
 
@@ -300,7 +310,7 @@ class UringExecutor(Executor):
                 resolve: int, flags: int = 0, slot: int = -1) -> None:
         ud = (cid << 4) | idx
         file_index = slot + 1 if slot >= 0 else 0
-        if not oflags & _CREATES:
+        if not _creates(oflags):
             mode = 0  # openat2 refuses a mode without O_CREAT / O_TMPFILE
         if self.has_openat2:
             how = bytearray(A.OPEN_HOW.pack(oflags | os.O_CLOEXEC, mode, resolve))
@@ -474,7 +484,7 @@ class SyncExecutor(Executor):
         if self._cancelled(cid, idx, flags):
             return
         self.ops["openat2"] += 1
-        if not oflags & _CREATES:
+        if not _creates(oflags):
             mode = 0
         try:
             fd = self._open(dfd, name, oflags | os.O_CLOEXEC, mode, resolve)
