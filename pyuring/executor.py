@@ -312,8 +312,10 @@ class UringExecutor(Executor):
         file_index = slot + 1 if slot >= 0 else 0
         if not _creates(oflags):
             mode = 0  # openat2 refuses a mode without O_CREAT / O_TMPFILE
+        if slot < 0:
+            oflags |= os.O_CLOEXEC  # (a direct descriptor has no fd flags: EINVAL)
         if self.has_openat2:
-            how = bytearray(A.OPEN_HOW.pack(oflags | os.O_CLOEXEC, mode, resolve))
+            how = bytearray(A.OPEN_HOW.pack(oflags, mode, resolve))
             how_buf = _syscall.ctypes.c_char.from_buffer(how)
             addr, raw = path_address(name)
             self._push(A.IORING_OP_OPENAT2, dfd, _syscall.ctypes.addressof(how_buf), addr,
@@ -321,8 +323,7 @@ class UringExecutor(Executor):
                        keep=(raw, how_buf))
         else:
             addr, raw = path_address(name)
-            self._push(A.IORING_OP_OPENAT, dfd, 0, addr, mode,
-                       oflags | os.O_CLOEXEC | os.O_NOFOLLOW, ud, flags,
+            self._push(A.IORING_OP_OPENAT, dfd, 0, addr, mode, oflags | os.O_NOFOLLOW, ud, flags,
                        file_index=file_index, path=raw, keep=raw)
         self._final(cid, idx, flags)
 

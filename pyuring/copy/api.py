@@ -1,0 +1,304 @@
+"""The copy as a Python API, and rsync's rules for what SRC and DST mean.
+
+The only path-string opens in a copy are here: each source's directory (or
+its parent, when the source itself is the entry to copy) and the
+destination directory.  Everything below them goes through the engine's
+fd-relative opens.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+import time
+from typing import Callable, List, Optional, Sequence, Union
+
+from .. import _abi as A
+from ..dirfd import DirEntry
+from ..executor import Executor, make_executor
+from ..metadata import Metadata
+from .engine import DirTask, Engine
+from .options import Options
+from .stats import CopyStats
+
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+class CopyError(Exception):
+    """A copy that cannot start (bad arguments, DST inside SRC, ...).
+
+    ``exit_code`` is the rsync exit code the CLI uses for it.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _q(path: bytes) -> str:
+    return f'"{os.fsdecode(path)}"'
+
+
+def _realpath(path: bytes) -> bytes:
+    return os.path.realpath(path)
+
+
+def _inside(inner: bytes, outer: bytes) -> bool:
+    return inner == outer or inner.startswith(outer.rstrip(b"/") + b"/")
+
+
+class _Root:
+    """One source to copy: a directory's contents, or one entry of a directory."""
+
+    def __init__(self, src: bytes, contents: bool) -> None:
+        self.src = src
+        self.contents = contents
+
+
+def plan(sources: Sequence[bytes], dest: bytes, opts: Options,
+         report: Callable[[str], None], stats: CopyStats) -> List[_Root]:
+    """Apply rsync's trailing-slash rule; report missing sources (exit 23)."""
+    roots: List[_Root] = []
+    for src in sources:
+        try:
+            st = os.lstat(src)
+        except OSError as exc:
+            stats.errors += 1
+            report(f"cannot stat {_q(src)}: {os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+            continue
+        base = os.path.basename(src.rstrip(b"/"))
+        slash = src.endswith(b"/") or base in (b"", b".", b"..")
+        if slash and stat.S_ISLNK(st.st_mode):
+            try:
+                st = os.stat(src)  # a trailing slash follows the symlink, as in rsync
+            except OSError as exc:
+                stats.errors += 1
+                report(f"cannot stat {_q(src)}: {os.strerror(exc.errno or errno.EIO)} "
+                       f"({exc.errno})")
+                continue
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if is_dir and not opts.recursive and not slash:
+            stats.skipped += 1
+            report(f"skipping directory {_q(src)}")
+            continue
+        roots.append(_Root(src, contents=slash and is_dir))
+    return roots
+
+
+def _check_nesting(roots: List[_Root], dest: bytes, dest_is_dir: bool) -> None:
+    real_dst = _realpath(dest)
+    for r in roots:
+        real_src = _realpath(r.src)
+        target = real_dst if (r.contents or not dest_is_dir) else \
+            os.path.join(real_dst, os.path.basename(r.src.rstrip(b"/")))
+        if not os.path.isdir(real_src):
+            if real_src == target:
+                raise CopyError(f"source and destination are the same file: {_q(r.src)}")
+            continue
+        if target == real_src:
+            raise CopyError(f"source and destination are the same directory: {_q(r.src)}")
+        if _inside(target, real_src):
+            raise CopyError(f"destination {_q(dest)} is inside source {_q(r.src)}; "
+                            "the copy would never end")
+
+
+class Copier:
+    """Run a copy of ``sources`` into ``dest`` with rsync semantics."""
+
+    def __init__(self, opts: Options, report: Callable[[str], None],
+                 itemize: Optional[Callable[[str], None]] = None) -> None:
+        self.opts = opts
+        self.report = report
+        self.itemize = itemize
+        self.stats = CopyStats()
+        self.engine: Optional[Engine] = None
+        self.interrupted = False
+        self.on_progress: Optional[Callable[[CopyStats], None]] = None
+        self.backend_reasons: List[str] = []
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        if self.engine is not None:
+            self.engine.interrupted = True
+
+    def run(self, sources: Sequence[PathArg], dest: PathArg) -> CopyStats:
+        t0 = time.monotonic()
+        stats = self.stats
+        srcs = [os.fsencode(s) for s in sources]
+        dst = os.fsencode(dest)
+        if not srcs:
+            raise CopyError("no source given")
+        roots = plan(srcs, dst, self.opts, self.report, stats)
+        try:
+            dst_st: Optional[os.stat_result] = os.stat(dst)
+        except FileNotFoundError:
+            dst_st = None
+        except OSError as exc:
+            raise CopyError(f"cannot stat destination {_q(dst)}: "
+                            f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})",
+                            11) from None
+        many = len(srcs) > 1
+        single_file = len(roots) == 1 and not roots[0].contents and not many and \
+            not os.path.isdir(roots[0].src) and not dst.endswith(b"/")
+        if dst_st is not None and not stat.S_ISDIR(dst_st.st_mode):
+            if not single_file:
+                raise CopyError(f"destination {_q(dst)} exists and is not a directory", 11)
+        dest_is_dir = dst_st is not None and stat.S_ISDIR(dst_st.st_mode)
+        if single_file and not dest_is_dir:
+            _check_nesting(roots, dst, False)
+        else:
+            _check_nesting(roots, dst, True)
+        if not roots:
+            stats.elapsed = time.monotonic() - t0
+            return stats
+        ex = make_executor(self.opts.backend, entries=self.opts.queue_depth,
+                           direct_slots=min(self.opts.max_files_in_flight, 256),
+                           reasons=self.backend_reasons)
+        stats.backend = ex.kind
+        if self.backend_reasons:
+            stats.backend_note = "io_uring unavailable: " + self.backend_reasons[0]
+        old_umask = os.umask(0)  # modes are given exactly at creation
+        try:
+            eng = Engine(ex, self.opts, stats, self.report, self.itemize)
+            eng.umask = old_umask
+            if self.on_progress is not None:
+                cb = self.on_progress
+                eng.on_progress = lambda: cb(stats)
+            self.engine = eng
+            eng.interrupted = self.interrupted
+            if single_file and not dest_is_dir:
+                self._copy_file_root(eng, roots[0], dst, dst_st is not None)
+            else:
+                dst_fd, fresh = self._open_dest_dir(dst, dst_st is not None)
+                try:
+                    for root in roots:
+                        if eng.interrupted or eng.fatal is not None:
+                            break
+                        self._copy_root(eng, root, dst_fd, fresh)
+                        fresh = False
+                finally:
+                    if dst_fd >= 0:
+                        os.close(dst_fd)
+            if eng.fatal is not None:
+                self.report(eng.fatal)
+            stats.interrupted = eng.interrupted
+        finally:
+            os.umask(old_umask)
+            self._collect(ex)
+            ex.close()
+        stats.elapsed = time.monotonic() - t0
+        return stats
+
+    def _collect(self, ex: Executor) -> None:
+        st = self.stats
+        ring = getattr(ex, "ring", None)
+        if ring is not None:
+            rs = ring.stats
+            st.sqes, st.enters, st.completions = rs.sqes, rs.enters, rs.completions
+            st.sqes_by_op = dict(rs.sqes_by_op)
+        st.direct_syscalls = dict(ex.direct_syscalls)
+
+    def _open_dest_dir(self, dst: bytes, exists: bool) -> tuple[int, bool]:
+        fresh = False
+        if not exists:
+            if self.opts.dry_run:
+                return -1, True  # nothing will be created
+            try:
+                os.mkdir(dst, 0o755)  # its final mode comes from the source's, if any
+                fresh = True
+            except OSError as exc:
+                raise CopyError(f"cannot create destination directory {_q(dst)}: "
+                                f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})",
+                                11) from None
+        try:
+            fd = os.open(dst, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise CopyError(f"cannot open destination {_q(dst)}: "
+                            f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})", 11) from None
+        return fd, fresh
+
+    def _copy_root(self, eng: Engine, root: _Root, dst_fd: int, fresh: bool) -> None:
+        if root.contents:
+            src_fd = os.open(root.src, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            md = Metadata.from_stat(os.fstat(src_fd))
+            task = DirTask(None, src_fd, dst_fd, b"", md)
+            if not fresh:
+                eng._list_dst(task)
+            task.entries = eng.list_src(src_fd)
+            task.owns_fds = False
+            try:
+                self._run_task(eng, task)
+            finally:
+                os.close(src_fd)
+            return
+        parent = os.path.dirname(root.src.rstrip(b"/")) or b"."
+        name = os.path.basename(root.src.rstrip(b"/"))
+        src_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            task = DirTask(None, src_fd, dst_fd, b"", None)
+            task.owns_fds = False
+            task.probe_dst = not fresh
+            task.entries = iter([DirEntry(name, A.DT_UNKNOWN, 0)])
+            self._run_task(eng, task)
+        finally:
+            os.close(src_fd)
+
+    def _copy_file_root(self, eng: Engine, root: _Root, dst: bytes, exists: bool) -> None:
+        """One source file copied to a file path (new or replaced)."""
+        parent = os.path.dirname(root.src.rstrip(b"/")) or b"."
+        name = os.path.basename(root.src.rstrip(b"/"))
+        dparent = os.path.dirname(dst) or b"."
+        dname = os.path.basename(dst)
+        src_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            try:
+                dst_fd = os.open(dparent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise CopyError(f"cannot open destination directory {_q(dparent)}: "
+                                f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})",
+                                11) from None
+            try:
+                task = DirTask(None, src_fd, dst_fd, b"", None)
+                task.owns_fds = False
+                task.probe_dst = exists
+                task.rename = {name: dname}
+                task.entries = iter([DirEntry(name, A.DT_UNKNOWN, 0)])
+                self._run_task(eng, task)
+            finally:
+                os.close(dst_fd)
+        finally:
+            os.close(src_fd)
+
+    def _run_task(self, eng: Engine, task: DirTask) -> None:
+        eng.stack.append(task)
+        eng.run()
+
+
+def copytree(src: PathArg, dst: PathArg, *, options: Optional[Options] = None,
+             report: Optional[Callable[[str], None]] = None, **kw: object) -> CopyStats:
+    """Copy the directory ``src`` to ``dst`` (created if missing), like
+    ``shutil.copytree`` -- and like ``rsync -a src/ dst``.
+
+    ``options`` defaults to ``Options.archive()``; keyword arguments override
+    single fields (``copytree(a, b, hard_links=True, xattrs=True)``).  Per-file
+    problems are passed to ``report`` (default: stderr) and counted in the
+    returned stats; ``CopyError`` is raised when the copy cannot start.
+    """
+    opts = options if options is not None else Options.archive()
+    for key, value in kw.items():
+        if not hasattr(opts, key):
+            raise TypeError(f"unknown option {key!r}")
+        setattr(opts, key, value)
+    problem = opts.validate()
+    if problem:
+        raise CopyError(problem)
+
+    def to_stderr(msg: str) -> None:
+        print(f"pyuring-copy: {msg}", file=sys.stderr)
+
+    src_b = os.fsencode(src)
+    if not src_b.endswith(b"/"):
+        src_b += b"/"
+    return Copier(opts, report or to_stderr).run([src_b], dst)

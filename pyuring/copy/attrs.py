@@ -1,0 +1,193 @@
+"""Owner, permissions, times and extended attributes of the copies.
+
+Everything goes through fds.  io_uring has no opcode for fchown, fchmod or
+futimens, so these are direct syscalls -- made only when needed: a file created
+with the right mode (umask 0 during the copy) by the right user needs only its
+times set.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING, Callable
+
+from .. import _syscall
+from ..executor import RESOLVE_SAFE, SKIP
+from ..metadata import Metadata
+
+if TYPE_CHECKING:
+    from .engine import DirTask, Engine, Job
+
+
+def _ids_change(eng: Engine, md: Metadata, cur_uid: int, cur_gid: int) -> bool:
+    uid, gid = eng.owner_target(md)
+    return (uid >= 0 and uid != cur_uid) or (gid >= 0 and gid != cur_gid)
+
+
+def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
+    """Owner, special mode bits, xattrs and times of a freshly written file."""
+    md = job.meta
+    assert md is not None
+    ex, opts = eng.ex, eng.opts
+    chowned = False
+    if _ids_change(eng, md, eng.euid, job.parent.dst_gid_new):
+        uid, gid = eng.owner_target(md)
+        try:
+            ex.fchown(fd, uid, gid)
+            chowned = True
+        except OSError as exc:
+            if exc.errno != errno.EPERM or eng.is_root:
+                raise
+    # chown clears setuid/setgid, and so does a write by a non-root user
+    if opts.perms and md.mode & 0o6000 and (chowned or not eng.is_root):
+        ex.fchmod(fd, md.mode & 0o7777)
+    if (opts.xattrs or opts.acls) and job.src_fd >= 0:
+        copy_xattrs_fd(eng, job.src_fd, fd, job.path)
+    elif opts.xattrs or opts.acls:
+        _copy_xattrs_reopen(eng, job, fd)
+    if opts.times:
+        ex.futimens(fd, md.atime_ns, md.mtime_ns)
+
+
+def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
+    """At the end of a directory: owner, mode, xattrs, then times (contents are done)."""
+    ex, opts = eng.ex, eng.opts
+    fd = d.dst_fd
+    try:
+        if _ids_change(eng, md, -2, -2):
+            uid, gid = eng.owner_target(md)
+            try:
+                ex.fchown(fd, uid, gid)
+            except OSError as exc:
+                if exc.errno != errno.EPERM or eng.is_root:
+                    raise
+        if opts.perms:
+            ex.fchmod(fd, md.mode & 0o7777)
+        else:
+            ex.fchmod(fd, md.mode & 0o777 & ~eng.umask)
+        if opts.xattrs or opts.acls:
+            copy_xattrs_fd(eng, d.src_fd, fd, d.rel)
+        if opts.times:
+            ex.futimens(fd, md.atime_ns, md.mtime_ns)
+    except OSError as exc:
+        eng.stats.errors += 1
+        eng.report(f'cannot set attributes of directory "{os.fsdecode(d.rel or b".")}": '
+                   f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+
+
+def fix_unchanged(eng: Engine, job: Job, done: Callable[[], None]) -> None:
+    """The data is current; bring mode and owner up to date if they differ, then done()."""
+    md, dm = job.meta, job.dmeta
+    assert md is not None and dm is not None
+    want_mode = eng.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
+    want_ids = _ids_change(eng, md, dm.uid, dm.gid)
+    if not (want_mode or want_ids):
+        done()
+        return
+    ex = eng.ex
+    cid = ex.chain(lambda idx, res, extra: _fix_with_fd(eng, job, res, want_ids, done))
+    ex.openat2(cid, 0, job.parent.dst_fd, job.dst_name, os.O_PATH | os.O_NOFOLLOW, 0,
+               RESOLVE_SAFE)
+
+
+def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool,
+                 done: Callable[[], None]) -> None:
+    md, dm = job.meta, job.dmeta
+    assert md is not None and dm is not None
+    ex = eng.ex
+    try:
+        if fd < 0:
+            raise OSError(-fd, os.strerror(-fd))
+        # the name may have been swapped for a link to some other file since
+        # we looked at it: change nothing unless it is still that inode
+        ex.direct_syscalls["fstat"] += 1
+        st = os.fstat(fd)
+        if st.st_ino != dm.ino or st.st_dev != dm.dev:
+            raise OSError(errno.ESTALE, "entry replaced during the copy")
+        if want_ids:
+            uid, gid = eng.owner_target(md)
+            ex.empty_path_chown(fd, uid, gid)
+        if eng.opts.perms:
+            ex.direct_syscalls["fchmodat2"] += 1
+            _syscall.raw("fchmodat2", fd, b"", md.mode & 0o7777, 0x1000)
+    except OSError as exc:
+        eng.stats.errors += 1
+        eng.report(f'cannot set attributes of "{os.fsdecode(job.path)}": '
+                   f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+    finally:
+        if fd >= 0:
+            ex.close_fd(0, 0, fd, SKIP)
+    done()
+
+
+# --------------------------------------------------------------------------------------
+# extended attributes (-X) and ACLs (-A, as system.posix_acl_* xattrs)
+# --------------------------------------------------------------------------------------
+def _xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
+    if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+        if not eng.xattr_warned:
+            eng.xattr_warned = True
+            eng.report("extended attributes are not supported on the destination; "
+                       "they are not copied")
+        return
+    eng.stats.errors += 1
+    eng.report(f'cannot copy extended attributes of "{os.fsdecode(path)}": '
+               f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+
+
+def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes) -> None:
+    count = eng.ex.direct_syscalls
+    keep: Callable[[str], bool] = eng._xattr_names
+    try:
+        count["flistxattr"] += 1
+        names = [n for n in os.listxattr(src) if keep(n)]
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            _xattr_error(eng, path, exc)
+        return
+    for name in names:
+        try:
+            count["fgetxattr"] += 1
+            value = os.getxattr(src, name)
+            count["fsetxattr"] += 1
+            os.setxattr(dst, name, value)
+        except OSError as exc:
+            _xattr_error(eng, path, exc)
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                return
+
+
+def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> None:
+    """The source was read through a direct descriptor: open it once more for xattrs."""
+    try:
+        fd = os.open(job.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=job.parent.src_fd)
+    except OSError as exc:
+        _xattr_error(eng, job.path, exc)
+        return
+    try:
+        copy_xattrs_fd(eng, fd, dst, job.path)
+    finally:
+        os.close(fd)
+
+
+def copy_xattrs_by_name(eng: Engine, job: Job) -> None:
+    """Symlinks (no usable fd): the *xattrat syscalls (Linux 6.13) by name."""
+    from ..dirfd import _xattrat_get, _xattrat_list
+
+    keep = eng._xattr_names
+    d = job.parent
+    count = eng.ex.direct_syscalls
+    try:
+        count["listxattrat"] += 1
+        names = [n for n in _xattrat_list(d.src_fd, job.name) if keep(os.fsdecode(n))]
+        for name in names:
+            count["getxattrat"] += 1
+            value = _xattrat_get(d.src_fd, job.name, name)
+            count["setxattrat"] += 1
+            _syscall.setxattrat(d.dst_fd, job.dst_name, 0x100, name, value, 0)
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS:
+            return  # kernel before 6.13: symlink xattrs cannot be reached by fd or name
+        _xattr_error(eng, job.path, exc)

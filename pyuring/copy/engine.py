@@ -1,0 +1,646 @@
+"""The copy engine: a streaming walk with many entries in flight.
+
+Shape of a run
+    A stack of open directories (``DirTask``) is walked depth first.  Entries
+    stream out of getdents64 and each becomes a ``Job``; up to
+    ``max_files_in_flight`` jobs are in flight at once, and every operation a
+    job issues goes to the executor, which on io_uring batches all of them into
+    shared ``io_uring_enter`` calls.  Memory is bounded: one getdents buffer per
+    open directory, one data slot per small file in flight, and the hard-link
+    table (files with nlink > 1 only, with -H).
+
+Per regular file (ring backend, new destination)
+    STATX -> [OPENAT2 src into a direct slot, READ fixed, CLOSE slot] and
+    [OPENAT2 dst dir "." O_TMPFILE] -> WRITE -> fchown/fchmod/futimens (direct
+    syscalls: io_uring has no opcode for them) -> LINKAT(fd, "", AT_EMPTY_PATH)
+    publishes the complete file under its name -> CLOSE.  Nothing is ever
+    visible half-written; an interrupted copy leaves only anonymous O_TMPFILEs,
+    which vanish with the process.  See docs/syscalls.md.
+
+Safety
+    Every open below the roots is one name relative to an open directory fd,
+    with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS; metadata
+    is set through fds (O_PATH ones for symlinks and specials, checked to still
+    be what was created).  See docs/security.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+
+from .. import _abi as A
+from .._mem import Buffer
+from ..dirfd import DirEntry, parse_dirents
+from ..executor import LINK, RESOLVE_SAFE, SKIP, Executor
+from ..metadata import Metadata
+from .options import Options
+from .stats import CopyStats
+
+O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_DIRENT_BUF = 32 * 1024
+_TMP_MARK = b".pyuring-tmp-"
+_IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+Reporter = Callable[[str], None]
+
+
+def _errtext(err: int) -> str:
+    return f"{os.strerror(err)} ({err})"
+
+
+class DirTask:
+    """One source directory being copied into one destination directory."""
+
+    __slots__ = ("apply_meta", "dst_fd", "dst_gid_new", "dst_names", "entries", "listing_done",
+                 "meta", "owns_fds", "parent", "pending", "probe_dst", "rel", "rename", "src_fd")
+
+    def __init__(self, parent: Optional[DirTask], src_fd: int, dst_fd: int, rel: bytes,
+                 meta: Optional[Metadata]) -> None:
+        self.parent = parent
+        self.src_fd = src_fd
+        self.dst_fd = dst_fd
+        self.rel = rel
+        self.meta = meta  # source metadata to apply at the end (None: leave as is)
+        self.apply_meta = meta is not None
+        self.entries: Iterator[DirEntry] = iter(())
+        self.pending = 0  # entries started and not finished (subdirectories included)
+        self.listing_done = False
+        self.dst_names: Optional[Dict[bytes, int]] = None  # None: destination was empty
+        self.probe_dst = False  # stat every destination name (root entries)
+        self.dst_gid_new = -1  # gid a file created here gets (setgid dirs)
+        self.owns_fds = True
+        self.rename: Optional[Dict[bytes, bytes]] = None  # source name -> destination name
+
+    def path(self, name: bytes) -> bytes:
+        return self.rel + b"/" + name if self.rel else name
+
+
+class Job:
+    """One source entry on its way to the destination."""
+
+    __slots__ = ("dmeta", "dst_fd", "dst_name", "dtype", "eng", "fresh", "meta", "name",
+                 "nread", "parent", "slot", "src_fd", "tmpname", "waiting")
+
+    def __init__(self, eng: Engine, parent: DirTask, name: bytes, dtype: int,
+                 dst_name: Optional[bytes] = None) -> None:
+        self.eng = eng
+        self.parent = parent
+        self.name = name
+        self.dst_name = name if dst_name is None else dst_name
+        self.dtype = dtype
+        self.meta: Optional[Metadata] = None
+        self.dmeta: Optional[Metadata] = None
+        self.waiting = 0
+        self.slot = -1
+        self.src_fd = -1
+        self.dst_fd = -1
+        self.nread = 0
+        self.tmpname = b""
+        self.fresh = False  # a directory we created (so it starts empty)
+
+    @property
+    def path(self) -> bytes:
+        return self.parent.path(self.name)
+
+    # -- stat phase -------------------------------------------------------------------
+    def on_statx(self, idx: int, res: int, md: Any) -> None:
+        if res < 0:
+            self.eng.src_failed(self, -res, "stat")
+            return
+        self.meta = md
+        self.waiting -= 1
+        if not self.waiting:
+            self.eng.dispatch(self)
+
+    def on_dst_statx(self, idx: int, res: int, md: Any) -> None:
+        self.dmeta = md if res >= 0 else None
+        self.waiting -= 1
+        if not self.waiting and self.meta is not None:
+            self.eng.dispatch(self)
+        elif not self.waiting:
+            self.eng.finish(self)
+
+
+class HardlinkGroup:
+    __slots__ = ("dst_ino", "failed", "fd", "remaining", "waiters")
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining = remaining
+        self.fd = -1  # an fd of the published first copy, kept for linkat(AT_EMPTY_PATH)
+        self.dst_ino = -1
+        self.failed = False
+        self.waiters: List[Job] = []
+
+
+class Engine:
+    """Runs one copy with one executor.  Use :func:`pyuring.copy.copytree`."""
+
+    def __init__(self, ex: Executor, opts: Options, stats: CopyStats,
+                 report: Reporter, itemize: Optional[Reporter] = None) -> None:
+        self.ex = ex
+        self.opts = opts
+        self.stats = stats
+        self.report = report
+        self.itemize = itemize
+        self.stack: List[DirTask] = []
+        self.active = 0
+        self.interrupted = False
+        self.fatal: Optional[str] = None
+        self.is_root = os.geteuid() == 0
+        self.euid = os.geteuid()
+        self.egid = os.getegid()
+        self.groups: Set[int] = set(os.getgroups()) | {self.egid}
+        self.umask = 0o022
+        self.max_active = self._fd_budget(opts.max_files_in_flight)
+        self.small_max = opts.small_file_max
+        slot_size = self.small_max + 4096  # room for one byte more: growth detection
+        self.slot_size = slot_size
+        self.nslots = min(self.max_active, 256)
+        self.pool = Buffer(self.nslots * slot_size)
+        self.free_slots = list(range(self.nslots - 1, -1, -1))
+        self.direct = getattr(ex, "direct_slots", 0) >= self.nslots
+        self.hardlinks: Dict[Tuple[int, int], HardlinkGroup] = {}
+        self.tmpfile_ok = bool(O_TMPFILE)
+        self.empty_link_ok = True
+        self.tmp_counter = 0
+        self.xattr_warned = False
+        self.on_progress: Optional[Callable[[], None]] = None
+        self._xattr_names = self._xattr_filter()
+        self.big_buf: Optional[bytearray] = None
+
+    def _fd_budget(self, wanted: int) -> int:
+        """Files in flight that the fd limit allows (each may hold two fds)."""
+        try:
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        except (ImportError, ValueError, OSError):
+            return wanted
+        if soft == resource.RLIM_INFINITY:
+            return wanted
+        # keep room for the ring, stdio, directory fds of a moderately deep walk
+        return max(1, min(wanted, (int(soft) - 40) // 3))
+
+    def _xattr_filter(self) -> Callable[[str], bool]:
+        x, acl = self.opts.xattrs, self.opts.acls
+
+        def keep(name: str) -> bool:
+            if name.startswith("system.posix_acl_"):
+                return acl
+            if name.startswith("system."):
+                return False
+            return x
+
+        return keep
+
+    # ======================================================================
+    # the loop
+    # ======================================================================
+    def run(self) -> None:
+        ex = self.ex
+        last_progress = time.monotonic()
+        while True:
+            stopping = self.interrupted or self.fatal is not None
+            if not stopping:
+                self._feed()
+            if not ex.busy():
+                if stopping or not self.stack:
+                    break
+                if self.active >= self.max_active:
+                    # every job waits and nothing is in flight: cannot happen
+                    # unless a pipeline lost a callback; do not spin forever
+                    self.stats.errors += 1
+                    self.report(f"internal error: {self.active} entries stalled")
+                    break
+                continue
+            ex.run(wait=True)
+            if self.on_progress is not None:
+                now = time.monotonic()
+                if now - last_progress > 0.25:
+                    last_progress = now
+                    self.on_progress()
+        self._close_hardlink_fds()
+        if self.interrupted or self.fatal is not None:
+            self._abandon_stack()
+
+    def _feed(self) -> None:
+        stack = self.stack
+        while self.active < self.max_active and stack:
+            d = stack[-1]
+            entry = next(d.entries, None)
+            if entry is None:
+                stack.pop()
+                d.listing_done = True
+                self.maybe_finish_dir(d)
+                continue
+            name = entry.name
+            if d.dst_names is not None and _TMP_MARK in name:
+                continue
+            self.start_entry(d, name, entry.d_type,
+                             d.rename.get(name) if d.rename is not None else None)
+
+    def start_entry(self, d: DirTask, name: bytes, dtype: int,
+                    dst_name: Optional[bytes] = None) -> Job:
+        job = Job(self, d, name, dtype, dst_name)
+        d.pending += 1
+        self.active += 1
+        self.stats.files += 1
+        ex = self.ex
+        job.waiting = 1
+        dname = job.dst_name
+        probe = d.probe_dst or (d.dst_names is not None and dname in d.dst_names)
+        if probe:
+            job.waiting = 2
+        ex.statx(ex.chain(job.on_statx), 0, d.src_fd, name, A.AT_SYMLINK_NOFOLLOW)
+        if probe:
+            ex.statx(ex.chain(job.on_dst_statx), 0, d.dst_fd, dname, A.AT_SYMLINK_NOFOLLOW)
+        return job
+
+    def finish(self, job: Job) -> None:
+        """A job is over (done, failed or skipped)."""
+        if job.slot >= 0:
+            self.free_slots.append(job.slot)
+            job.slot = -1
+        d = job.parent
+        d.pending -= 1
+        self.active -= 1
+        if d.pending == 0 and d.listing_done:
+            self.maybe_finish_dir(d)
+
+    # ======================================================================
+    # errors
+    # ======================================================================
+    def src_failed(self, job: Job, err: int, what: str) -> None:
+        if err == errno.ENOENT and what in ("stat", "open"):
+            self.stats.vanished += 1
+            self.report(f'file has vanished: "{os.fsdecode(job.path)}"')
+        else:
+            self.stats.errors += 1
+            self.report(f'cannot {what} "{os.fsdecode(job.path)}": {_errtext(err)}')
+        self.close_job_fds(job)
+        self.finish(job)
+
+    def dst_failed(self, job: Job, err: int, what: str) -> None:
+        self.stats.errors += 1
+        if err in _IO_ERRNOS:
+            self.stats.io_errors += 1
+        if err in _FATAL_ERRNOS and self.fatal is None:
+            self.fatal = f"{what} failed: {_errtext(err)}"
+        self.report(f'cannot {what} "{os.fsdecode(job.path)}": {_errtext(err)}')
+        self.close_job_fds(job)
+        self.finish(job)
+
+    def close_job_fds(self, job: Job) -> None:
+        if job.src_fd >= 0:
+            self.ex.close_fd(0, 0, job.src_fd, SKIP)
+            job.src_fd = -1
+        if job.dst_fd >= 0:
+            self.ex.close_fd(0, 0, job.dst_fd, SKIP)
+            job.dst_fd = -1
+        if job.tmpname:
+            self.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
+            job.tmpname = b""
+
+    # ======================================================================
+    # dispatch by type
+    # ======================================================================
+    def dispatch(self, job: Job) -> None:
+        md = job.meta
+        assert md is not None
+        t = md.mode & 0o170000
+        opts = self.opts
+        if t == stat.S_IFREG:
+            self.stats.regular_files += 1
+            self.stats.bytes_total += md.size
+            from .filecopy import start_file
+
+            start_file(self, job)
+        elif t == stat.S_IFDIR:
+            if not opts.recursive:
+                self.stats.skipped += 1
+                self.report(f'skipping directory "{os.fsdecode(job.path)}"')
+                self.finish(job)
+                return
+            self.stats.dirs += 1
+            self.start_dir(job)
+        elif t == stat.S_IFLNK:
+            self.stats.symlinks += 1
+            if not opts.links:
+                self.stats.skipped += 1
+                self.report(f'skipping non-regular file "{os.fsdecode(job.path)}"')
+                self.finish(job)
+                return
+            self.start_symlink(job)
+        else:
+            self.stats.specials += 1
+            is_dev = t in (stat.S_IFCHR, stat.S_IFBLK)
+            if (is_dev and not opts.devices) or (not is_dev and not opts.specials):
+                self.stats.skipped += 1
+                self.report(f'skipping non-regular file "{os.fsdecode(job.path)}"')
+                self.finish(job)
+                return
+            self.start_special(job)
+
+    # ======================================================================
+    # directories
+    # ======================================================================
+    def start_dir(self, job: Job) -> None:
+        d, ex = job.parent, self.ex
+        dm = job.dmeta
+        exists = dm is not None and dm.is_dir()
+        job.fresh = not exists
+        if not exists:
+            self.item(b"cd+++++++++ ", job.path + b"/")
+        job.waiting = 1
+        dir_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+        if exists or not self.opts.dry_run:
+            job.waiting = 2
+            cid = ex.chain(lambda idx, res, extra: self._on_dst_dir(job, idx, res))
+            if exists:
+                ex.openat2(cid, 0, d.dst_fd, job.dst_name, dir_flags, 0, RESOLVE_SAFE)
+            else:
+                if dm is not None:
+                    # a non-directory is in the way: rsync replaces it
+                    ex.unlinkat(cid, 0, d.dst_fd, job.dst_name, 0, LINK | SKIP)
+                ex.mkdirat(cid, 1, d.dst_fd, job.dst_name, 0o700, LINK | SKIP)
+                ex.openat2(cid, 2, d.dst_fd, job.dst_name, dir_flags, 0, RESOLVE_SAFE)
+        cid = ex.chain(lambda idx, res, extra: self._on_src_dir(job, res))
+        ex.openat2(cid, 0, d.src_fd, job.name, dir_flags, 0, RESOLVE_SAFE)
+
+    def _on_dst_dir(self, job: Job, idx: int, res: int) -> None:
+        if res < 0:
+            what = {0: "replace", 1: "mkdir", 2: "open"}.get(idx, "mkdir")
+            if res == -errno.ECANCELED:
+                return  # the failing operation reported already
+            self.stats.errors += 1
+            if -res in _IO_ERRNOS:
+                self.stats.io_errors += 1
+            self.report(f'cannot {what} directory "{os.fsdecode(job.path)}": {_errtext(-res)}')
+            job.dst_fd = -2  # failed
+        else:
+            job.dst_fd = res
+        job.waiting -= 1
+        if not job.waiting:
+            self._dir_ready(job)
+
+    def _on_src_dir(self, job: Job, res: int) -> None:
+        if res < 0:
+            job.src_fd = -2
+            if -res == errno.ENOENT:
+                self.stats.vanished += 1
+                self.report(f'directory has vanished: "{os.fsdecode(job.path)}"')
+            else:
+                self.stats.errors += 1
+                self.report(f'cannot open directory "{os.fsdecode(job.path)}": '
+                            f"{_errtext(-res)}")
+        else:
+            job.src_fd = res
+        job.waiting -= 1
+        if not job.waiting:
+            self._dir_ready(job)
+
+    def _dir_ready(self, job: Job) -> None:
+        dry = self.opts.dry_run
+        if job.src_fd < 0 or (job.dst_fd < 0 and not dry):
+            if job.src_fd >= 0:
+                self.ex.close_fd(0, 0, job.src_fd, SKIP)
+            if job.dst_fd >= 0:
+                self.ex.close_fd(0, 0, job.dst_fd, SKIP)
+            job.src_fd = job.dst_fd = -1
+            self.finish(job)
+            return
+        child = DirTask(job.parent, job.src_fd, max(job.dst_fd, -1),
+                        job.parent.path(job.dst_name), job.meta)
+        job.src_fd = job.dst_fd = -1
+        child.dst_gid_new = self.egid
+        if not job.fresh and child.dst_fd >= 0:
+            self._list_dst(child)
+        child.entries = self.list_src(child.src_fd)
+        # the job is over as an entry; the directory stays pending in its parent
+        job.parent.pending += 1
+        self.finish(job)
+        self.stack.append(child)
+
+    def _list_dst(self, d: DirTask) -> None:
+        names: Dict[bytes, int] = {}
+        for e in self.list_src(d.dst_fd):
+            if _TMP_MARK in e.name:
+                # a temporary name left by an interrupted run: remove it
+                if not self.opts.dry_run:
+                    self.ex.unlinkat(0, 0, d.dst_fd, e.name, 0, SKIP)
+                continue
+            names[e.name] = e.d_type
+        d.dst_names = names
+
+    def list_src(self, fd: int) -> Iterator[DirEntry]:
+        buf = bytearray(_DIRENT_BUF)
+        from .. import _syscall
+
+        anchor = _syscall.ctypes.c_char.from_buffer(buf)
+        addr = _syscall.ctypes.addressof(anchor)
+        ex = self.ex
+        while True:
+            try:
+                n = ex.getdents(fd, _syscall.void_p(addr), _DIRENT_BUF)
+            except OSError as exc:
+                self.stats.errors += 1
+                self.report(f"cannot read directory: {_errtext(exc.errno or errno.EIO)}")
+                return
+            if n <= 0:
+                return
+            yield from parse_dirents(buf, n)
+
+    def maybe_finish_dir(self, d: DirTask) -> None:
+        while d.pending == 0 and d.listing_done:
+            parent = d.parent
+            self._finish_dir(d)
+            if parent is None:
+                return
+            parent.pending -= 1
+            d = parent
+
+    def _finish_dir(self, d: DirTask) -> None:
+        md = d.meta
+        if d.apply_meta and md is not None and not self.opts.dry_run and d.dst_fd >= 0 \
+                and self.fatal is None and not self.interrupted:
+            from .attrs import apply_dir_meta
+
+            apply_dir_meta(self, d, md)
+        if d.owns_fds:
+            if d.src_fd >= 0:
+                self.ex.close_fd(0, 0, d.src_fd, SKIP)
+            if d.dst_fd >= 0:
+                self.ex.close_fd(0, 0, d.dst_fd, SKIP)
+        d.src_fd = d.dst_fd = -1
+
+    def _abandon_stack(self) -> None:
+        for d in self.stack:
+            d.listing_done = True
+        self.stack.clear()
+
+    # ======================================================================
+    # symlinks and special files
+    # ======================================================================
+    def start_symlink(self, job: Job) -> None:
+        d, ex = job.parent, self.ex
+        try:
+            target = ex.readlinkat(d.src_fd, job.name)
+        except OSError as exc:
+            self.src_failed(job, exc.errno or errno.EIO, "readlink")
+            return
+        dm = job.dmeta
+        if dm is not None and dm.is_symlink() and not self.opts.ignore_times:
+            try:
+                same = ex.readlinkat(d.dst_fd, job.dst_name) == target
+            except OSError:
+                same = False
+            if same:
+                self.stats.unchanged += 1
+                if self._link_meta_differs(job):
+                    self._open_for_meta(job, target)
+                else:
+                    self.finish(job)
+                return
+        if self.opts.dry_run:
+            self.item(b"cL+++++++++ ", job.path + b" -> " + target)
+            self.finish(job)
+            return
+        self.item(b"cL+++++++++ ", job.path + b" -> " + target)
+        cid = ex.chain(lambda idx, res, extra: self._on_symlinked(job, target, idx, res))
+        if dm is None:
+            ex.symlinkat(cid, 0, target, d.dst_fd, job.dst_name)
+        else:
+            tmp = self.tmp_name(job.dst_name)
+            job.tmpname = tmp
+            ex.symlinkat(cid, 0, target, d.dst_fd, tmp, LINK | SKIP)
+            ex.renameat(cid, 1, d.dst_fd, tmp, d.dst_fd, job.dst_name, 0)
+
+    def _link_meta_differs(self, job: Job) -> bool:
+        md, dm = job.meta, job.dmeta
+        assert md is not None and dm is not None
+        o = self.opts
+        if o.times and dm.mtime_ns != md.mtime_ns:
+            return True
+        uid, gid = self.owner_target(md)
+        return (uid >= 0 and uid != dm.uid) or (gid >= 0 and gid != dm.gid)
+
+    def _on_symlinked(self, job: Job, target: bytes, idx: int, res: int) -> None:
+        if res < 0:
+            if res == -errno.ECANCELED:
+                return
+            if job.tmpname and idx == 1:
+                self.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
+            job.tmpname = b""
+            self.dst_failed(job, -res, "create symlink")
+            return
+        job.tmpname = b""
+        md = job.meta
+        assert md is not None
+        uid, gid = self.owner_target(md)
+        if self.opts.times or (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid):
+            self._open_for_meta(job, target)
+        else:
+            self.finish(job)
+
+    def _open_for_meta(self, job: Job, target: Optional[bytes]) -> None:
+        """Open the created entry O_PATH|O_NOFOLLOW and set owner and times through it."""
+        ex = self.ex
+        cid = ex.chain(lambda idx, res, extra: self._on_meta_fd(job, target, res))
+        ex.openat2(cid, 0, job.parent.dst_fd, job.dst_name, os.O_PATH | os.O_NOFOLLOW, 0,
+                   RESOLVE_SAFE)
+
+    def _on_meta_fd(self, job: Job, target: Optional[bytes], res: int) -> None:
+        if res < 0:
+            self.dst_failed(job, -res, "set attributes of")
+            return
+        fd = res
+        ex = self.ex
+        md = job.meta
+        assert md is not None
+        try:
+            # The name could have been swapped since we created it: make sure the
+            # fd is still our symlink (readlink works on an O_PATH fd of a symlink
+            # and fails on anything else) or our special file, before changing it.
+            if target is not None:
+                if ex.readlinkat(fd, b"") != target:
+                    raise OSError(errno.ESTALE, "entry replaced during the copy")
+            else:
+                ex.direct_syscalls["fstat"] += 1
+                st = os.fstat(fd)
+                if st.st_mode & 0o170000 != md.mode & 0o170000 or st.st_rdev != md.rdev:
+                    raise OSError(errno.ESTALE, "entry replaced during the copy")
+            uid, gid = self.owner_target(md)
+            if (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid):
+                ex.empty_path_chown(fd, uid, gid)
+            if self.opts.times:
+                ex.empty_path_utime(fd, md.atime_ns, md.mtime_ns)
+        except OSError as exc:
+            self.stats.errors += 1
+            self.report(f'cannot set attributes of "{os.fsdecode(job.path)}": '
+                        f"{_errtext(exc.errno or errno.EIO)}")
+        if target is not None and (self.opts.xattrs or self.opts.acls):
+            from .attrs import copy_xattrs_by_name
+
+            copy_xattrs_by_name(self, job)
+        ex.close_fd(0, 0, fd, SKIP)
+        self.finish(job)
+
+    def start_special(self, job: Job) -> None:
+        md = job.meta
+        assert md is not None
+        d, ex = job.parent, self.ex
+        dm = job.dmeta
+        if dm is not None and dm.type == md.type and dm.rdev == md.rdev \
+                and not self.opts.ignore_times:
+            self.stats.unchanged += 1
+            self.finish(job)
+            return
+        self.item(b"cD+++++++++ ", job.path)
+        if self.opts.dry_run:
+            self.finish(job)
+            return
+        try:
+            if dm is not None:
+                ex.direct_syscalls["unlinkat"] += 1
+                os.unlink(job.dst_name, dir_fd=d.dst_fd)
+            mode = md.mode & (0o170000 | (0o7777 if self.opts.perms else 0o777 & ~self.umask))
+            ex.mknodat(d.dst_fd, job.dst_name, mode, md.rdev)
+        except OSError as exc:
+            self.dst_failed(job, exc.errno or errno.EIO, "create")
+            return
+        self._open_for_meta(job, None)
+
+    # ======================================================================
+    # helpers shared with filecopy / attrs
+    # ======================================================================
+    def owner_target(self, md: Metadata) -> Tuple[int, int]:
+        """(uid, gid) to give the copy; -1 leaves that id as created."""
+        uid = md.uid if self.opts.owner and self.is_root else -1
+        gid = -1
+        if self.opts.group and (self.is_root or md.gid in self.groups):
+            gid = md.gid
+        return uid, gid
+
+    def tmp_name(self, name: bytes) -> bytes:
+        self.tmp_counter += 1
+        base = name[:200]
+        return b"." + base + _TMP_MARK + str(os.getpid()).encode() + b"-" + \
+            str(self.tmp_counter).encode()
+
+    def item(self, code: bytes, path: bytes) -> None:
+        if self.itemize is not None:
+            self.itemize(os.fsdecode(code + path))
+
+    def _close_hardlink_fds(self) -> None:
+        for group in self.hardlinks.values():
+            if group.fd >= 0:
+                self.ex.close_fd(0, 0, group.fd, SKIP)
+                group.fd = -1
+        self.hardlinks.clear()
+        while self.ex.busy():
+            self.ex.run(wait=True)

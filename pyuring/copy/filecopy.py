@@ -1,0 +1,544 @@
+"""Regular files: quick check, hard links, the small-file and large-file data paths.
+
+Small files (up to ``small_file_max``, not sparse) are read with one READ into
+a slot of the shared buffer pool -- through a direct descriptor on io_uring,
+so OPENAT2 -> READ is one linked chain and the source never gets an fd -- and
+written with one WRITE.  One byte more than the stat size is asked for: a
+longer read means the file grew, and it moves to the large path.
+
+Large and sparse files are copied by the kernel with ``copy_file_range``
+(extent by extent with SEEK_DATA / SEEK_HOLE when sparse), or with chained
+READ/WRITE pairs through the ring when ``data_path="ring"``.  See
+docs/benchmarks.md for why ``copy_file_range`` is the default above the
+small-file size.
+
+Every destination file is written as an O_TMPFILE (or, where the filesystem
+lacks it, under a temporary name) and published whole with LINKAT / RENAMEAT.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from .. import _abi as A
+from ..executor import LINK, RESOLVE_SAFE, SKIP
+from .attrs import apply_file_meta, fix_unchanged
+from .engine import O_TMPFILE, Engine, HardlinkGroup, Job
+
+_RANGE_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM,
+                   errno.EBADF}
+_CHUNK = 1 << 20
+
+
+def start_file(eng: Engine, job: Job) -> None:
+    md, dm, opts = job.meta, job.dmeta, eng.opts
+    assert md is not None
+    group = None
+    if opts.hard_links and md.nlink > 1:
+        key = (md.dev, md.ino)
+        group = eng.hardlinks.get(key)
+        if group is not None and not group.failed:
+            link_to_group(eng, job, group)
+            return
+        group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1)
+    if dm is not None and dm.is_file() and not opts.ignore_times and dm.size == md.size \
+            and dm.mtime_ns == md.mtime_ns:
+        eng.stats.unchanged += 1
+        if group is not None:
+            group.dst_ino = dm.ino
+
+        def after() -> None:
+            if group is not None and not opts.dry_run:
+                _open_group_fd(eng, job, group)
+            else:
+                eng.finish(job)
+
+        if opts.dry_run:
+            after()
+        else:
+            fix_unchanged(eng, job, after)
+        return
+    if dm is not None and dm.is_dir():
+        eng.stats.errors += 1
+        eng.report(f'cannot replace directory "{os.fsdecode(job.path)}" with a file')
+        if group is not None:
+            group.failed = True
+        eng.finish(job)
+        return
+    if opts.dry_run:
+        eng.item(b">f+++++++++ " if dm is None else b">f.st...... ", job.path)
+        eng.stats.transferred += 1
+        eng.stats.bytes_transferred += md.size
+        eng.finish(job)
+        return
+    if md.size and md.size <= eng.small_max and not md.is_sparse and eng.free_slots:
+        _small(eng, job)
+    else:
+        _large(eng, job)
+
+
+# --------------------------------------------------------------------------------------
+# opening the destination
+# --------------------------------------------------------------------------------------
+def _create_mode(eng: Engine, mode: int) -> int:
+    return mode & 0o7777 if eng.opts.perms else mode & 0o777 & ~eng.umask
+
+
+def _open_dst(eng: Engine, job: Job) -> None:
+    """Open a new, nameless destination file; its fd arrives in on_dst_open."""
+    ex, d = eng.ex, job.parent
+    md = job.meta
+    assert md is not None
+    mode = _create_mode(eng, md.mode)
+    cid = ex.chain(lambda idx, res, extra: _on_dst_open(eng, job, res))
+    if eng.tmpfile_ok:
+        ex.openat2(cid, 0, d.dst_fd, b".", os.O_WRONLY | O_TMPFILE, mode, RESOLVE_SAFE)
+    else:
+        job.tmpname = eng.tmp_name(job.dst_name)
+        ex.openat2(cid, 0, d.dst_fd, job.tmpname, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode,
+                   RESOLVE_SAFE)
+
+
+def _on_dst_open(eng: Engine, job: Job, res: int) -> None:
+    if res < 0:
+        err = -res
+        if eng.tmpfile_ok and not job.tmpname and err in (errno.EOPNOTSUPP, errno.EISDIR,
+                                                           errno.EINVAL):
+            eng.tmpfile_ok = False  # this filesystem has no O_TMPFILE: use temporary names
+            _open_dst(eng, job)
+            return
+        job.tmpname = b""
+        eng.dst_failed(job, err, "create")
+        return
+    job.dst_fd = res
+    job.waiting -= 1
+    if not job.waiting:
+        _both_open(eng, job)
+
+
+def _both_open(eng: Engine, job: Job) -> None:
+    if job.slot >= 0:
+        _write_small(eng, job)
+    else:
+        _copy_large(eng, job)
+
+
+# --------------------------------------------------------------------------------------
+# small files: one read, one write
+# --------------------------------------------------------------------------------------
+def _small(eng: Engine, job: Job) -> None:
+    md = job.meta
+    assert md is not None
+    ex, d = eng.ex, job.parent
+    slot = eng.free_slots.pop()
+    job.slot = slot
+    job.waiting = 2
+    boff = slot * eng.slot_size
+    want = md.size + 1
+    if eng.direct and not (eng.opts.xattrs or eng.opts.acls):
+        cid = ex.chain(lambda idx, res, extra: _on_read(eng, job, idx, res, True))
+        ex.openat2(cid, 0, d.src_fd, job.name, os.O_RDONLY | os.O_NOFOLLOW, 0, RESOLVE_SAFE,
+                   LINK | SKIP, slot=slot)
+        ex.read(cid, 1, slot, eng.pool, boff, want, 0, 0, fixed=True)
+    else:
+        cid = ex.chain(lambda idx, res, extra: _on_src_fd(eng, job, res))
+        ex.openat2(cid, 0, d.src_fd, job.name, os.O_RDONLY | os.O_NOFOLLOW, 0, RESOLVE_SAFE)
+    _open_dst(eng, job)
+
+
+def _on_src_fd(eng: Engine, job: Job, res: int) -> None:
+    if res < 0:
+        _src_error(eng, job, -res, "open")
+        return
+    job.src_fd = res
+    md = job.meta
+    assert md is not None
+    cid = eng.ex.chain(lambda idx, r, extra: _on_read(eng, job, idx, r, False))
+    eng.ex.read(cid, 0, res, eng.pool, job.slot * eng.slot_size, md.size + 1, 0)
+
+
+def _src_error(eng: Engine, job: Job, err: int, what: str) -> None:
+    """The source failed while the destination open may still be in flight."""
+    job.nread = -err
+    job.tmpname = job.tmpname or b""
+    job.dtype = -1 if what == "open" else -2  # remembered for the message
+    job.waiting -= 1
+    if not job.waiting:
+        _fail_src(eng, job)
+
+
+def _fail_src(eng: Engine, job: Job) -> None:
+    if job.dst_fd >= 0 and job.tmpname:
+        eng.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
+        job.tmpname = b""
+    eng.src_failed(job, -job.nread, "open" if job.dtype == -1 else "read")
+
+
+def _on_read(eng: Engine, job: Job, idx: int, res: int, direct: bool) -> None:
+    ex = eng.ex
+    if direct:
+        ex.close_slot(0, 0, job.slot, SKIP)
+    elif job.src_fd >= 0:
+        ex.close_fd(0, 0, job.src_fd, SKIP)
+        job.src_fd = -1
+    if res < 0:
+        err = -res
+        if direct and idx == 1 and err == errno.ECANCELED:
+            return  # the open failed and has reported (idx 0)
+        _src_error(eng, job, err, "open" if idx == 0 else "read")
+        return
+    job.nread = res
+    job.waiting -= 1
+    if not job.waiting:
+        _both_open(eng, job)
+
+
+def _write_small(eng: Engine, job: Job) -> None:
+    md = job.meta
+    assert md is not None
+    if job.nread < 0:
+        _fail_src(eng, job)
+        return
+    n = job.nread
+    if n > md.size:
+        # it grew since we looked: copy all of it the large way
+        eng.free_slots.append(job.slot)
+        job.slot = -1
+        job.waiting = 1
+        _reopen_src_large(eng, job)
+        return
+    if n < md.size:
+        _changed(eng, job, n)
+    _write(eng, job, 0, n)
+
+
+def _write(eng: Engine, job: Job, done: int, n: int) -> None:
+    ex = eng.ex
+    cid = ex.chain(lambda idx, res, extra: _on_written(eng, job, done, n, idx, res))
+    boff = job.slot * eng.slot_size
+    if eng.opts.fsync:
+        ex.write(cid, 0, job.dst_fd, eng.pool, boff + done, n - done, done, LINK | SKIP)
+        ex.fsync(cid, 1, job.dst_fd)
+    else:
+        ex.write(cid, 0, job.dst_fd, eng.pool, boff + done, n - done, done)
+
+
+def _on_written(eng: Engine, job: Job, done: int, n: int, idx: int, res: int) -> None:
+    if res < 0:
+        if res == -errno.ECANCELED:
+            return
+        eng.dst_failed(job, -res, "write" if idx == 0 else "fsync")
+        return
+    if idx == 0 and done + res < n:
+        _write(eng, job, done + res, n)  # a short write: finish it
+        return
+    eng.stats.bytes_transferred += n
+    _finalize(eng, job)
+
+
+def _changed(eng: Engine, job: Job, size: int) -> None:
+    eng.stats.changed_during_copy += 1
+    eng.report(f'file changed size during the copy: "{os.fsdecode(job.path)}" '
+               f"(copied {size:,} bytes as read)")
+
+
+# --------------------------------------------------------------------------------------
+# large and sparse files
+# --------------------------------------------------------------------------------------
+def _large(eng: Engine, job: Job) -> None:
+    job.waiting = 2
+    _reopen_src_large(eng, job)
+    _open_dst(eng, job)
+
+
+def _reopen_src_large(eng: Engine, job: Job) -> None:
+    ex = eng.ex
+    cid = ex.chain(lambda idx, res, extra: _on_large_src(eng, job, res))
+    ex.openat2(cid, 0, job.parent.src_fd, job.name, os.O_RDONLY | os.O_NOFOLLOW, 0,
+               RESOLVE_SAFE)
+
+
+def _on_large_src(eng: Engine, job: Job, res: int) -> None:
+    if res < 0:
+        _src_error(eng, job, -res, "open")
+        return
+    job.src_fd = res
+    job.waiting -= 1
+    if not job.waiting:
+        _both_open(eng, job)
+
+
+def _copy_large(eng: Engine, job: Job) -> None:
+    md = job.meta
+    assert md is not None
+    if job.nread < 0:
+        _fail_src(eng, job)
+        return
+    try:
+        if md.is_sparse:
+            total = _copy_sparse(eng, job.src_fd, job.dst_fd, md.size)
+        else:
+            total = _copy_range(eng, job.src_fd, job.dst_fd, 0)
+        if eng.opts.fsync:
+            eng.ex.direct_syscalls["fsync"] += 1
+            os.fsync(job.dst_fd)
+    except _SrcError as exc:
+        eng.ex.close_fd(0, 0, job.src_fd, SKIP)
+        job.src_fd = -1
+        if job.tmpname:
+            eng.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
+            job.tmpname = b""
+        eng.src_failed(job, exc.errno or errno.EIO, "read")
+        return
+    except OSError as exc:
+        eng.dst_failed(job, exc.errno or errno.EIO, "write")
+        return
+    eng.ex.close_fd(0, 0, job.src_fd, SKIP)
+    job.src_fd = -1
+    if total != md.size:
+        _changed(eng, job, total)
+    eng.stats.bytes_transferred += total
+    _finalize(eng, job)
+
+
+class _SrcError(OSError):
+    """A read-side failure inside a data copy (as opposed to a write-side one)."""
+
+
+def _copy_range(eng: Engine, src: int, dst: int, off: int, end: int = -1) -> int:
+    """Copy [off, end) -- to EOF when end is -1 -- at the same offsets; bytes copied."""
+    count = eng.ex.direct_syscalls
+    total = 0
+    use_range = eng.opts.data_path != "ring"
+    while end < 0 or off < end:
+        want = (1 << 30) if end < 0 else min(end - off, 1 << 30)
+        if use_range:
+            try:
+                count["copy_file_range"] += 1
+                n = os.copy_file_range(src, dst, want, off, off)
+            except OSError as exc:
+                if exc.errno not in _RANGE_FALLBACK:
+                    raise
+                use_range = False
+                continue
+        else:
+            n = _copy_chunk(eng, src, dst, off, min(want, _CHUNK))
+        if n == 0:
+            break
+        off += n
+        total += n
+    return total
+
+
+def _copy_chunk(eng: Engine, src: int, dst: int, off: int, want: int) -> int:
+    buf = eng.big_buf
+    if buf is None:
+        buf = eng.big_buf = bytearray(_CHUNK)
+    view = memoryview(buf)[:want]
+    count = eng.ex.direct_syscalls
+    try:
+        count["pread64"] += 1
+        n = os.preadv(src, [view], off)
+    except OSError as exc:
+        raise _SrcError(exc.errno, exc.strerror) from None
+    done = 0
+    while done < n:
+        count["pwrite64"] += 1
+        done += os.pwrite(dst, view[done:n], off + done)
+    return n
+
+
+def _copy_sparse(eng: Engine, src: int, dst: int, size: int) -> int:
+    """Copy only the data extents; the holes stay holes."""
+    count = eng.ex.direct_syscalls
+    off = 0
+    end_seen = 0
+    while True:
+        try:
+            count["lseek"] += 1
+            data = os.lseek(src, off, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                break  # no data after off
+            raise _SrcError(exc.errno, exc.strerror) from None
+        count["lseek"] += 1
+        hole = os.lseek(src, data, os.SEEK_HOLE)
+        _copy_range(eng, src, dst, data, hole)
+        off = end_seen = hole
+    final = max(end_seen, os.fstat(src).st_size if end_seen > size else size)
+    count["ftruncate"] += 1
+    os.ftruncate(dst, final)
+    return final
+
+
+# --------------------------------------------------------------------------------------
+# publishing
+# --------------------------------------------------------------------------------------
+def _finalize(eng: Engine, job: Job) -> None:
+    try:
+        apply_file_meta(eng, job, job.dst_fd)
+    except OSError as exc:
+        eng.stats.errors += 1
+        eng.report(f'cannot set attributes of "{os.fsdecode(job.path)}": '
+                   f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+    _publish(eng, job)
+
+
+def _publish(eng: Engine, job: Job) -> None:
+    ex, d = eng.ex, job.parent
+    cid = ex.chain(lambda idx, res, extra: _on_published(eng, job, idx, res))
+    if job.tmpname:
+        ex.renameat(cid, 0, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
+    elif job.dmeta is None:
+        ex.linkat(cid, 0, job.dst_fd, b"", d.dst_fd, job.dst_name, A.AT_EMPTY_PATH)
+    else:
+        _replace_by_link(eng, job, cid, job.dst_fd, b"", A.AT_EMPTY_PATH)
+
+
+def _replace_by_link(eng: Engine, job: Job, cid: int, fd: int, name: bytes, lflags: int) -> None:
+    """Link to a temporary name, then rename it over the existing entry (atomic)."""
+    d, ex = job.parent, eng.ex
+    job.tmpname = eng.tmp_name(job.dst_name)
+    ex.linkat(cid, 1, fd, name, d.dst_fd, job.tmpname, lflags, LINK | SKIP)
+    ex.renameat(cid, 2, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
+
+
+def _on_published(eng: Engine, job: Job, idx: int, res: int) -> None:
+    ex, d = eng.ex, job.parent
+    if res == -errno.EEXIST and idx == 0 and not job.tmpname:
+        # the name appeared since we looked: replace it atomically
+        cid = ex.chain(lambda i, r, extra: _on_published(eng, job, i, r))
+        _replace_by_link(eng, job, cid, job.dst_fd, b"", A.AT_EMPTY_PATH)
+        return
+    if res in (-errno.EPERM, -errno.ENOENT) and idx in (0, 1) and not _named(job, idx):
+        # linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH on kernels before 6.10:
+        # publish this file through /proc and name later files from the start
+        eng.empty_link_ok = False
+        eng.tmpfile_ok = False
+        try:
+            ex.direct_syscalls["linkat"] += 1
+            os.link(f"/proc/self/fd/{job.dst_fd}", job.dst_name, dst_dir_fd=d.dst_fd,
+                    follow_symlinks=True)
+            res = 0
+        except OSError as exc:
+            res = -(exc.errno or errno.EIO)
+    if res < 0:
+        if res == -errno.ECANCELED:
+            return
+        if job.tmpname and idx == 2:
+            ex.unlinkat(0, 0, d.dst_fd, job.tmpname, 0, SKIP)
+        job.tmpname = b""
+        eng.dst_failed(job, -res, "publish")
+        return
+    job.tmpname = b""
+    md = job.meta
+    assert md is not None
+    eng.stats.transferred += 1
+    eng.item(b">f+++++++++ " if job.dmeta is None else b">f.st...... ", job.path)
+    group = eng.hardlinks.get((md.dev, md.ino)) if eng.opts.hard_links and md.nlink > 1 \
+        else None
+    if group is not None and group.fd < 0 and not group.failed:
+        group.fd = job.dst_fd
+        job.dst_fd = -1
+        _release_waiters(eng, group)
+    else:
+        ex.close_fd(0, 0, job.dst_fd, SKIP)
+        job.dst_fd = -1
+    eng.finish(job)
+
+
+def _named(job: Job, idx: int) -> bool:
+    return bool(job.tmpname) and idx == 0
+
+
+# --------------------------------------------------------------------------------------
+# hard links (-H)
+# --------------------------------------------------------------------------------------
+def _open_group_fd(eng: Engine, job: Job, group: HardlinkGroup) -> None:
+    """The first name of a group is unchanged: get an fd of it for linkat."""
+    ex = eng.ex
+    cid = ex.chain(lambda idx, res, extra: _on_group_fd(eng, job, group, res))
+    ex.openat2(cid, 0, job.parent.dst_fd, job.dst_name, os.O_PATH | os.O_NOFOLLOW, 0,
+               RESOLVE_SAFE)
+
+
+def _on_group_fd(eng: Engine, job: Job, group: HardlinkGroup, res: int) -> None:
+    if res < 0:
+        group.failed = True
+    else:
+        group.fd = res
+    _release_waiters(eng, group)
+    eng.finish(job)
+
+
+def _release_waiters(eng: Engine, group: HardlinkGroup) -> None:
+    waiters, group.waiters = group.waiters, []
+    for w in waiters:
+        if group.failed:
+            start_file(eng, w)
+        else:
+            link_to_group(eng, w, group)
+
+
+def link_to_group(eng: Engine, job: Job, group: HardlinkGroup) -> None:
+    if group.fd < 0:
+        group.waiters.append(job)  # the first copy is still in flight
+        return
+    dm = job.dmeta
+    group.remaining -= 1
+    if dm is not None and dm.ino == group.dst_ino:
+        eng.stats.unchanged += 1
+        _group_done(eng, group)
+        eng.finish(job)
+        return
+    if eng.opts.dry_run:
+        eng.item(b"hf+++++++++ ", job.path)
+        eng.stats.hardlinks += 1
+        _group_done(eng, group)
+        eng.finish(job)
+        return
+    ex, d = eng.ex, job.parent
+    cid = ex.chain(lambda idx, res, extra: _on_linked(eng, job, group, idx, res))
+    if dm is None:
+        ex.linkat(cid, 0, group.fd, b"", d.dst_fd, job.dst_name, A.AT_EMPTY_PATH)
+    else:
+        _replace_by_link(eng, job, cid, group.fd, b"", A.AT_EMPTY_PATH)
+
+
+def _on_linked(eng: Engine, job: Job, group: HardlinkGroup, idx: int, res: int) -> None:
+    if res in (-errno.EPERM, -errno.ENOENT) and idx in (0, 1):
+        try:
+            eng.ex.direct_syscalls["linkat"] += 1
+            target = job.tmpname if idx == 1 else job.dst_name
+            os.link(f"/proc/self/fd/{group.fd}", target, dst_dir_fd=job.parent.dst_fd,
+                    follow_symlinks=True)
+            if idx == 1:
+                eng.ex.direct_syscalls["renameat"] += 1
+                os.rename(job.tmpname, job.dst_name, src_dir_fd=job.parent.dst_fd,
+                          dst_dir_fd=job.parent.dst_fd)
+            res = 0
+        except OSError as exc:
+            res = -(exc.errno or errno.EIO)
+    if res < 0:
+        if res == -errno.ECANCELED:
+            return
+        if job.tmpname and idx == 2:
+            eng.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
+        job.tmpname = b""
+        _group_done(eng, group)
+        eng.dst_failed(job, -res, "hard link")
+        return
+    job.tmpname = b""
+    eng.stats.hardlinks += 1
+    eng.item(b"hf+++++++++ ", job.path)
+    _group_done(eng, group)
+    eng.finish(job)
+
+
+def _group_done(eng: Engine, group: HardlinkGroup) -> None:
+    if group.remaining <= 0 and group.fd >= 0:
+        eng.ex.close_fd(0, 0, group.fd, SKIP)
+        group.fd = -1
+        group.failed = True  # nothing more will link to it
+

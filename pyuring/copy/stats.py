@@ -1,0 +1,87 @@
+"""``CopyStats``: what a copy did, for --stats, --json and the Python API."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict
+
+
+@dataclasses.dataclass
+class CopyStats:
+    files: int = 0  # entries seen in the source (all types)
+    regular_files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    specials: int = 0  # devices, FIFOs, sockets
+    hardlinks: int = 0  # entries copied as a hard link to an earlier one (-H)
+    transferred: int = 0  # regular files whose data was written
+    unchanged: int = 0  # skipped by the quick check (size + mtime)
+    bytes_total: int = 0  # size of all regular files seen
+    bytes_transferred: int = 0
+    errors: int = 0
+    io_errors: int = 0  # errors writing the destination (ENOSPC, EIO, ...)
+    vanished: int = 0
+    skipped: int = 0  # entries not copied because of the options (no -r, -l, -D)
+    changed_during_copy: int = 0
+    interrupted: bool = False
+    elapsed: float = 0.0
+    backend: str = ""
+    backend_note: str = ""
+    sqes: int = 0
+    enters: int = 0
+    completions: int = 0
+    sqes_by_op: Dict[str, int] = dataclasses.field(default_factory=dict)
+    direct_syscalls: Dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def sqes_per_enter(self) -> float:
+        return self.sqes / self.enters if self.enters else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """rsync's exit codes: 20 interrupted, 11 file I/O, 23 partial, 24 vanished."""
+        if self.interrupted:
+            return 20
+        if self.io_errors:
+            return 11
+        if self.errors:
+            return 23
+        if self.vanished:
+            return 24
+        return 0
+
+    def as_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sqes_per_enter"] = round(self.sqes_per_enter, 2)
+        d["exit_code"] = self.exit_code
+        d["elapsed"] = round(self.elapsed, 6)
+        return d
+
+    def summary(self) -> str:
+        """rsync --stats style text, plus the io_uring figures."""
+        rate = self.bytes_transferred / self.elapsed if self.elapsed > 0 else 0.0
+        lines = [
+            f"Number of files: {self.files:,} (reg: {self.regular_files:,}, dir: "
+            f"{self.dirs:,}, link: {self.symlinks:,}, special: {self.specials:,})",
+            f"Number of regular files transferred: {self.transferred:,}",
+            f"Number of files unchanged (quick check): {self.unchanged:,}",
+            f"Number of hard links created: {self.hardlinks:,}",
+            f"Total file size: {self.bytes_total:,} bytes",
+            f"Total transferred file size: {self.bytes_transferred:,} bytes",
+            f"Errors: {self.errors:,}  vanished: {self.vanished:,}  skipped: {self.skipped:,}",
+            f"Elapsed: {self.elapsed:.3f} s  ({rate / 1e6:,.1f} MB/s)",
+            f"Backend: {self.backend}{' (' + self.backend_note + ')' if self.backend_note else ''}",
+        ]
+        if self.backend == "uring":
+            ops = ", ".join(f"{k} {v:,}" for k, v in sorted(self.sqes_by_op.items(),
+                                                            key=lambda kv: -kv[1]))
+            lines += [
+                f"io_uring: {self.sqes:,} SQEs in {self.enters:,} io_uring_enter calls "
+                f"({self.sqes_per_enter:.1f} SQEs per enter), {self.completions:,} completions",
+                f"SQEs by opcode: {ops}",
+            ]
+        direct = ", ".join(f"{k} {v:,}" for k, v in sorted(self.direct_syscalls.items(),
+                                                           key=lambda kv: -kv[1]))
+        total_direct = sum(self.direct_syscalls.values())
+        lines.append(f"Direct syscalls: {total_direct:,} ({direct or 'none'})")
+        return "\n".join(lines)
