@@ -272,6 +272,7 @@ class Copier:
             os.close(src_fd)
 
     def _run_task(self, eng: Engine, task: DirTask) -> None:
+        eng.init_root(task)
         eng.stack.append(task)
         eng.run()
 

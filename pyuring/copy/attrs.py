@@ -25,6 +25,24 @@ def _ids_change(eng: Engine, md: Metadata, cur_uid: int, cur_gid: int) -> bool:
     return (uid >= 0 and uid != cur_uid) or (gid >= 0 and gid != cur_gid)
 
 
+def needs_meta_before_publish(eng: "Engine", job: "Job") -> bool:
+    """Must owner/mode/xattrs be set before the file gets its name?
+
+    Yes when the owner changes (a setuid file must not be visible as root's),
+    when a non-root write will have cleared setuid/setgid, and for xattrs
+    (security.capability).  Otherwise the name is given first and the times
+    right after -- one round trip less per file.
+    """
+    md = job.meta
+    assert md is not None
+    opts = eng.opts
+    if opts.xattrs or opts.acls:
+        return True
+    if _ids_change(eng, md, eng.euid, job.parent.dst_gid_new):
+        return True
+    return bool(opts.perms and md.mode & 0o6000 and not eng.is_root)
+
+
 def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
     """Owner, special mode bits, xattrs and times of a freshly written file."""
     md = job.meta

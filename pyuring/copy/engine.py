@@ -56,8 +56,9 @@ def _errtext(err: int) -> str:
 class DirTask:
     """One source directory being copied into one destination directory."""
 
-    __slots__ = ("apply_meta", "dst_fd", "dst_gid_new", "dst_names", "entries", "listing_done",
-                 "meta", "owns_fds", "parent", "pending", "probe_dst", "rel", "rename", "src_fd")
+    __slots__ = ("apply_meta", "dst_fd", "dst_gid_new", "dst_names", "dst_sgid", "entries",
+                 "listing_done", "meta", "owns_fds", "parent", "pending", "probe_dst", "rel",
+                 "rename", "src_fd")
 
     def __init__(self, parent: Optional[DirTask], src_fd: int, dst_fd: int, rel: bytes,
                  meta: Optional[Metadata]) -> None:
@@ -73,6 +74,7 @@ class DirTask:
         self.dst_names: Optional[Dict[bytes, int]] = None  # None: destination was empty
         self.probe_dst = False  # stat every destination name (root entries)
         self.dst_gid_new = -1  # gid a file created here gets (setgid dirs)
+        self.dst_sgid = False  # the destination directory has the setgid bit now
         self.owns_fds = True
         self.rename: Optional[Dict[bytes, bytes]] = None  # source name -> destination name
 
@@ -289,8 +291,14 @@ class Engine:
         self.stats.errors += 1
         if err in _IO_ERRNOS:
             self.stats.io_errors += 1
-        if err in _FATAL_ERRNOS and self.fatal is None:
-            self.fatal = f"{what} failed: {_errtext(err)}"
+        if err in _FATAL_ERRNOS:
+            if self.fatal is not None:
+                # the copy is stopping; the files still in flight fail the same way
+                self.close_job_fds(job)
+                self.finish(job)
+                return
+            self.fatal = (f"stopping: the destination is unusable ({_errtext(err)}); "
+                          f"files already in place are complete")
         self.report(f'cannot {what} "{os.fsdecode(job.path)}": {_errtext(err)}')
         self.close_job_fds(job)
         self.finish(job)
@@ -417,7 +425,16 @@ class Engine:
         child = DirTask(job.parent, job.src_fd, max(job.dst_fd, -1),
                         job.parent.path(job.dst_name), job.meta)
         job.src_fd = job.dst_fd = -1
-        child.dst_gid_new = self.egid
+        parent = job.parent
+        if job.fresh:
+            # mkdir in a setgid directory inherits the bit and the group
+            child.dst_sgid = parent.dst_sgid
+            child.dst_gid_new = parent.dst_gid_new if parent.dst_sgid else self.egid
+        elif job.dmeta is not None:
+            child.dst_sgid = bool(job.dmeta.mode & stat.S_ISGID)
+            child.dst_gid_new = job.dmeta.gid if child.dst_sgid else self.egid
+        else:
+            child.dst_gid_new = self.egid
         if not job.fresh and child.dst_fd >= 0:
             self._list_dst(child)
         child.entries = self.list_src(child.src_fd)
@@ -618,6 +635,15 @@ class Engine:
     # ======================================================================
     # helpers shared with filecopy / attrs
     # ======================================================================
+    def init_root(self, d: DirTask) -> None:
+        """Which gid files created directly in a root destination get."""
+        if d.dst_fd < 0:
+            d.dst_gid_new = self.egid
+            return
+        st = os.fstat(d.dst_fd)
+        d.dst_sgid = bool(st.st_mode & stat.S_ISGID)
+        d.dst_gid_new = st.st_gid if d.dst_sgid else self.egid
+
     def owner_target(self, md: Metadata) -> Tuple[int, int]:
         """(uid, gid) to give the copy; -1 leaves that id as created."""
         uid = md.uid if self.opts.owner and self.is_root else -1
@@ -625,6 +651,16 @@ class Engine:
         if self.opts.group and (self.is_root or md.gid in self.groups):
             gid = md.gid
         return uid, gid
+
+    def may_read(self, md: Metadata) -> bool:
+        """Would opening this file for reading succeed as far as permissions go?"""
+        if self.is_root:
+            return True
+        if md.uid == self.euid:
+            return bool(md.mode & 0o400)
+        if md.gid in self.groups:
+            return bool(md.mode & 0o040)
+        return bool(md.mode & 0o004)
 
     def tmp_name(self, name: bytes) -> bytes:
         self.tmp_counter += 1

@@ -23,7 +23,7 @@ import os
 
 from .. import _abi as A
 from ..executor import LINK, RESOLVE_SAFE, SKIP
-from .attrs import apply_file_meta, fix_unchanged
+from .attrs import apply_file_meta, fix_unchanged, needs_meta_before_publish
 from .engine import O_TMPFILE, Engine, HardlinkGroup, Job
 
 _RANGE_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM,
@@ -74,6 +74,9 @@ def start_file(eng: Engine, job: Job) -> None:
         return
     if md.size and md.size <= eng.small_max and not md.is_sparse and eng.free_slots:
         _small(eng, job)
+    elif md.size == 0 and eng.may_read(md):
+        job.waiting = 1
+        _open_dst(eng, job)
     else:
         _large(eng, job)
 
@@ -120,6 +123,12 @@ def _on_dst_open(eng: Engine, job: Job, res: int) -> None:
 def _both_open(eng: Engine, job: Job) -> None:
     if job.slot >= 0:
         _write_small(eng, job)
+    elif job.src_fd == -1 and job.nread == 0:
+        # an empty file we may read: nothing to read, no source open needed
+        if needs_meta_before_publish(eng, job):
+            _finalize(eng, job)
+        else:
+            _publish(eng, job, 0)
     else:
         _copy_large(eng, job)
 
@@ -177,9 +186,9 @@ def _fail_src(eng: Engine, job: Job) -> None:
 
 def _on_read(eng: Engine, job: Job, idx: int, res: int, direct: bool) -> None:
     ex = eng.ex
-    if direct:
-        ex.close_slot(0, 0, job.slot, SKIP)
-    elif job.src_fd >= 0:
+    # A direct slot is not closed: the next open into it replaces (and closes)
+    # the file, and the ring closes the last ones.  One SQE less per file.
+    if not direct and job.src_fd >= 0:
         ex.close_fd(0, 0, job.src_fd, SKIP)
         job.src_fd = -1
     if res < 0:
@@ -210,7 +219,11 @@ def _write_small(eng: Engine, job: Job) -> None:
         return
     if n < md.size:
         _changed(eng, job, n)
-    _write(eng, job, 0, n)
+    if needs_meta_before_publish(eng, job):
+        _write(eng, job, 0, n)
+    else:
+        # the common case: WRITE -> LINKAT in one chain, times set right after
+        _publish(eng, job, n)
 
 
 def _write(eng: Engine, job: Job, done: int, n: int) -> None:
@@ -376,22 +389,39 @@ def _copy_sparse(eng: Engine, src: int, dst: int, size: int) -> int:
 # publishing
 # --------------------------------------------------------------------------------------
 def _finalize(eng: Engine, job: Job) -> None:
+    """Owner, mode, xattrs and times first; then publish (when those must not lag)."""
     try:
         apply_file_meta(eng, job, job.dst_fd)
     except OSError as exc:
         eng.stats.errors += 1
         eng.report(f'cannot set attributes of "{os.fsdecode(job.path)}": '
                    f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
-    _publish(eng, job)
+    _publish(eng, job, -1)
 
 
-def _publish(eng: Engine, job: Job) -> None:
+# Indexes of the operations in a publishing chain.
+_W, _F, _LINK, _TMPLINK, _RENAME = 0, 1, 2, 3, 4
+
+
+def _publish(eng: Engine, job: Job, write_n: int) -> None:
+    """Give the finished file its name: [WRITE ->] LINKAT, or LINKAT tmp -> RENAMEAT.
+
+    With ``write_n >= 0`` the data write of a small file leads the chain and
+    the times are set after the name exists (see needs_meta_before_publish).
+    """
     ex, d = eng.ex, job.parent
-    cid = ex.chain(lambda idx, res, extra: _on_published(eng, job, idx, res))
+    cid = ex.chain(lambda idx, res, extra: _on_published(eng, job, idx, res, write_n))
+    if write_n > 0:
+        boff = job.slot * eng.slot_size
+        ex.write(cid, _W, job.dst_fd, eng.pool, boff, write_n, 0, LINK | SKIP)
+        if eng.opts.fsync:
+            ex.fsync(cid, _F, job.dst_fd, LINK | SKIP)
+    elif write_n == 0 and eng.opts.fsync:
+        ex.fsync(cid, _F, job.dst_fd, LINK | SKIP)
     if job.tmpname:
-        ex.renameat(cid, 0, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
+        ex.renameat(cid, _RENAME, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
     elif job.dmeta is None:
-        ex.linkat(cid, 0, job.dst_fd, b"", d.dst_fd, job.dst_name, A.AT_EMPTY_PATH)
+        ex.linkat(cid, _LINK, job.dst_fd, b"", d.dst_fd, job.dst_name, A.AT_EMPTY_PATH)
     else:
         _replace_by_link(eng, job, cid, job.dst_fd, b"", A.AT_EMPTY_PATH)
 
@@ -400,42 +430,55 @@ def _replace_by_link(eng: Engine, job: Job, cid: int, fd: int, name: bytes, lfla
     """Link to a temporary name, then rename it over the existing entry (atomic)."""
     d, ex = job.parent, eng.ex
     job.tmpname = eng.tmp_name(job.dst_name)
-    ex.linkat(cid, 1, fd, name, d.dst_fd, job.tmpname, lflags, LINK | SKIP)
-    ex.renameat(cid, 2, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
+    ex.linkat(cid, _TMPLINK, fd, name, d.dst_fd, job.tmpname, lflags, LINK | SKIP)
+    ex.renameat(cid, _RENAME, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
 
 
-def _on_published(eng: Engine, job: Job, idx: int, res: int) -> None:
+def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> None:
     ex, d = eng.ex, job.parent
-    if res == -errno.EEXIST and idx == 0 and not job.tmpname:
-        # the name appeared since we looked: replace it atomically
-        cid = ex.chain(lambda i, r, extra: _on_published(eng, job, i, r))
-        _replace_by_link(eng, job, cid, job.dst_fd, b"", A.AT_EMPTY_PATH)
+    if idx == _W:
+        if res >= 0:
+            # a short write broke the chain: write the rest, then publish
+            _write(eng, job, res, write_n)
+            return
+        eng.dst_failed(job, -res, "write")
         return
-    if res in (-errno.EPERM, -errno.ENOENT) and idx in (0, 1) and not _named(job, idx):
+    if res == -errno.ECANCELED:
+        return  # an earlier operation of the chain failed and has reported
+    if res == -errno.EEXIST and idx == _LINK:
+        # the name appeared since we looked: replace it atomically
+        cid = ex.chain(lambda i, r, extra: _on_published(eng, job, i, r, -1))
+        _replace_by_link(eng, job, cid, job.dst_fd, b"", A.AT_EMPTY_PATH)
+        if write_n >= 0:
+            job.dmeta = None  # (times are still to be set below, once published)
+        return
+    if res in (-errno.EPERM, -errno.ENOENT) and idx in (_LINK, _TMPLINK):
         # linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH on kernels before 6.10:
         # publish this file through /proc and name later files from the start
         eng.empty_link_ok = False
         eng.tmpfile_ok = False
-        try:
-            ex.direct_syscalls["linkat"] += 1
-            os.link(f"/proc/self/fd/{job.dst_fd}", job.dst_name, dst_dir_fd=d.dst_fd,
-                    follow_symlinks=True)
-            res = 0
-        except OSError as exc:
-            res = -(exc.errno or errno.EIO)
+        res = _proc_link(eng, job.dst_fd, d.dst_fd, job.dst_name)
     if res < 0:
-        if res == -errno.ECANCELED:
-            return
-        if job.tmpname and idx == 2:
+        if job.tmpname and idx == _RENAME:
             ex.unlinkat(0, 0, d.dst_fd, job.tmpname, 0, SKIP)
         job.tmpname = b""
-        eng.dst_failed(job, -res, "publish")
+        eng.dst_failed(job, -res, "fsync" if idx == _F else "publish")
         return
     job.tmpname = b""
     md = job.meta
     assert md is not None
+    if write_n >= 0:
+        eng.stats.bytes_transferred += write_n
+        if eng.opts.times:
+            try:
+                ex.futimens(job.dst_fd, md.atime_ns, md.mtime_ns)
+            except OSError as exc:
+                eng.stats.errors += 1
+                eng.report(f'cannot set times of "{os.fsdecode(job.path)}": '
+                           f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
     eng.stats.transferred += 1
-    eng.item(b">f+++++++++ " if job.dmeta is None else b">f.st...... ", job.path)
+    if eng.itemize is not None:
+        eng.item(b">f+++++++++ " if job.dmeta is None else b">f.st...... ", job.path)
     group = eng.hardlinks.get((md.dev, md.ino)) if eng.opts.hard_links and md.nlink > 1 \
         else None
     if group is not None and group.fd < 0 and not group.failed:
@@ -448,8 +491,14 @@ def _on_published(eng: Engine, job: Job, idx: int, res: int) -> None:
     eng.finish(job)
 
 
-def _named(job: Job, idx: int) -> bool:
-    return bool(job.tmpname) and idx == 0
+def _proc_link(eng: Engine, fd: int, dirfd: int, name: bytes) -> int:
+    """linkat through /proc/self/fd (for kernels that refuse AT_EMPTY_PATH to us)."""
+    try:
+        eng.ex.direct_syscalls["linkat"] += 1
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dirfd, follow_symlinks=True)
+        return 0
+    except OSError as exc:
+        return -(exc.errno or errno.EIO)
 
 
 # --------------------------------------------------------------------------------------
