@@ -28,7 +28,11 @@ Lifetimes
     dropped only when its completion is reaped.  Requests flagged
     IOSQE_CQE_SKIP_SUCCESS post no completion on success; their objects ride
     along with the next request of the same link chain that does post one, or,
-    when the chain ends with such a request, stay pinned until the ring closes.
+    when the chain ends with such a request, stay pinned for the ring's whole
+    life.  close() cancels what is in flight and reaps every tracked request
+    before it drops their objects; what it cannot prove finished (those
+    skip-success objects, requests that do not end in time) is leaked on
+    purpose rather than freed.
 
 Threads and fork
     A Ring belongs to the thread that created it (the kernel enforces this
@@ -43,6 +47,8 @@ import errno
 import mmap
 import os
 import platform
+import struct
+import time
 import weakref
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -64,6 +70,8 @@ from .errors import (
 )
 
 _SQE_PACK = _abi.SQE.pack_into
+_SQE_UD = struct.Struct("=Q")
+_SQE_UD_OFFSET = 32  # offsetof(struct io_uring_sqe, user_data)
 _CQE = _abi.CQE
 _LINKED = IOSQE_IO_LINK | IOSQE_IO_HARDLINK
 _TSO = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
@@ -140,13 +148,29 @@ class RingStats(NamedTuple):
 
 
 class _Poisoned:
-    """Stands in for the SQE array in a forked child: any use raises."""
+    """Stands in for the mapped queues in a forked child: any use raises."""
 
     def __getattr__(self, name: str) -> Any:
         raise RingForkedError()
 
     def __len__(self) -> int:
         raise RingForkedError()
+
+    def __getitem__(self, index: Any) -> Any:
+        raise RingForkedError()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise RingForkedError()
+
+
+#: user_data of the ring's own requests (close() barrier).  liburing reserves
+#: the same value for its internal timeouts; pyuring never hands it out.
+_INTERNAL_UD = _abi.USER_DATA_RESERVED
+
+#: Objects still pinned by rings that were closed while the kernel might still
+#: use them (close() could not prove every request finished): leaked on purpose,
+#: a bounded cost next to a use-after-free.
+_graveyard: List[Any] = []
 
 
 _live_rings: weakref.WeakSet[RingCore] = weakref.WeakSet()
@@ -165,6 +189,7 @@ class RingCore:
     """Setup, mapped queues, submit/wait/reap, request tracking and counters."""
 
     # set in __init__; annotated here for readers and type checkers
+    _forked_maps: Tuple[memoryview, memoryview, mmap.mmap, mmap.mmap, mmap.mmap]
     fd: int
     features: int
     flags: int
@@ -192,6 +217,7 @@ class RingCore:
         """
         self.fd = -1
         self._closed = True
+        self._forked = False
         self._pid = os.getpid()
         if entries < 1:
             raise ValueError("entries must be at least 1")
@@ -233,6 +259,7 @@ class RingCore:
         self._inflight: Dict[int, List[Any]] = {}
         self._chain: List[Any] = []  # objects of skip-success requests in an open link chain
         self._orphans: List[Any] = []  # objects pinned until close (see module docstring)
+        self._skip_used = False  # a CQE_SKIP_SUCCESS request was ever tracked
         self._next_user_data = 1
         self._stash: List[Completion] = []  # reaped while making room, not yet returned
         self._personality = 0
@@ -245,6 +272,7 @@ class RingCore:
         self._wait_mem = bytearray(_abi.GETEVENTS_ARG.size + _abi.TIMESPEC.size)
         self._wait_anchor = _syscall.ctypes.c_char.from_buffer(self._wait_mem)
         self._wait_addr = _syscall.ctypes.addressof(self._wait_anchor)
+        self._wait_deadline = 0  # time.monotonic_ns() at which a timed wait ends
         self._fence: Any = None
         _live_rings.add(self)
 
@@ -338,22 +366,86 @@ class RingCore:
         self._cq_visible = self._cq_head  # acquire-safe tail snapshot (weak CPUs)
 
     def close(self) -> None:
-        """Unmap the queues and close the ring fd (completions still pending are dropped)."""
+        """Close the ring: unmap the queues and close the ring fd.
+
+        Completions not reaped yet are dropped.  If requests may still be in
+        flight, they are cancelled and the ring waits until the kernel is done
+        with them (see ``_quiesce``) before it lets go of their buffers.
+        """
         if self._closed:
             return
+        if not self._forked and (self._inflight or self._chain or self._orphans):
+            self._quiesce()
         self._closed = True
         _live_rings.discard(self)
-        self._sq_words.release()
-        self._cq_words.release()
-        for m in getattr(self, "_maps", (self._sqes, self._sq_map, self._cq_map)):
-            if isinstance(m, mmap.mmap) and not m.closed:
+        if self._forked:
+            sq_words, cq_words, *maps = self._forked_maps
+        else:
+            sq_words, cq_words = self._sq_words, self._cq_words
+            maps = [self._sqes, self._sq_map, self._cq_map]
+        sq_words.release()
+        cq_words.release()
+        for m in maps:
+            if not m.closed:
                 m.close()
         os.close(self.fd)
         self.fd = -1
+        # the next prep_* finds the SQ "full" and lands in _make_room: raise there
+        self._sq_limit = self._sq_tail
+        self._make_room = self._closed_error  # type: ignore[method-assign]
         self._inflight.clear()
         self._chain.clear()
         self._orphans.clear()
         del self._wait_anchor
+
+    def _quiesce(self, timeout: float = 5.0) -> None:
+        """Wait until the kernel no longer touches memory this ring pinned.
+
+        Closing the ring fd does not stop requests synchronously: the kernel
+        tears the ring down in a worker, and an operation already running (a
+        write copying from its buffer in an io-wq thread, say) goes on after
+        close(2) returned.  So everything is cancelled (ASYNC_CANCEL ANY|ALL)
+        and every tracked request's completion is reaped: then no request
+        that pins memory is left.
+
+        Requests flagged IOSQE_CQE_SKIP_SUCCESS post nothing on success, so
+        nothing proves they are done (IOSQE_IO_DRAIN would, but the kernel
+        refuses it, EOPNOTSUPP, on a ring that has used CQE_SKIP_SUCCESS).
+        Their objects, and whatever cannot be shown finished in ``timeout``
+        seconds (or at all: close() from a thread a SINGLE_ISSUER ring
+        refuses), are leaked into ``_graveyard`` instead of freed.
+        """
+        try:
+            self._forget_unsubmitted()
+            self._personality = 0
+            self._push(_abi.IORING_OP_ASYNC_CANCEL, -1, 0, 0, 0,
+                       _abi.IORING_ASYNC_CANCEL_ANY | _abi.IORING_ASYNC_CANCEL_ALL,
+                       _INTERNAL_UD, 0)
+            deadline = time.monotonic() + timeout
+            while self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(errno.ETIME, "requests still in flight")
+                self.wait_cqes(1, timeout=left)
+            if self._skip_used and (self._chain or self._orphans):
+                raise LookupError("skip-success requests cannot be shown finished")
+        except Exception:
+            _graveyard.append((self._inflight, self._chain, self._orphans))
+            self._inflight, self._chain, self._orphans = {}, [], []
+
+    def _forget_unsubmitted(self) -> None:
+        """Drop the SQEs prepared but never handed to the kernel (it has not
+        seen them) and their tracking entries: no completion will come."""
+        inflight = self._inflight
+        for i in range(self._sq_submitted, self._sq_tail):
+            off = (i & self._sq_mask) << self._sqe_shift
+            ud = _SQE_UD.unpack_from(self._sqes, off + _SQE_UD_OFFSET)[0]
+            entry = inflight.get(ud)
+            if entry is not None and not self._sqes[off + 1] & IOSQE_CQE_SKIP_SUCCESS:
+                entry[0] -= 1
+                if entry[0] <= 0:
+                    del inflight[ud]
+        self._sq_tail = self._sq_submitted
 
     def __enter__(self) -> RingCore:
         return self
@@ -373,16 +465,30 @@ class RingCore:
 
     def _poison(self) -> None:
         # In a forked child the mappings are shared with the parent's ring:
-        # writing an SQE would corrupt it.  Make every entry point raise.
-        self._maps = (self._sqes, self._sq_map, self._cq_map)
-        self._sqes = _Poisoned()  # type: ignore[assignment]
+        # writing an SQE or a ring index would corrupt it.  Make every entry
+        # point raise RingForkedError.
+        self._forked = True
+        self._forked_maps = (self._sq_words, self._cq_words, self._sqes, self._sq_map,
+                             self._cq_map)
+        bad: Any = _Poisoned()
+        self._sqes = self._sq_map = self._cq_map = bad
+        self._sq_words = self._cq_words = bad
         self._enter = self._forked_enter
         self._slot = self._forked_enter  # type: ignore[method-assign]
         self._take = self._forked_enter  # type: ignore[method-assign,assignment]
+        self._make_room = self._forked_enter  # type: ignore[method-assign,assignment]
+        # Every prep_* compares the SQ tail with _sq_limit before it writes an
+        # SQE (struct.pack_into cannot be poisoned): make that test true so the
+        # next prep lands in _make_room, which now raises.
+        self._sq_limit = self._sq_tail
 
     @staticmethod
     def _forked_enter(*args: Any) -> int:
         raise RingForkedError()
+
+    @staticmethod
+    def _closed_error(*args: Any) -> None:
+        raise ValueError("operation on a closed Ring")
 
     # ------------------------------------------------------------------
     # SQE slots and request tracking
@@ -402,18 +508,48 @@ class RingCore:
         return (tail & self._sq_mask) << self._sqe_shift
 
     def _make_room(self) -> None:
-        self._sq_limit = self._sq_words[self._k_sq_head] + self.sq_entries
+        """The SQ is full: hand prepared SQEs to the kernel until a slot frees up.
+
+        A link chain that is still open (the last prepared SQE carries
+        IOSQE_IO_LINK) is never split: the kernel ends every chain at the end
+        of a submission batch, so submitting its first half would silently run
+        the rest unlinked.  Only the SQEs before the chain's head are submitted.
+        """
+        words = self._sq_words
+        self._sq_limit = words[self._k_sq_head] + self.sq_entries
         while self._sq_tail == self._sq_limit:
-            if self._sq_tail != self._sq_submitted:
-                self.submit()
+            head = self._open_chain_head()
+            if self._sq_tail - head >= self.sq_entries:
+                raise UringError(
+                    errno.ENOBUFS,
+                    f"a link chain longer than the submission queue ({self.sq_entries} "
+                    f"entries): create the Ring with more entries",
+                )
+            if head != self._sq_submitted:
+                # submit up to (not including) the open chain
+                tail, self._sq_tail = self._sq_tail, head
+                try:
+                    self._submit(0, 0)
+                finally:
+                    self._sq_tail = tail
             else:
-                # SQPOLL thread has not consumed yet: wait for it
+                # SQPOLL: everything is handed over, the thread has not consumed it yet
                 self._enter_kernel(0, 0, _abi.IORING_ENTER_SQ_WAIT)
-            self._sq_limit = self._sq_words[self._k_sq_head] + self.sq_entries
+            self._sq_limit = words[self._k_sq_head] + self.sq_entries
+
+    def _open_chain_head(self) -> int:
+        """Index of the first SQE of a link chain still open at the SQ tail
+        (the tail itself when the last prepared SQE ends its chain)."""
+        sqes, mask, shift = self._sqes, self._sq_mask, self._sqe_shift
+        i = self._sq_tail
+        while i > self._sq_submitted and sqes[(((i - 1) & mask) << shift) + 1] & _LINKED:
+            i -= 1
+        return i
 
     def _track(self, ud: int, op: int, flags: int, path: Any, keep: Any) -> None:
         """Pin ``keep`` (any object, or None) until ``ud``'s completion is reaped."""
         if flags & IOSQE_CQE_SKIP_SUCCESS:
+            self._skip_used = True  # see _quiesce
             if keep is not None:
                 self._chain.append(keep)
             if not flags & _LINKED and self._chain:
@@ -494,6 +630,13 @@ class RingCore:
                 return int(res)
             err = _syscall.get_errno()
             if err == errno.EINTR:
+                if arg:
+                    # A timed wait (the only user of arg): retry with what is
+                    # left of the timeout, not the whole of it again, or a
+                    # steady stream of signals would make the wait endless.
+                    left = max(0, self._wait_deadline - time.monotonic_ns())
+                    _abi.TIMESPEC.pack_into(self._wait_mem, _abi.GETEVENTS_ARG.size,
+                                            left // 1_000_000_000, left % 1_000_000_000)
                 continue
             if err == errno.EEXIST:
                 raise UringError(err, "io_uring_enter: this Ring belongs to another thread "
@@ -658,9 +801,10 @@ class RingCore:
                   limit: Optional[int] = None) -> List[Completion]:
         """Submit, wait for at least ``wait_nr`` completions, return every ready one.
 
-        ``limit`` caps how many are consumed.  With ``timeout`` the wait uses
-        IORING_ENTER_EXT_ARG; ``TimeoutError`` is raised if fewer than one
-        completion arrived in time (completions that did arrive are returned).
+        ``limit`` caps how many are consumed.  With ``timeout`` (seconds) the
+        wait uses IORING_ENTER_EXT_ARG and ends after that long at most: the
+        completions that arrived by then are returned (fewer than ``wait_nr``,
+        possibly), and ``TimeoutError`` (errno ETIME) is raised if none did.
         """
         out = self._drain_stash(limit) if self._stash else []
         out.extend(self._take(None if limit is None else limit - len(out)))
@@ -672,25 +816,38 @@ class RingCore:
                 self._submit(wait_nr - len(out), IORING_ENTER_GETEVENTS)
                 out.extend(self._take(None if limit is None else limit - len(out)))
             return out
-        ts_ns = max(0, int(timeout * 1e9))
+        deadline = self._wait_deadline = time.monotonic_ns() + max(0, int(timeout * 1e9))
         _abi.GETEVENTS_ARG.pack_into(self._wait_mem, 0, 0, 0, 0,
                                      self._wait_addr + _abi.GETEVENTS_ARG.size)
-        _abi.TIMESPEC.pack_into(self._wait_mem, _abi.GETEVENTS_ARG.size,
-                                ts_ns // 1_000_000_000, ts_ns % 1_000_000_000)
-        tail = self._sq_tail
-        n = tail - self._sq_submitted
-        if n:
-            self._sq_words[self._k_sq_tail] = tail & 0xFFFFFFFF
-        try:
-            done = self._enter_kernel(n, wait_nr - len(out),
-                                      IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-                                      self._wait_addr, _abi.GETEVENTS_ARG.size)
-            self._sq_submitted += done
-        except UringError as exc:
-            if exc.errno != errno.ETIME:
-                raise
-            self._sq_submitted = tail
-        out.extend(self._take(None if limit is None else limit - len(out)))
+        if self._sqpoll:
+            # hand the SQEs to the SQ thread (waking it if it sleeps); the
+            # enter below only waits
+            self._submit(0, 0)
+        while True:
+            left = max(0, deadline - time.monotonic_ns())
+            _abi.TIMESPEC.pack_into(self._wait_mem, _abi.GETEVENTS_ARG.size,
+                                    left // 1_000_000_000, left % 1_000_000_000)
+            tail = self._sq_tail
+            n = tail - self._sq_submitted
+            if n:
+                self._sq_words[self._k_sq_tail] = tail & 0xFFFFFFFF
+            timed_out = False
+            try:
+                done = self._enter_kernel(n, wait_nr - len(out),
+                                          IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                                          self._wait_addr, _abi.GETEVENTS_ARG.size)
+                self._sq_submitted += done
+            except UringError as exc:
+                if exc.errno != errno.ETIME:
+                    raise
+                self._sq_submitted = tail
+                timed_out = True
+            out.extend(self._take(None if limit is None else limit - len(out)))
+            # io_uring_enter may return before min_complete completions are
+            # there (task work ran, a SQPOLL ring just started...): only ETIME
+            # means the time is up.
+            if timed_out or len(out) >= wait_nr or (limit is not None and len(out) >= limit):
+                break
         if not out:
             raise TimeoutError(errno.ETIME, "timed out waiting for an io_uring completion")
         return out

@@ -46,12 +46,29 @@ def bytes_address(data: bytes) -> Tuple[int, Any]:
     return _syscall.ctypes.addressof(copy), copy
 
 
+class _CopiedPath(bytes):
+    """A path whose NUL-terminated copy lives elsewhere (no usable ``id()``):
+    pinning the path pins the copy the kernel reads."""
+
+    copy: Any
+
+
 def path_address(path: Any) -> Tuple[int, bytes]:
-    """Address of a NUL-terminated path; accepts str, bytes and PathLike."""
+    """Address of a NUL-terminated path; accepts str, bytes and PathLike.
+
+    The returned bytes object is what the ring pins (and shows in errors);
+    it keeps alive whatever memory ``address`` points into.
+    """
     raw = path if type(path) is bytes else os.fsencode(path)
     if b"\0" in raw:
         raise ValueError(f"embedded NUL byte in path {raw!r}")
-    addr, _ = bytes_address(raw)
+    addr, keep = bytes_address(raw)
+    if keep is not raw:
+        # bytes_address had to copy (no CPython layout): pin the copy, not
+        # just the original, or the kernel would read freed memory
+        pinned = _CopiedPath(raw)
+        pinned.copy = keep
+        return addr, pinned
     return addr, raw
 
 

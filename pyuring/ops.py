@@ -15,6 +15,7 @@ registered file table, or ``IORING_FILE_INDEX_ALLOC`` to let the kernel pick).
 
 from __future__ import annotations
 
+import platform
 import struct
 from typing import Any, Optional, Sequence, Tuple, Union
 
@@ -26,6 +27,13 @@ Timeout = Union[float, int, Tuple[int, int]]
 _U64 = 0xFFFFFFFFFFFFFFFF
 _MSGHDR = struct.Struct("=QI4xQQQQi4x")  # struct msghdr, 56 bytes on 64-bit
 _SOCKLEN = struct.Struct("=I")
+#: struct epoll_event: packed (12 bytes) on x86-64 only, naturally aligned
+#: (16 bytes) everywhere else -- see EPOLL_PACKED in the kernel's eventpoll.h.
+EPOLL_EVENT = struct.Struct(
+    "=IQ" if platform.machine().lower() in ("x86_64", "amd64") else "=I4xQ"
+)
+#: sizeof(siginfo_t), what WAITID writes.
+SIGINFO_SIZE = 128
 
 
 def _target_slot(file_index: int) -> int:
@@ -62,6 +70,17 @@ def _length(buf: Any, nbytes: Optional[int]) -> int:
     return buf.size if type(buf) is Buffer else memoryview(buf).nbytes
 
 
+def _fits(buf: Any, nbytes: int, what: str) -> None:
+    """Refuse a buffer smaller than what the kernel will write into it.
+
+    Kept off the hot paths (read/write/recv trust ``nbytes``); used where a
+    fixed-size kernel structure lands in a caller's buffer.
+    """
+    have = _length(buf, None)
+    if have < nbytes:
+        raise ValueError(f"{what} needs a buffer of at least {nbytes} bytes, not {have}")
+
+
 class Ops(RingCore):
     """The prep_* methods; mixed into :class:`pyuring.Ring`."""
 
@@ -69,13 +88,18 @@ class Ops(RingCore):
     def prep_rw(
         self, op: int, fd: int, addr: int, length: int, offset: int, *,
         user_data: int = 0, flags: int = 0, op_flags: int = 0, keep: Any = None,
+        buf_index: int = 0, ioprio: int = 0, file_index: int = 0, addr3: int = 0,
     ) -> None:
         """liburing's io_uring_prep_rw: any opcode with raw integer fields.
 
         ``addr`` is a raw address: pass the object that owns that memory as
-        ``keep`` so the ring pins it until the completion is reaped.
+        ``keep`` so the ring pins it until the completion is reaped.  The other
+        SQE fields liburing callers set by hand after io_uring_prep_rw are
+        keywords: ``buf_index`` (also ``buf_group`` with IOSQE_BUFFER_SELECT),
+        ``ioprio``, ``file_index``, ``addr3``.
         """
-        self._push(op, fd, offset, addr, length, op_flags, user_data, flags, keep=keep)
+        self._push(op, fd, offset, addr, length, op_flags, user_data, flags, ioprio,
+                   buf_index, file_index, addr3, keep=keep)
 
     # -- misc ---------------------------------------------------------------
     def prep_nop(self, *, user_data: int = 0, flags: int = 0, nop_flags: int = 0,
@@ -133,16 +157,18 @@ class Ops(RingCore):
         self._push(A.IORING_OP_WRITE_FIXED, fd, offset, addr, _length(buf, nbytes), 0,
                    user_data, flags, buf_index=buf_index, keep=keep)
 
-    def prep_readv_fixed(self, fd: int, iovecs: Sequence[Any], offset: int, buf_index: int,
-                         rw_flags: int = 0, *, user_data: int = 0, flags: int = 0) -> None:
-        """READV_FIXED (6.15): vectored read into registered buffer memory."""
+    def prep_readv_fixed(self, fd: int, iovecs: Sequence[Any], offset: int, rw_flags: int,
+                         buf_index: int, *, user_data: int = 0, flags: int = 0) -> None:
+        """READV_FIXED (6.15): vectored read into registered buffer ``buf_index``
+        (every iovec must lie inside it); liburing's argument order."""
         addr, n, keep = _iovecs(iovecs, True)
         self._push(A.IORING_OP_READV_FIXED, fd, offset, addr, n, rw_flags, user_data, flags,
                    buf_index=buf_index, keep=keep)
 
-    def prep_writev_fixed(self, fd: int, iovecs: Sequence[Any], offset: int, buf_index: int,
-                          rw_flags: int = 0, *, user_data: int = 0, flags: int = 0) -> None:
-        """WRITEV_FIXED (6.15): vectored write from registered buffer memory."""
+    def prep_writev_fixed(self, fd: int, iovecs: Sequence[Any], offset: int, rw_flags: int,
+                          buf_index: int, *, user_data: int = 0, flags: int = 0) -> None:
+        """WRITEV_FIXED (6.15): vectored write from registered buffer ``buf_index``
+        (every iovec must lie inside it); liburing's argument order."""
         addr, n, keep = _iovecs(iovecs, False)
         self._push(A.IORING_OP_WRITEV_FIXED, fd, offset, addr, n, rw_flags, user_data, flags,
                    buf_index=buf_index, keep=keep)
@@ -247,6 +273,7 @@ class Ops(RingCore):
     def prep_statx(self, dfd: int, path: Any, statx_flags: int, mask: int, statxbuf: Any, *,
                    user_data: int = 0, flags: int = 0) -> None:
         """STATX: statx(2) into a 256-byte writable buffer."""
+        _fits(statxbuf, A.STATX.size, "statx")
         addr, raw = path_address(path)
         baddr, bkeep = buffer_address(statxbuf, True)
         self._push(A.IORING_OP_STATX, dfd, baddr, addr, mask, statx_flags, user_data, flags,
@@ -269,12 +296,14 @@ class Ops(RingCore):
     def prep_pipe(self, fds: Any, pipe_flags: int = 0, *, user_data: int = 0,
                   flags: int = 0) -> None:
         """PIPE (6.16): pipe2(2); the two fds land in ``fds`` (an 8-byte buffer, int[2])."""
+        _fits(fds, 8, "pipe")
         addr, keep = buffer_address(fds, True)
         self._push(A.IORING_OP_PIPE, 0, 0, addr, 0, pipe_flags, user_data, flags, keep=keep)
 
     def prep_pipe_direct(self, fds: Any, pipe_flags: int, file_index: int, *,
                          user_data: int = 0, flags: int = 0) -> None:
         """PIPE into two direct descriptor slots starting at ``file_index``."""
+        _fits(fds, 8, "pipe")
         addr, keep = buffer_address(fds, True)
         self._push(A.IORING_OP_PIPE, 0, 0, addr, 0, pipe_flags, user_data, flags,
                    file_index=_target_slot(file_index), keep=keep)
@@ -343,6 +372,8 @@ class Ops(RingCore):
     def prep_getxattr(self, name: Any, value: Any, path: Any, length: Optional[int] = None, *,
                       user_data: int = 0, flags: int = 0) -> None:
         """GETXATTR: getxattr(2) of ``path`` (follows symlinks) into ``value``."""
+        if length is not None:
+            _fits(value, length, "getxattr")
         naddr, nraw = path_address(name)
         vaddr, vkeep = buffer_address(value, True)
         paddr, praw = path_address(path)
@@ -352,6 +383,8 @@ class Ops(RingCore):
     def prep_fgetxattr(self, fd: int, name: Any, value: Any, length: Optional[int] = None, *,
                        user_data: int = 0, flags: int = 0) -> None:
         """FGETXATTR: fgetxattr(2) into ``value``; res is the value's length."""
+        if length is not None:
+            _fits(value, length, "fgetxattr")
         naddr, nraw = path_address(name)
         vaddr, vkeep = buffer_address(value, True)
         self._push(A.IORING_OP_FGETXATTR, fd, vaddr, naddr, _length(value, length), 0,
@@ -443,19 +476,27 @@ class Ops(RingCore):
     def prep_poll_update(self, old_user_data: int, new_user_data: int, poll_mask: int,
                          poll_flags: int, *, user_data: int = 0, flags: int = 0) -> None:
         """POLL_REMOVE with IORING_POLL_UPDATE_*: change a pending poll's mask/user_data."""
+        if poll_flags & A.IORING_POLL_UPDATE_USER_DATA:
+            # the poll's completions will carry new_user_data: move its tracking
+            # entry there, or it would never be released (nor the op be named)
+            entry = self._inflight.pop(old_user_data, None)
+            if entry is not None:
+                self._inflight[new_user_data] = entry
         self._push(A.IORING_OP_POLL_REMOVE, -1, new_user_data, old_user_data, poll_flags,
                    poll_mask, user_data, flags)
 
     def prep_epoll_ctl(self, epfd: int, fd: int, op: int, events: int = 0, data: int = 0, *,
                        user_data: int = 0, flags: int = 0) -> None:
         """EPOLL_CTL: epoll_ctl(2); the struct epoll_event is built from events/data."""
-        ev = bytearray(struct.pack("=IQ", events, data))  # packed on x86-64
+        ev = bytearray(EPOLL_EVENT.pack(events, data))
         addr, keep = buffer_address(ev, True)
         self._push(A.IORING_OP_EPOLL_CTL, epfd, fd, addr, op, 0, user_data, flags, keep=keep)
 
     def prep_epoll_wait(self, epfd: int, events: Any, maxevents: int, wait_flags: int = 0, *,
                         user_data: int = 0, flags: int = 0) -> None:
-        """EPOLL_WAIT (6.15): epoll_wait(2) into ``events`` (12 bytes per event on x86-64)."""
+        """EPOLL_WAIT (6.15): epoll_wait(2) into ``events``, room for ``maxevents``
+        struct epoll_event (``EPOLL_EVENT.size`` bytes each: 12 on x86-64, else 16)."""
+        _fits(events, maxevents * EPOLL_EVENT.size, "epoll_wait")
         addr, keep = buffer_address(events, True)
         self._push(A.IORING_OP_EPOLL_WAIT, epfd, 0, addr, maxevents, wait_flags, user_data,
                    flags, keep=keep)
@@ -482,6 +523,10 @@ class Ops(RingCore):
         ``addrlen`` is a 4-byte buffer holding the size of ``addr`` on entry.
         ``multishot`` and ``file_index`` select the multishot / direct forms.
         """
+        if addr is not None:
+            # the kernel writes up to *addrlen bytes into addr
+            _fits(addrlen, _SOCKLEN.size, "accept addrlen")
+            _fits(addr, _SOCKLEN.unpack_from(addrlen)[0], "accept addr (*addrlen)")
         a_addr, a_keep = buffer_address(addr, True) if addr is not None else (0, None)
         l_addr, l_keep = buffer_address(addrlen, True) if addrlen is not None else (0, None)
         self._push(A.IORING_OP_ACCEPT, fd, l_addr, a_addr, 0, accept_flags, user_data, flags,
@@ -599,6 +644,8 @@ class Ops(RingCore):
                       optlen: Optional[int] = None, *, user_data: int = 0,
                       flags: int = 0) -> None:
         """URING_CMD on a socket (6.7): SIOCINQ / SIOCOUTQ / getsockopt / setsockopt."""
+        if optval is not None and optlen is not None:
+            _fits(optval, optlen, "socket option")
         v_addr, v_keep = buffer_address(optval, True) if optval is not None else (0, None)
         length = _length(optval, optlen) if optval is not None else (optlen or 0)
         self._push(A.IORING_OP_URING_CMD, fd, cmd_op, (optname << 32) | level, 0, 0, user_data,
@@ -642,6 +689,8 @@ class Ops(RingCore):
     def prep_waitid(self, idtype: int, ident: int, infop: Any, options: int,
                     waitid_flags: int = 0, *, user_data: int = 0, flags: int = 0) -> None:
         """WAITID (6.7): waitid(2); ``infop`` is a writable siginfo_t buffer (128 bytes)."""
+        if infop is not None:
+            _fits(infop, SIGINFO_SIZE, "waitid infop")
         addr, keep = buffer_address(infop, True) if infop is not None else (0, None)
         self._push(A.IORING_OP_WAITID, ident, addr, 0, idtype, waitid_flags, user_data, flags,
                    file_index=options, keep=keep)

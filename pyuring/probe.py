@@ -32,6 +32,11 @@ class Probe(FrozenSet[int]):
             return num is not None and super().__contains__(num)
         return super().__contains__(op)
 
+    def supports(self, op: Union[int, str]) -> bool:
+        """``op in probe`` for type checkers: an opcode number or name
+        ("OPENAT2", "IORING_OP_OPENAT2", case-insensitive)."""
+        return self.__contains__(op)
+
     @property
     def names(self) -> FrozenSet[str]:
         return frozenset(A.OP_NAMES.get(op, f"OP_{op}") for op in self)

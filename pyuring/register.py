@@ -17,12 +17,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import _abi as A
 from . import _syscall
 from ._core import RingCore
-from ._mem import buffer_address
-from .errors import OpcodeUnsupported, UringError
+from ._mem import Buffer, buffer_address
+from .errors import OpcodeUnsupported, RingForkedError, UringError
 
 
 def _int_array(values: Sequence[int]) -> bytearray:
     return bytearray(struct.pack(f"={len(values)}i", *values))
+
+
+def _nbytes(buf: Any) -> int:
+    return buf.size if type(buf) is Buffer else memoryview(buf).nbytes
 
 
 class Registrations(RingCore):
@@ -34,6 +38,10 @@ class Registrations(RingCore):
         """io_uring_register(ring, opcode, arg, nr); ``arg`` is a buffer or None."""
         if self._closed:
             raise ValueError("operation on a closed Ring")
+        if self._forked:
+            # the ring fd is shared with the parent: registering here would
+            # change the parent's ring
+            raise RingForkedError()
         addr, keep = (0, None) if arg is None else buffer_address(arg, True)
         fd, op = self.fd, opcode
         if self._ring_index is not None:
@@ -63,6 +71,20 @@ class Registrations(RingCore):
     def _ring_index(self) -> Optional[int]:
         return getattr(self, "_enter_ring_index", None)
 
+    def close(self) -> None:
+        # A registered ring fd is a reference to the ring held by this thread's
+        # io_uring context: unless it is dropped, the ring outlives close() until
+        # the thread exits, and each thread may register only 16 of them.
+        if not self._closed and not self._forked and self._ring_index is not None:
+            try:
+                self.unregister_ring_fd()
+            except OSError:
+                # e.g. close() from another thread, which holds no such slot:
+                # at least enter through the plain fd from here on
+                self.__dict__.pop("_enter_ring_index", None)
+                self._enter_fd, self._enter_flags = self.fd, 0
+        super().close()
+
     # -- buffers ----------------------------------------------------------------
     def register_buffers(self, buffers: Sequence[Any]) -> None:
         """Register writable buffers for READ_FIXED/WRITE_FIXED (index = position)."""
@@ -71,8 +93,7 @@ class Registrations(RingCore):
         for i, b in enumerate(buffers):
             addr, k = buffer_address(b, True)
             keep.append(k)
-            A.IOVEC.pack_into(iov, i * 16, addr, memoryview(b).nbytes if not hasattr(b, "addr")
-                              else b.size)
+            A.IOVEC.pack_into(iov, i * 16, addr, _nbytes(b))
         self._register(A.IORING_REGISTER_BUFFERS, iov, len(buffers))
         self._reg_store()["buffers"] = keep
 
@@ -89,7 +110,7 @@ class Registrations(RingCore):
         for i, b in enumerate(buffers):
             addr, k = buffer_address(b, True)
             keep.append(k)
-            A.IOVEC.pack_into(iov, i * 16, addr, memoryview(b).nbytes)
+            A.IOVEC.pack_into(iov, i * 16, addr, _nbytes(b))
         iov_addr, iov_keep = buffer_address(iov, True)
         arg = bytearray(A.RSRC_UPDATE2.pack(offset, 0, iov_addr, 0, len(buffers), 0))
         n = self._register(A.IORING_REGISTER_BUFFERS_UPDATE, arg, A.RSRC_UPDATE2.size)
