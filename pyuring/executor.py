@@ -12,7 +12,9 @@ Chains have io_uring's link semantics on both backends.  ``flags`` of an
 operation may hold ``LINK`` (the next operation of the chain runs only if this
 one succeeds -- a short read or write counts as failure), ``HARDLINK`` (the
 next runs regardless) and ``SKIP`` (no callback on success).  When a linked
-operation fails, the rest of its chain completes with ``-ECANCELED``.  The
+operation fails, the rest of its chain completes with ``-ECANCELED`` -- or,
+when the failing operation carries ``SKIP``, silently: the kernel then posts no
+completion for the cancelled rest, and neither backend calls back for them.  The
 first operation without LINK/HARDLINK ends the chain; it must not have SKIP.
 Chain 0 is the *background* chain: independent fire-and-forget operations
 (usually ``close`` with SKIP) whose failures go to ``on_background_error``.
@@ -239,7 +241,9 @@ class UringExecutor(Executor):
 
         self.ring = ring if ring is not None else Ring(entries)
         self._own_ring = ring is None
-        self._chains: Dict[int, List[Any]] = {0: [self.on_background_error, -1]}
+        # cid -> [callback, index of the chain's last operation, bit mask of the
+        # LINK|SKIP members whose failure silences the rest of the chain]
+        self._chains: Dict[int, List[Any]] = {0: [self.on_background_error, -1, 0]}
         self._statx = _StatxPool()
         self._statx_by_ud: Dict[int, int] = {}
         supported = probe_ring_fd(self.ring.fd)
@@ -258,15 +262,22 @@ class UringExecutor(Executor):
     def chain(self, callback: Callback) -> int:
         cid = self._next_chain
         self._next_chain = cid + 1
-        self._chains[cid] = [callback, -1]
+        self._chains[cid] = [callback, -1, 0]
         return cid
 
     def busy(self) -> bool:
         return len(self._chains) > 1 or self.ring.pending() > 0
 
     def _final(self, cid: int, idx: int, flags: int) -> None:
-        if not flags & _LINKED and cid:
+        if not cid:
+            return
+        if not flags & _LINKED:
             self._chains[cid][1] = idx
+        elif flags & SKIP and flags & LINK:
+            # When this member fails, the kernel cancels the rest of the chain
+            # *without* completions (the skip flag spreads to them): this
+            # member's completion is then the chain's last.
+            self._chains[cid][2] |= 1 << idx
 
     def run(self, wait: bool = True) -> int:
         ring = self.ring
@@ -289,7 +300,7 @@ class UringExecutor(Executor):
                     if c.res >= 0:
                         extra = self._statx.parse(slot)
                     self._statx.free.append(slot)
-            if idx == entry[1]:
+            if idx == entry[1] or (entry[2] >> idx) & 1:
                 del chains[cid]
             entry[0](idx, c.res, extra)
         return len(got)
@@ -403,7 +414,10 @@ class SyncExecutor(Executor):
 
     def __init__(self, *, direct_slots: int = 0) -> None:
         super().__init__()
-        self._chains: Dict[int, List[Any]] = {0: [self.on_background_error, False]}
+        # cid -> [callback, state]: state 0 running, 1 cancelled (the rest of the
+        # chain completes with -ECANCELED), 2 cancelled silently (a LINK|SKIP
+        # member failed: io_uring posts nothing for the rest)
+        self._chains: Dict[int, List[Any]] = {0: [self.on_background_error, 0]}
         self._queue: Deque[Tuple[Callback, int, int, Any]] = collections.deque()
         self._slots: List[int] = [-1] * direct_slots
         self._statx_buf: Any = None
@@ -413,7 +427,7 @@ class SyncExecutor(Executor):
     def chain(self, callback: Callback) -> int:
         cid = self._next_chain
         self._next_chain = cid + 1
-        self._chains[cid] = [callback, False]
+        self._chains[cid] = [callback, 0]
         return cid
 
     def busy(self) -> bool:
@@ -439,7 +453,8 @@ class SyncExecutor(Executor):
         entry = self._chains[cid]
         if not entry[1]:
             return False
-        self._queue.append((entry[0], idx, -errno.ECANCELED, None))
+        if entry[1] == 1:
+            self._queue.append((entry[0], idx, -errno.ECANCELED, None))
         if not flags & _LINKED and cid:
             del self._chains[cid]
         return True
@@ -451,7 +466,7 @@ class SyncExecutor(Executor):
         if failed or not flags & SKIP:
             self._queue.append((entry[0], idx, res, extra))
         if failed and flags & LINK:
-            entry[1] = True
+            entry[1] = 2 if flags & SKIP else 1
         if not flags & _LINKED and cid:
             del self._chains[cid]
 

@@ -25,7 +25,7 @@ def _ids_change(eng: Engine, md: Metadata, cur_uid: int, cur_gid: int) -> bool:
     return (uid >= 0 and uid != cur_uid) or (gid >= 0 and gid != cur_gid)
 
 
-def needs_meta_before_publish(eng: "Engine", job: "Job") -> bool:
+def needs_meta_before_publish(eng: Engine, job: Job) -> bool:
     """Must owner/mode/xattrs be set before the file gets its name?
 
     Yes when the owner changes (a setuid file must not be visible as root's),

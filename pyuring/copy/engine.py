@@ -129,10 +129,11 @@ class Job:
 
 
 class HardlinkGroup:
-    __slots__ = ("dst_ino", "failed", "fd", "remaining", "waiters")
+    __slots__ = ("dst_ino", "failed", "fd", "linking", "remaining", "waiters")
 
     def __init__(self, remaining: int) -> None:
-        self.remaining = remaining
+        self.remaining = remaining  # names of this inode not seen yet
+        self.linking = 0  # LINKATs using fd still in flight
         self.fd = -1  # an fd of the published first copy, kept for linkat(AT_EMPTY_PATH)
         self.dst_ino = -1
         self.failed = False
@@ -174,6 +175,14 @@ class Engine:
         self.on_progress: Optional[Callable[[], None]] = None
         self._xattr_names = self._xattr_filter()
         self.big_buf: Optional[bytearray] = None
+        # bound now, so that no module is imported (no stat of .py files) mid-walk
+        from .attrs import apply_dir_meta, copy_xattrs_by_name
+        from .filecopy import start_file
+
+        self._start_file = start_file
+        self._apply_dir_meta = apply_dir_meta
+        self._copy_xattrs_by_name = copy_xattrs_by_name
+        self._chunk_pool: List[Buffer] = []
 
     def _fd_budget(self, wanted: int) -> int:
         """Files in flight that the fd limit allows (each may hold two fds)."""
@@ -325,9 +334,7 @@ class Engine:
         if t == stat.S_IFREG:
             self.stats.regular_files += 1
             self.stats.bytes_total += md.size
-            from .filecopy import start_file
-
-            start_file(self, job)
+            self._start_file(self, job)
         elif t == stat.S_IFDIR:
             if not opts.recursive:
                 self.stats.skipped += 1
@@ -485,9 +492,7 @@ class Engine:
         md = d.meta
         if d.apply_meta and md is not None and not self.opts.dry_run and d.dst_fd >= 0 \
                 and self.fatal is None and not self.interrupted:
-            from .attrs import apply_dir_meta
-
-            apply_dir_meta(self, d, md)
+            self._apply_dir_meta(self, d, md)
         if d.owns_fds:
             if d.src_fd >= 0:
                 self.ex.close_fd(0, 0, d.src_fd, SKIP)
@@ -601,9 +606,7 @@ class Engine:
             self.report(f'cannot set attributes of "{os.fsdecode(job.path)}": '
                         f"{_errtext(exc.errno or errno.EIO)}")
         if target is not None and (self.opts.xattrs or self.opts.acls):
-            from .attrs import copy_xattrs_by_name
-
-            copy_xattrs_by_name(self, job)
+            self._copy_xattrs_by_name(self, job)
         ex.close_fd(0, 0, fd, SKIP)
         self.finish(job)
 
@@ -651,6 +654,15 @@ class Engine:
         if self.opts.group and (self.is_root or md.gid in self.groups):
             gid = md.gid
         return uid, gid
+
+    def chunk_buffers(self, n: int) -> Buffer:
+        """n MiB of buffer for one large file copied through the ring (recycled)."""
+        if self._chunk_pool:
+            return self._chunk_pool.pop()
+        return Buffer(n << 20)
+
+    def release_chunks(self, buf: Buffer) -> None:
+        self._chunk_pool.append(buf)
 
     def may_read(self, md: Metadata) -> bool:
         """Would opening this file for reading succeed as far as permissions go?"""

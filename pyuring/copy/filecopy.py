@@ -288,6 +288,9 @@ def _copy_large(eng: Engine, job: Job) -> None:
     if job.nread < 0:
         _fail_src(eng, job)
         return
+    if eng.opts.data_path == "ring" and not md.is_sparse:
+        _RingCopy(eng, job).start()
+        return
     try:
         if md.is_sparse:
             total = _copy_sparse(eng, job.src_fd, job.dst_fd, md.size)
@@ -313,6 +316,114 @@ def _copy_large(eng: Engine, job: Job) -> None:
         _changed(eng, job, total)
     eng.stats.bytes_transferred += total
     _finalize(eng, job)
+
+
+class _RingCopy:
+    """A large file through the ring: READ -> WRITE chains of 1 MiB, four in flight.
+
+    Each chunk is a linked pair, so the data makes one round trip through the
+    ring per chunk.  A short READ (end of file, or the file shrank) breaks its
+    link: the WRITE is cancelled and the chunk is written again with what was
+    read.  Reading goes on until a READ returns 0, so a file that grows is
+    copied to its new end.
+    """
+
+    DEPTH = 4
+
+    def __init__(self, eng: Engine, job: Job) -> None:
+        self.eng, self.job = eng, job
+        self.next_off = 0
+        self.inflight = 0
+        self.eof = False
+        self.failed = False
+        self.total = 0
+        self.bufs = eng.chunk_buffers(self.DEPTH)
+        self.free = list(range(self.DEPTH))
+
+    def start(self) -> None:
+        while self.free and not self.eof:
+            self._issue(self.free.pop())
+
+    def _issue(self, b: int) -> None:
+        _eng, ex = self.eng, self.eng.ex
+        off = self.next_off
+        self.next_off += _CHUNK
+        self.inflight += 1
+        cid = ex.chain(lambda idx, res, extra: self._done(b, off, idx, res))
+        ex.read(cid, 0, self.job.src_fd, self.bufs, b * _CHUNK, _CHUNK, off, LINK | SKIP)
+        ex.write(cid, 1, self.job.dst_fd, self.bufs, b * _CHUNK, _CHUNK, off)
+
+    def _done(self, b: int, off: int, idx: int, res: int) -> None:
+        ex, job = self.eng.ex, self.job
+        if idx == 0:
+            if res < 0:
+                self._fail(-res, "read", src=True)
+                return
+            # a short read: the write was cancelled; write what we have
+            self.eof = True
+            if res > 0:
+                cid = ex.chain(lambda i, r, extra: self._done(b, off, 2, r))
+                ex.write(cid, 0, job.dst_fd, self.bufs, b * _CHUNK, res, off)
+                self.total += res
+                return
+            self._chunk_done(b)
+            return
+        if res == -errno.ECANCELED:
+            return  # reported by the READ of this pair
+        if res < 0:
+            self._fail(-res, "write", src=False)
+            return
+        if idx == 1:
+            self.total += res
+            if res < _CHUNK:  # a short write at full read: finish it synchronously
+                try:
+                    self.eng.ex.direct_syscalls["pwrite64"] += 1
+                    done = res
+                    view = self.bufs.view[b * _CHUNK: (b + 1) * _CHUNK]
+                    while done < _CHUNK:
+                        done += os.pwrite(job.dst_fd, view[done:], off + done)
+                except OSError as exc:
+                    self._fail(exc.errno or errno.EIO, "write", src=False)
+                    return
+        self._chunk_done(b)
+
+    def _chunk_done(self, b: int) -> None:
+        self.inflight -= 1
+        if self.failed:
+            if not self.inflight:
+                self.eng.release_chunks(self.bufs)
+            return
+        if not self.eof:
+            self._issue(b)
+            return
+        self.free.append(b)
+        if self.inflight:
+            return
+        eng, job = self.eng, self.job
+        eng.release_chunks(self.bufs)
+        md = job.meta
+        assert md is not None
+        eng.ex.close_fd(0, 0, job.src_fd, SKIP)
+        job.src_fd = -1
+        if self.total != md.size:
+            _changed(eng, job, self.total)
+        eng.stats.bytes_transferred += self.total
+        _finalize(eng, job)
+
+    def _fail(self, err: int, what: str, src: bool) -> None:
+        self.inflight -= 1
+        if self.failed:
+            return
+        self.failed = True
+        self.eof = True
+        if not self.inflight:
+            self.eng.release_chunks(self.bufs)
+        if src:
+            self.eng.ex.close_fd(0, 0, self.job.src_fd, SKIP)
+            self.job.src_fd = -1
+            self.eng.src_failed(self.job, err, what)
+        else:
+            self.eng.dst_failed(self.job, err, what)
 
 
 class _SrcError(OSError):
@@ -548,32 +659,33 @@ def link_to_group(eng: Engine, job: Job, group: HardlinkGroup) -> None:
         eng.finish(job)
         return
     ex, d = eng.ex, job.parent
+    group.linking += 1
     cid = ex.chain(lambda idx, res, extra: _on_linked(eng, job, group, idx, res))
     if dm is None:
-        ex.linkat(cid, 0, group.fd, b"", d.dst_fd, job.dst_name, A.AT_EMPTY_PATH)
+        ex.linkat(cid, _LINK, group.fd, b"", d.dst_fd, job.dst_name, A.AT_EMPTY_PATH)
     else:
         _replace_by_link(eng, job, cid, group.fd, b"", A.AT_EMPTY_PATH)
 
 
 def _on_linked(eng: Engine, job: Job, group: HardlinkGroup, idx: int, res: int) -> None:
-    if res in (-errno.EPERM, -errno.ENOENT) and idx in (0, 1):
-        try:
-            eng.ex.direct_syscalls["linkat"] += 1
-            target = job.tmpname if idx == 1 else job.dst_name
-            os.link(f"/proc/self/fd/{group.fd}", target, dst_dir_fd=job.parent.dst_fd,
-                    follow_symlinks=True)
-            if idx == 1:
+    if res == -errno.ECANCELED:
+        return  # the failing member of this chain has reported
+    d = job.parent
+    group.linking -= 1
+    if res in (-errno.EPERM, -errno.ENOENT) and idx in (_LINK, _TMPLINK):
+        # no AT_EMPTY_PATH for us (kernels before 6.10, non-root): through /proc
+        res = _proc_link(eng, group.fd, d.dst_fd, job.tmpname if idx == _TMPLINK
+                         else job.dst_name)
+        if res == 0 and idx == _TMPLINK:
+            try:
                 eng.ex.direct_syscalls["renameat"] += 1
-                os.rename(job.tmpname, job.dst_name, src_dir_fd=job.parent.dst_fd,
-                          dst_dir_fd=job.parent.dst_fd)
-            res = 0
-        except OSError as exc:
-            res = -(exc.errno or errno.EIO)
+                os.rename(job.tmpname, job.dst_name, src_dir_fd=d.dst_fd, dst_dir_fd=d.dst_fd)
+            except OSError as exc:
+                res = -(exc.errno or errno.EIO)
+                idx = _RENAME
     if res < 0:
-        if res == -errno.ECANCELED:
-            return
-        if job.tmpname and idx == 2:
-            eng.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
+        if job.tmpname and idx == _RENAME:
+            eng.ex.unlinkat(0, 0, d.dst_fd, job.tmpname, 0, SKIP)
         job.tmpname = b""
         _group_done(eng, group)
         eng.dst_failed(job, -res, "hard link")
@@ -586,7 +698,9 @@ def _on_linked(eng: Engine, job: Job, group: HardlinkGroup, idx: int, res: int) 
 
 
 def _group_done(eng: Engine, group: HardlinkGroup) -> None:
-    if group.remaining <= 0 and group.fd >= 0:
+    # Close the first copy's fd only when no name is left to link *and* no
+    # LINKAT using it is still in flight (io-wq resolves the fd when it runs).
+    if group.remaining <= 0 and group.linking == 0 and group.fd >= 0:
         eng.ex.close_fd(0, 0, group.fd, SKIP)
         group.fd = -1
         group.failed = True  # nothing more will link to it
