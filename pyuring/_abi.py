@@ -489,6 +489,17 @@ SQE_FIELDS = (
 )
 SQE_SIZE = 64
 
+# Shorter layouts of the same 64 bytes for the hot paths: the fields a request
+# does not use are pad bytes ("x"), which pack_into writes as zeros -- fewer
+# arguments, same SQE.  tests/test_abi.py checks them against SQE field by field.
+#   SQE_COMMON: opcode flags fd off addr len op_flags user_data personality file_index
+SQE_COMMON = struct.Struct("=BBxxiQQIIQxxHI16x")
+SQE_COMMON_FIELDS = ("opcode", "flags", "fd", "off", "addr", "len", "rw_flags", "user_data",
+                     "personality", "splice_fd_in")
+#   SQE_NOP: flags fd len op_flags user_data personality (opcode 0 is a pad byte)
+SQE_NOP = struct.Struct("=xBxxi16xIIQxxH20x")
+SQE_NOP_FIELDS = ("flags", "fd", "len", "rw_flags", "user_data", "personality")
+
 # struct io_uring_cqe (16 bytes; 32 with IORING_SETUP_CQE32)
 CQE = struct.Struct("=QiI")
 CQE_FIELDS = ("user_data", "res", "flags")

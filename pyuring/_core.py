@@ -70,6 +70,9 @@ from .errors import (
 )
 
 _SQE_PACK = _abi.SQE.pack_into
+_COMMON_PACK = _abi.SQE_COMMON.pack_into
+_CQE_ITER = _abi.CQE.iter_unpack
+_tuple_new = tuple.__new__
 _SQE_UD = struct.Struct("=Q")
 _SQE_UD_OFFSET = 32  # offsetof(struct io_uring_sqe, user_data)
 _CQE = _abi.CQE
@@ -255,6 +258,8 @@ class RingCore:
         self._nr_enter = _syscall.number("io_uring_enter")
         self._defer = bool(self.flags & _abi.IORING_SETUP_DEFER_TASKRUN)
         self._sqpoll = bool(self.flags & _abi.IORING_SETUP_SQPOLL)
+        # submit_and_wait in one ctypes call: x86 (no fences needed), no SQPOLL
+        self._plain_enter = _TSO and not self._sqpoll
         # requests
         self._inflight: Dict[int, List[Any]] = {}
         self._chain: List[Any] = []  # objects of skip-success requests in an open link chain
@@ -341,6 +346,7 @@ class RingCore:
         sq_words = memoryview(self._sq_map).cast("I")
         cq_words = memoryview(self._cq_map).cast("I")
         self._sq_words, self._cq_words = sq_words, cq_words
+        self._cq_view = memoryview(self._cq_map)
         self._k_sq_head = sq_head >> 2
         self._k_sq_tail = sq_tail >> 2
         self._k_sq_flags = sq_flags >> 2
@@ -385,6 +391,8 @@ class RingCore:
             maps = [self._sqes, self._sq_map, self._cq_map]
         sq_words.release()
         cq_words.release()
+        self._cq_view.release()
+        self._plain_enter = False
         for m in maps:
             if not m.closed:
                 m.close()
@@ -468,6 +476,8 @@ class RingCore:
         # writing an SQE or a ring index would corrupt it.  Make every entry
         # point raise RingForkedError.
         self._forked = True
+        self._cq_view.release()
+        self._plain_enter = False
         self._forked_maps = (self._sq_words, self._cq_words, self._sqes, self._sq_map,
                              self._cq_map)
         bad: Any = _Poisoned()
@@ -588,6 +598,23 @@ class RingCore:
         if op or keep is not None:
             self._track(ud, op, flags, path, keep)
 
+    def _push_raw(self, op: int, fd: int, off: int, addr: int, length: int, op_flags: int,
+                  ud: int, flags: int, file_index: int = 0) -> None:
+        """Write one SQE with no tracking: the *caller* keeps every object it
+        points to alive (paths until submitted, buffers until completed).
+
+        For layers that own their memory, like the executors: no dict entry
+        per request, one ``pack_into`` with 10 arguments.  ``off`` must be in
+        0..2**64-1.
+        """
+        tail = self._sq_tail
+        if tail == self._sq_limit:
+            self._make_room()
+        self._sq_tail = tail + 1
+        _COMMON_PACK(self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, flags, fd, off,
+                     addr, length, op_flags, ud, self._personality, file_index)
+        self._op_counts[op] += 1
+
     @contextlib.contextmanager
     def personality(self, personality_id: int) -> Iterator[None]:
         """SQEs prepared inside this block run with a registered personality."""
@@ -649,6 +676,20 @@ class RingCore:
 
     def submit_and_wait(self, wait_nr: int = 1) -> int:
         """Submit, then block until at least ``wait_nr`` completions are ready."""
+        if self._plain_enter:
+            # the common case in one syscall and no Python call in between;
+            # anything unusual (EINTR, EBUSY, errors) takes the full path
+            tail = self._sq_tail
+            n = tail - self._sq_submitted
+            if n:
+                self._sq_words[self._k_sq_tail] = tail & 0xFFFFFFFF
+            self._enters += 1
+            res = self._enter(self._nr_enter, self._enter_fd, n, wait_nr,
+                              IORING_ENTER_GETEVENTS | self._enter_flags, None, 0)
+            if res >= 0:
+                self._sq_submitted += res
+                return int(res)
+            self._enters -= 1
         return self._submit(wait_nr, IORING_ENTER_GETEVENTS)
 
     def _submit(self, wait_nr: int, flags: int) -> int:
@@ -720,43 +761,75 @@ class RingCore:
             return []
         if limit is not None and avail > limit:
             avail = limit
-        size = self._cqe_size
-        mask = self._cq_mask
-        start = head & mask
-        first = min(avail, self.cq_entries - start)
-        mv = memoryview(self._cq_map)
-        base = self._cq_cqes
-        if size == 16:
-            raw = list(_CQE.iter_unpack(mv[base + start * 16: base + (start + first) * 16]))
-            if first < avail:
-                raw.extend(_CQE.iter_unpack(mv[base: base + (avail - first) * 16]))
-        else:
-            raw = [
-                _CQE.unpack_from(self._cq_map, base + ((head + i) & mask) * size)
-                for i in range(avail)
-            ]
-        mv.release()
-        self._cq_head = head + avail
-        if _TSO:
-            # x86: stores are not reordered with the earlier loads of the CQEs
-            self._cq_words[self._k_cq_head] = self._cq_head & 0xFFFFFFFF
-        self._completions += avail
+        raw = self._read_cqes(head, avail)
         inflight = self._inflight
+        C = Completion
         if not inflight:
-            return [Completion(ud, res, fl) for ud, res, fl in raw]
+            # tuple.__new__ skips the NamedTuple's Python-level __new__
+            return [_tuple_new(C, (ud, res, fl, -1, None)) for ud, res, fl in raw]
         out = []
         pop = inflight.pop
         for ud, res, fl in raw:
             entry = pop(ud, None)
             if entry is None:
-                out.append(Completion(ud, res, fl))
+                out.append(_tuple_new(C, (ud, res, fl, -1, None)))
                 continue
-            out.append(Completion(ud, res, fl, entry[1], entry[2]))
+            out.append(_tuple_new(C, (ud, res, fl, entry[1], entry[2])))
             if fl & _abi.IORING_CQE_F_MORE or entry[0] > 1:
                 if not fl & _abi.IORING_CQE_F_MORE:
                     entry[0] -= 1
                 inflight[ud] = entry
         return out
+
+    def _read_cqes(self, head: int, avail: int) -> List[Tuple[int, int, int]]:
+        """Copy ``avail`` CQEs from ``head`` on out of the ring and consume them."""
+        start = head & self._cq_mask
+        base = self._cq_cqes
+        if self._cqe_size == 16:
+            mv = self._cq_view
+            first = min(avail, self.cq_entries - start)
+            raw = list(_CQE_ITER(mv[base + start * 16: base + (start + first) * 16]))
+            if first < avail:
+                raw.extend(_CQE_ITER(mv[base: base + (avail - first) * 16]))
+        else:
+            size, mask = self._cqe_size, self._cq_mask
+            raw = [_CQE.unpack_from(self._cq_map, base + ((head + i) & mask) * size)
+                   for i in range(avail)]
+        self._cq_head = head + avail
+        if _TSO:
+            # x86: stores are not reordered with the earlier loads of the CQEs
+            self._cq_words[self._k_cq_head] = self._cq_head & 0xFFFFFFFF
+        self._completions += avail
+        return raw
+
+    def reap_raw(self) -> List[Tuple[int, int, int]]:
+        """The ready completions as plain ``(user_data, res, flags)`` tuples, consumed.
+
+        The cheapest way to drain the CQ ring: no objects are built.  Meant to
+        follow ``submit_and_wait`` (which has run any deferred task work);
+        requests the ring tracks still have their objects released.
+        """
+        head = self._cq_head
+        tail = self._cq_words[self._k_cq_tail] if _TSO else self._cq_visible
+        avail = (tail - head) & 0xFFFFFFFF
+        if not avail:
+            return []
+        raw = self._read_cqes(head, avail)
+        if self._inflight or self._stash:
+            self._release(raw)
+        return raw
+
+    def _release(self, raw: List[Tuple[int, int, int]]) -> None:
+        # reap_raw on a ring that also tracks requests: drop their pins
+        if self._stash:
+            raw[:0] = [(c.user_data, c.res, c.flags) for c in self._drain_stash(None)]
+        inflight = self._inflight
+        for ud, _res, fl in raw:
+            entry = inflight.pop(ud, None)
+            if entry is not None and (fl & _abi.IORING_CQE_F_MORE or entry[0] > 1):
+                if not fl & _abi.IORING_CQE_F_MORE:
+                    entry[0] -= 1
+                inflight[ud] = entry
 
     def _drain_stash(self, limit: Optional[int]) -> List[Completion]:
         stash = self._stash

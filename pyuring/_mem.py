@@ -33,6 +33,15 @@ def _find_bytes_offset() -> int:
     return -1
 
 
+def bytes_data_offset() -> int:
+    """Offset from ``id(b)`` to a bytes object's data, or -1 where ids are not addresses."""
+    global _bytes_data_offset
+    if _bytes_data_offset is None:
+        _syscall.libc()
+        _bytes_data_offset = _find_bytes_offset()
+    return _bytes_data_offset
+
+
 def bytes_address(data: bytes) -> Tuple[int, Any]:
     """Address of an immutable bytes object's (NUL-terminated) data."""
     global _bytes_data_offset

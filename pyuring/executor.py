@@ -38,7 +38,7 @@ import os
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import _abi as A
-from . import _syscall
+from . import _mem, _syscall
 from ._mem import Buffer, path_address
 from .errors import UringUnavailable
 from .metadata import STATX_WANTED, Metadata
@@ -251,9 +251,15 @@ class UringExecutor(Executor):
         self.direct_slots = direct_slots
         if direct_slots:
             self.ring.register_files_sparse(direct_slots)
-        r = self.ring
-        self._prep_rw = r.prep_rw
-        self._push = r._push
+        # SQEs are written untracked (ring._push_raw): this executor keeps the
+        # memory alive itself.  Paths and open_how structs are copied by the
+        # kernel when it takes the SQE, so they are pinned until the next
+        # submit; statx buffers (the pool) and data buffers (owned by the
+        # caller for the chain's life) until completion.
+        self._push_sqe = self.ring._push_raw
+        self._pins: List[Any] = []
+        self._boff = _mem.bytes_data_offset()
+        self._hows: Dict[Tuple[int, int, int], bytes] = {}
 
     def close(self) -> None:
         if self._own_ring:
@@ -285,11 +291,12 @@ class UringExecutor(Executor):
             ring.submit_and_wait(1)
         else:
             ring.submit()
-        got = ring.reap()
+        if self._pins and not ring.pending():
+            self._pins.clear()  # the kernel has copied every path it was given
+        got = ring.reap_raw()
         chains = self._chains
         statx = self._statx_by_ud
-        for c in got:
-            ud = c.user_data
+        for ud, res, _fl in got:
             cid = ud >> 4
             idx = ud & 15
             entry = chains[cid]
@@ -297,13 +304,34 @@ class UringExecutor(Executor):
             if statx:
                 slot = statx.pop(ud, -1)
                 if slot >= 0:
-                    if c.res >= 0:
+                    if res >= 0:
                         extra = self._statx.parse(slot)
                     self._statx.free.append(slot)
             if idx == entry[1] or (entry[2] >> idx) & 1:
                 del chains[cid]
-            entry[0](idx, c.res, extra)
+            entry[0](idx, res, extra)
         return len(got)
+
+    def _name(self, name: bytes) -> int:
+        """Address of a NUL-terminated name, pinned until the next submit."""
+        self._pins.append(name)
+        if self._boff >= 0 and type(name) is bytes:
+            return id(name) + self._boff
+        addr, raw = path_address(name)
+        self._pins.append(raw)
+        return addr
+
+    def _how(self, oflags: int, mode: int, resolve: int) -> int:
+        """Address of a struct open_how; the few distinct ones are kept for the run."""
+        key = (oflags, mode, resolve)
+        how = self._hows.get(key)
+        if how is None:
+            how = self._hows[key] = A.OPEN_HOW.pack(oflags, mode, resolve)
+        if self._boff >= 0:
+            return id(how) + self._boff
+        addr, raw = _mem.bytes_address(how)
+        self._pins.append(raw)
+        return addr
 
     # -- the operations ------------------------------------------------------------
     def statx(self, cid: int, idx: int, dfd: int, name: bytes, at_flags: int, flags: int = 0,
@@ -312,93 +340,78 @@ class UringExecutor(Executor):
         slot = pool.take()
         ud = (cid << 4) | idx
         self._statx_by_ud[ud] = slot
-        addr, raw = path_address(name)
-        self._push(A.IORING_OP_STATX, dfd, pool.address(slot), addr, mask,
-                   at_flags, ud, flags & ~SKIP, path=raw, keep=raw)
+        self._push_sqe(A.IORING_OP_STATX, dfd, pool.address(slot), self._name(name), mask,
+                       at_flags, ud, flags & ~SKIP)
         self._final(cid, idx, flags)
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:
-        ud = (cid << 4) | idx
-        file_index = slot + 1 if slot >= 0 else 0
         if not _creates(oflags):
             mode = 0  # openat2 refuses a mode without O_CREAT / O_TMPFILE
         if slot < 0:
             oflags |= os.O_CLOEXEC  # (a direct descriptor has no fd flags: EINVAL)
+        file_index = slot + 1 if slot >= 0 else 0
         if self.has_openat2:
-            how = bytearray(A.OPEN_HOW.pack(oflags, mode, resolve))
-            how_buf = _syscall.ctypes.c_char.from_buffer(how)
-            addr, raw = path_address(name)
-            self._push(A.IORING_OP_OPENAT2, dfd, _syscall.ctypes.addressof(how_buf), addr,
-                       A.OPEN_HOW.size, 0, ud, flags, file_index=file_index, path=raw,
-                       keep=(raw, how_buf))
+            self._push_sqe(A.IORING_OP_OPENAT2, dfd, self._how(oflags, mode, resolve),
+                           self._name(name), A.OPEN_HOW.size, 0, (cid << 4) | idx, flags,
+                           file_index)
         else:
-            addr, raw = path_address(name)
-            self._push(A.IORING_OP_OPENAT, dfd, 0, addr, mode, oflags | os.O_NOFOLLOW, ud, flags,
-                       file_index=file_index, path=raw, keep=raw)
+            self._push_sqe(A.IORING_OP_OPENAT, dfd, 0, self._name(name), mode,
+                           oflags | os.O_NOFOLLOW, (cid << 4) | idx, flags, file_index)
         self._final(cid, idx, flags)
 
     def read(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
              flags: int = 0, fixed: bool = False) -> None:
-        self._push(A.IORING_OP_READ, fd, off, buf.addr + boff, n, 0, (cid << 4) | idx,
-                   flags | A.IOSQE_FIXED_FILE if fixed else flags, keep=buf)
+        self._push_sqe(A.IORING_OP_READ, fd, off, buf.addr + boff, n, 0, (cid << 4) | idx,
+                       flags | A.IOSQE_FIXED_FILE if fixed else flags)
         self._final(cid, idx, flags)
 
     def write(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
               flags: int = 0, fixed: bool = False) -> None:
-        self._push(A.IORING_OP_WRITE, fd, off, buf.addr + boff, n, 0, (cid << 4) | idx,
-                   flags | A.IOSQE_FIXED_FILE if fixed else flags, keep=buf)
+        self._push_sqe(A.IORING_OP_WRITE, fd, off, buf.addr + boff, n, 0, (cid << 4) | idx,
+                       flags | A.IOSQE_FIXED_FILE if fixed else flags)
         self._final(cid, idx, flags)
 
     def close_fd(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
-        self._push(A.IORING_OP_CLOSE, fd, 0, 0, 0, 0, (cid << 4) | idx, flags)
+        self._push_sqe(A.IORING_OP_CLOSE, fd, 0, 0, 0, 0, (cid << 4) | idx, flags)
         self._final(cid, idx, flags)
 
     def close_slot(self, cid: int, idx: int, slot: int, flags: int = 0) -> None:
-        self._push(A.IORING_OP_CLOSE, 0, 0, 0, 0, 0, (cid << 4) | idx, flags,
-                   file_index=slot + 1)
+        self._push_sqe(A.IORING_OP_CLOSE, 0, 0, 0, 0, 0, (cid << 4) | idx, flags, slot + 1)
         self._final(cid, idx, flags)
 
     def mkdirat(self, cid: int, idx: int, dfd: int, name: bytes, mode: int,
                 flags: int = 0) -> None:
-        addr, raw = path_address(name)
-        self._push(A.IORING_OP_MKDIRAT, dfd, 0, addr, mode, 0, (cid << 4) | idx, flags,
-                   path=raw, keep=raw)
+        self._push_sqe(A.IORING_OP_MKDIRAT, dfd, 0, self._name(name), mode, 0,
+                       (cid << 4) | idx, flags)
         self._final(cid, idx, flags)
 
     def symlinkat(self, cid: int, idx: int, target: bytes, dfd: int, name: bytes,
                   flags: int = 0) -> None:
-        taddr, traw = path_address(target)
-        naddr, nraw = path_address(name)
-        self._push(A.IORING_OP_SYMLINKAT, dfd, naddr, taddr, 0, 0, (cid << 4) | idx, flags,
-                   path=nraw, keep=(traw, nraw))
+        self._push_sqe(A.IORING_OP_SYMLINKAT, dfd, self._name(name), self._name(target), 0, 0,
+                       (cid << 4) | idx, flags)
         self._final(cid, idx, flags)
 
     def linkat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
                lflags: int = 0, flags: int = 0) -> None:
-        oaddr, oraw = path_address(oname)
-        naddr, nraw = path_address(nname)
-        self._push(A.IORING_OP_LINKAT, odfd, naddr, oaddr, ndfd & 0xFFFFFFFF, lflags,
-                   (cid << 4) | idx, flags, path=nraw, keep=(oraw, nraw))
+        self._push_sqe(A.IORING_OP_LINKAT, odfd, self._name(nname), self._name(oname),
+                       ndfd & 0xFFFFFFFF, lflags, (cid << 4) | idx, flags)
         self._final(cid, idx, flags)
 
     def renameat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
                  rflags: int = 0, flags: int = 0) -> None:
-        oaddr, oraw = path_address(oname)
-        naddr, nraw = path_address(nname)
-        self._push(A.IORING_OP_RENAMEAT, odfd, naddr, oaddr, ndfd & 0xFFFFFFFF, rflags,
-                   (cid << 4) | idx, flags, path=oraw, keep=(oraw, nraw))
+        self._push_sqe(A.IORING_OP_RENAMEAT, odfd, self._name(nname), self._name(oname),
+                       ndfd & 0xFFFFFFFF, rflags, (cid << 4) | idx, flags)
         self._final(cid, idx, flags)
 
     def unlinkat(self, cid: int, idx: int, dfd: int, name: bytes, uflags: int = 0,
                  flags: int = 0) -> None:
-        addr, raw = path_address(name)
-        self._push(A.IORING_OP_UNLINKAT, dfd, 0, addr, 0, uflags, (cid << 4) | idx, flags,
-                   path=raw, keep=raw)
+        self._push_sqe(A.IORING_OP_UNLINKAT, dfd, 0, self._name(name), 0, uflags,
+                       (cid << 4) | idx, flags)
         self._final(cid, idx, flags)
 
     def fsync(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
-        self._push(A.IORING_OP_FSYNC, fd, 0, 0, 0, 0, (cid << 4) | idx, flags)
+        self._push_sqe(A.IORING_OP_FSYNC, fd, 0, 0, 0, 0, (cid << 4) | idx, flags)
         self._final(cid, idx, flags)
 
 

@@ -64,6 +64,20 @@ def _iovecs(buffers: Sequence[Any], writable: bool) -> Tuple[int, int, Any]:
     return addr, len(buffers), keep
 
 
+_NOP_PACK = A.SQE_NOP.pack_into
+_COMMON_PACK = A.SQE_COMMON.pack_into
+
+
+def _checked_length(buf: Any, nbytes: Optional[int]) -> int:
+    """``nbytes``, refused when larger than the buffer (the kernel would overrun it)."""
+    have = buf.size if type(buf) is Buffer else memoryview(buf).nbytes
+    if nbytes is None:
+        return int(have)
+    if nbytes > have or nbytes < 0:
+        raise ValueError(f"nbytes={nbytes} does not fit a buffer of {have} bytes")
+    return nbytes
+
+
 def _length(buf: Any, nbytes: Optional[int]) -> int:
     if nbytes is not None:
         return nbytes
@@ -109,9 +123,8 @@ class Ops(RingCore):
         if tail == self._sq_limit:
             self._make_room()
         self._sq_tail = tail + 1
-        A.SQE.pack_into(self._sqes, (tail & self._sq_mask) << self._sqe_shift,
-                        0, flags, 0, -1, 0, 0, result & 0xFFFFFFFF, nop_flags, user_data,
-                        0, self._personality, 0, 0, 0)
+        _NOP_PACK(self._sqes, (tail & self._sq_mask) << self._sqe_shift, flags, -1,
+                  result & 0xFFFFFFFF, nop_flags, user_data, self._personality)
         self._op_counts[0] += 1
         if flags & A.IOSQE_CQE_SKIP_SUCCESS or self._chain:
             self._track(user_data, 0, flags, None, None)
@@ -120,16 +133,40 @@ class Ops(RingCore):
     def prep_read(self, fd: int, buf: Any, nbytes: Optional[int] = None, offset: int = 0,
                   *, user_data: int = 0, flags: int = 0, rw_flags: int = 0) -> None:
         """READ: read(2)/pread(2) into ``buf``; offset -1 means the file position."""
+        if type(buf) is Buffer and nbytes is not None and not flags and offset >= 0 \
+                and nbytes <= buf.size:
+            self._rw_fast(A.IORING_OP_READ, fd, buf, nbytes, offset, user_data, rw_flags)
+            return
         addr, keep = buffer_address(buf, True)
-        self._push(A.IORING_OP_READ, fd, offset, addr, _length(buf, nbytes), rw_flags,
-                   user_data, flags, keep=keep)
+        self._push(A.IORING_OP_READ, fd, offset, addr, _checked_length(buf, nbytes),
+                   rw_flags, user_data, flags, keep=keep)
 
     def prep_write(self, fd: int, buf: Any, nbytes: Optional[int] = None, offset: int = 0,
                    *, user_data: int = 0, flags: int = 0, rw_flags: int = 0) -> None:
         """WRITE: write(2)/pwrite(2) from ``buf``; offset -1 means the file position."""
+        if type(buf) is Buffer and nbytes is not None and not flags and offset >= 0 \
+                and nbytes <= buf.size:
+            self._rw_fast(A.IORING_OP_WRITE, fd, buf, nbytes, offset, user_data, rw_flags)
+            return
         addr, keep = buffer_address(buf, False)
-        self._push(A.IORING_OP_WRITE, fd, offset, addr, _length(buf, nbytes), rw_flags,
-                   user_data, flags, keep=keep)
+        self._push(A.IORING_OP_WRITE, fd, offset, addr, _checked_length(buf, nbytes),
+                   rw_flags, user_data, flags, keep=keep)
+
+    def _rw_fast(self, op: int, fd: int, buf: Buffer, nbytes: int, offset: int, ud: int,
+                 rw_flags: int) -> None:
+        # A Buffer knows its address and size: one pack_into and one dict store.
+        tail = self._sq_tail
+        if tail == self._sq_limit:
+            self._make_room()
+        self._sq_tail = tail + 1
+        _COMMON_PACK(self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, 0, fd, offset,
+                     buf.addr, nbytes, rw_flags, ud, self._personality, 0)
+        self._op_counts[op] += 1
+        inflight = self._inflight
+        if ud in inflight or self._chain:
+            self._track(ud, op, 0, None, buf)
+        else:
+            inflight[ud] = [1, op, None, buf, None]
 
     def prep_readv(self, fd: int, iovecs: Sequence[Any], offset: int = 0, rw_flags: int = 0,
                    *, user_data: int = 0, flags: int = 0) -> None:

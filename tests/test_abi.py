@@ -1672,3 +1672,27 @@ def test_every_opcode_the_kernel_reports_has_a_name() -> None:
     unnamed = [op for op in range(supported.last_op + 1) if op not in _abi.OP_NAMES]
     assert not unnamed, (f"the kernel's probe reports last_op={supported.last_op}; "
                          f"_abi.OP_NAMES has no name for opcodes {unnamed}")
+
+
+@pytest.mark.parametrize("short_name", ["SQE_COMMON", "SQE_NOP"])
+def test_short_sqe_layouts_write_the_same_bytes_as_the_full_sqe(short_name: str) -> None:
+    """The hot-path SQE formats must put every field where SQE has it and zero the rest."""
+    import random
+
+    short = getattr(_abi, short_name)
+    fields = getattr(_abi, short_name + "_FIELDS")
+    full_names = list(_abi.SQE_FIELDS)
+    rng = random.Random(7)
+    for _ in range(50):
+        values = []
+        full = [0] * len(full_names)
+        for name, code in zip(fields, [c for c in short.format[1:] if c.isalpha() and c != "x"]):
+            bits = struct.calcsize("=" + code) * 8
+            v = rng.randrange(0, 1 << bits) if code.isupper() else rng.randrange(
+                -(1 << (bits - 1)), 1 << (bits - 1))
+            values.append(v)
+            full[full_names.index(name)] = v
+        a, b = bytearray(64), bytearray(64)
+        short.pack_into(a, 0, *values)
+        _abi.SQE.pack_into(b, 0, *full)
+        assert a == b, f"{short_name} disagrees with SQE for values {values}"
