@@ -53,6 +53,18 @@ _LINKED = LINK | HARDLINK
 RESOLVE_SAFE = A.RESOLVE_BENEATH | A.RESOLVE_NO_SYMLINKS | A.RESOLVE_NO_MAGICLINKS
 
 Callback = Callable[[int, int, Any], None]
+
+# user_data of a ring operation: chain id << 6 | END << 4 | SILENT_END << 5 | index.
+# END marks a chain's last operation (no LINK/HARDLINK): its completion ends
+# the chain.  SILENT_END marks a LINK|SKIP member: it completes only when it
+# fails, and then the kernel posts nothing for the rest of the chain -- so its
+# completion ends the chain too.  Decided once per flag combination, here.
+_END_MASK = LINK | HARDLINK | SKIP
+_ENDS_CHAIN = 0x30
+_ENDS = tuple(
+    0x10 if not f & (LINK | HARDLINK) else 0x20 if f & SKIP and f & LINK else 0
+    for f in range(_END_MASK + 1)
+)
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 
 
@@ -241,9 +253,8 @@ class UringExecutor(Executor):
 
         self.ring = ring if ring is not None else Ring(entries)
         self._own_ring = ring is None
-        # cid -> [callback, index of the chain's last operation, bit mask of the
-        # LINK|SKIP members whose failure silences the rest of the chain]
-        self._chains: Dict[int, List[Any]] = {0: [self.on_background_error, -1, 0]}
+        # cid -> [callback]; when a chain ends is written into user_data (_ENDS)
+        self._chains: Dict[int, List[Any]] = {0: [self.on_background_error]}
         self._statx = _StatxPool()
         self._statx_by_ud: Dict[int, int] = {}
         supported = probe_ring_fd(self.ring.fd)
@@ -268,22 +279,11 @@ class UringExecutor(Executor):
     def chain(self, callback: Callback) -> int:
         cid = self._next_chain
         self._next_chain = cid + 1
-        self._chains[cid] = [callback, -1, 0]
+        self._chains[cid] = [callback]
         return cid
 
     def busy(self) -> bool:
         return len(self._chains) > 1 or self.ring.pending() > 0
-
-    def _final(self, cid: int, idx: int, flags: int) -> None:
-        if not cid:
-            return
-        if not flags & _LINKED:
-            self._chains[cid][1] = idx
-        elif flags & SKIP and flags & LINK:
-            # When this member fails, the kernel cancels the rest of the chain
-            # *without* completions (the skip flag spreads to them): this
-            # member's completion is then the chain's last.
-            self._chains[cid][2] |= 1 << idx
 
     def run(self, wait: bool = True) -> int:
         ring = self.ring
@@ -297,7 +297,7 @@ class UringExecutor(Executor):
         chains = self._chains
         statx = self._statx_by_ud
         for ud, res, _fl in got:
-            cid = ud >> 4
+            cid = ud >> 6
             idx = ud & 15
             entry = chains[cid]
             extra: Any = None
@@ -307,7 +307,7 @@ class UringExecutor(Executor):
                     if res >= 0:
                         extra = self._statx.parse(slot)
                     self._statx.free.append(slot)
-            if idx == entry[1] or (entry[2] >> idx) & 1:
+            if ud & _ENDS_CHAIN and cid:
                 del chains[cid]
             entry[0](idx, res, extra)
         return len(got)
@@ -338,11 +338,10 @@ class UringExecutor(Executor):
               mask: int = STATX_WANTED) -> None:
         pool = self._statx
         slot = pool.take()
-        ud = (cid << 4) | idx
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._statx_by_ud[ud] = slot
         self._push_sqe(A.IORING_OP_STATX, dfd, pool.address(slot), self._name(name), mask,
                        at_flags, ud, flags & ~SKIP)
-        self._final(cid, idx, flags)
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:
@@ -352,67 +351,68 @@ class UringExecutor(Executor):
             oflags |= os.O_CLOEXEC  # (a direct descriptor has no fd flags: EINVAL)
         file_index = slot + 1 if slot >= 0 else 0
         if self.has_openat2:
+            ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
             self._push_sqe(A.IORING_OP_OPENAT2, dfd, self._how(oflags, mode, resolve),
-                           self._name(name), A.OPEN_HOW.size, 0, (cid << 4) | idx, flags,
+                           self._name(name), A.OPEN_HOW.size, 0, ud, flags,
                            file_index)
         else:
+            ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
             self._push_sqe(A.IORING_OP_OPENAT, dfd, 0, self._name(name), mode,
-                           oflags | os.O_NOFOLLOW, (cid << 4) | idx, flags, file_index)
-        self._final(cid, idx, flags)
+                           oflags | os.O_NOFOLLOW, ud, flags, file_index)
 
     def read(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
              flags: int = 0, fixed: bool = False) -> None:
-        self._push_sqe(A.IORING_OP_READ, fd, off, buf.addr + boff, n, 0, (cid << 4) | idx,
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
+        self._push_sqe(A.IORING_OP_READ, fd, off, buf.addr + boff, n, 0, ud,
                        flags | A.IOSQE_FIXED_FILE if fixed else flags)
-        self._final(cid, idx, flags)
 
     def write(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
               flags: int = 0, fixed: bool = False) -> None:
-        self._push_sqe(A.IORING_OP_WRITE, fd, off, buf.addr + boff, n, 0, (cid << 4) | idx,
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
+        self._push_sqe(A.IORING_OP_WRITE, fd, off, buf.addr + boff, n, 0, ud,
                        flags | A.IOSQE_FIXED_FILE if fixed else flags)
-        self._final(cid, idx, flags)
 
     def close_fd(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
-        self._push_sqe(A.IORING_OP_CLOSE, fd, 0, 0, 0, 0, (cid << 4) | idx, flags)
-        self._final(cid, idx, flags)
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
+        self._push_sqe(A.IORING_OP_CLOSE, fd, 0, 0, 0, 0, ud, flags)
 
     def close_slot(self, cid: int, idx: int, slot: int, flags: int = 0) -> None:
-        self._push_sqe(A.IORING_OP_CLOSE, 0, 0, 0, 0, 0, (cid << 4) | idx, flags, slot + 1)
-        self._final(cid, idx, flags)
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
+        self._push_sqe(A.IORING_OP_CLOSE, 0, 0, 0, 0, 0, ud, flags, slot + 1)
 
     def mkdirat(self, cid: int, idx: int, dfd: int, name: bytes, mode: int,
                 flags: int = 0) -> None:
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_MKDIRAT, dfd, 0, self._name(name), mode, 0,
-                       (cid << 4) | idx, flags)
-        self._final(cid, idx, flags)
+                       ud, flags)
 
     def symlinkat(self, cid: int, idx: int, target: bytes, dfd: int, name: bytes,
                   flags: int = 0) -> None:
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_SYMLINKAT, dfd, self._name(name), self._name(target), 0, 0,
-                       (cid << 4) | idx, flags)
-        self._final(cid, idx, flags)
+                       ud, flags)
 
     def linkat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
                lflags: int = 0, flags: int = 0) -> None:
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_LINKAT, odfd, self._name(nname), self._name(oname),
-                       ndfd & 0xFFFFFFFF, lflags, (cid << 4) | idx, flags)
-        self._final(cid, idx, flags)
+                       ndfd & 0xFFFFFFFF, lflags, ud, flags)
 
     def renameat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
                  rflags: int = 0, flags: int = 0) -> None:
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_RENAMEAT, odfd, self._name(nname), self._name(oname),
-                       ndfd & 0xFFFFFFFF, rflags, (cid << 4) | idx, flags)
-        self._final(cid, idx, flags)
+                       ndfd & 0xFFFFFFFF, rflags, ud, flags)
 
     def unlinkat(self, cid: int, idx: int, dfd: int, name: bytes, uflags: int = 0,
                  flags: int = 0) -> None:
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_UNLINKAT, dfd, 0, self._name(name), 0, uflags,
-                       (cid << 4) | idx, flags)
-        self._final(cid, idx, flags)
+                       ud, flags)
 
     def fsync(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
-        self._push_sqe(A.IORING_OP_FSYNC, fd, 0, 0, 0, 0, (cid << 4) | idx, flags)
-        self._final(cid, idx, flags)
+        ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
+        self._push_sqe(A.IORING_OP_FSYNC, fd, 0, 0, 0, 0, ud, flags)
 
 
 # ======================================================================================

@@ -22,7 +22,7 @@ import errno
 import os
 
 from .. import _abi as A
-from ..executor import LINK, RESOLVE_SAFE, SKIP
+from ..executor import HARDLINK, LINK, RESOLVE_SAFE, SKIP
 from .attrs import apply_file_meta, fix_unchanged, needs_meta_before_publish
 from .engine import O_TMPFILE, Engine, HardlinkGroup, Job
 
@@ -145,15 +145,43 @@ def _small(eng: Engine, job: Job) -> None:
     job.waiting = 2
     boff = slot * eng.slot_size
     want = md.size + 1
-    if eng.direct and not (eng.opts.xattrs or eng.opts.acls):
-        cid = ex.chain(lambda idx, res, extra: _on_read(eng, job, idx, res, True))
+    if eng.direct and eng.tmpfile_ok and not (eng.opts.xattrs or eng.opts.acls):
+        # One chain, two completions: OPENAT2 the source into a direct slot ->
+        # READ it (HARDLINK: the destination opens whatever the read did) ->
+        # OPENAT2 the O_TMPFILE.  A failed source open silences the rest.
+        cid = ex.chain(lambda idx, res, extra: _on_small(eng, job, idx, res))
         ex.openat2(cid, 0, d.src_fd, job.name, os.O_RDONLY | os.O_NOFOLLOW, 0, RESOLVE_SAFE,
                    LINK | SKIP, slot=slot)
-        ex.read(cid, 1, slot, eng.pool, boff, want, 0, 0, fixed=True)
+        ex.read(cid, 1, slot, eng.pool, boff, want, 0, HARDLINK, fixed=True)
+        ex.openat2(cid, 2, d.dst_fd, b".", os.O_WRONLY | O_TMPFILE, _create_mode(eng, md.mode),
+                   RESOLVE_SAFE)
+        return
     else:
         cid = ex.chain(lambda idx, res, extra: _on_src_fd(eng, job, res))
         ex.openat2(cid, 0, d.src_fd, job.name, os.O_RDONLY | os.O_NOFOLLOW, 0, RESOLVE_SAFE)
     _open_dst(eng, job)
+
+
+def _on_small(eng: Engine, job: Job, idx: int, res: int) -> None:
+    if idx == 1:  # the READ
+        job.nread = res
+        return
+    if idx == 0:  # the source did not open; nothing else of the chain ran
+        job.waiting = 1
+        _src_error(eng, job, -res, "open")
+        return
+    if res < 0:  # the O_TMPFILE
+        if res == -errno.ECANCELED:
+            return
+        job.waiting = 1
+        if job.nread < 0:
+            _fail_src(eng, job)
+            return
+        _on_dst_open(eng, job, res)  # reports, or retries with a temporary name
+        return
+    job.dst_fd = res
+    job.waiting = 0
+    _write_small(eng, job)
 
 
 def _on_src_fd(eng: Engine, job: Job, res: int) -> None:
