@@ -46,7 +46,6 @@ import contextlib
 import errno
 import mmap
 import os
-import platform
 import struct
 import time
 import weakref
@@ -77,7 +76,8 @@ _SQE_UD = struct.Struct("=Q")
 _SQE_UD_OFFSET = 32  # offsetof(struct io_uring_sqe, user_data)
 _CQE = _abi.CQE
 _LINKED = IOSQE_IO_LINK | IOSQE_IO_HARDLINK
-_TSO = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+_TSO = os.uname().machine.lower() in ("x86_64", "amd64", "i386", "i686") if hasattr(os, "uname") \
+    else False
 
 #: The flags a Ring asks for unless told otherwise, most valuable first to keep.
 FAST_FLAGS = (

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import os
-import platform
 import sys
 from typing import Any, Callable, Dict, Optional
 
@@ -35,7 +34,7 @@ _numbers: Optional[Dict[str, int]] = None
 
 
 def arch() -> str:
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower() if hasattr(os, "uname") else ""
     return _abi.SYSCALL_ARCH_ALIASES.get(machine, machine)
 
 

@@ -15,7 +15,7 @@ registered file table, or ``IORING_FILE_INDEX_ALLOC`` to let the kernel pick).
 
 from __future__ import annotations
 
-import platform
+import os
 import struct
 from typing import Any, Optional, Sequence, Tuple, Union
 
@@ -30,7 +30,8 @@ _SOCKLEN = struct.Struct("=I")
 #: struct epoll_event: packed (12 bytes) on x86-64 only, naturally aligned
 #: (16 bytes) everywhere else -- see EPOLL_PACKED in the kernel's eventpoll.h.
 EPOLL_EVENT = struct.Struct(
-    "=IQ" if platform.machine().lower() in ("x86_64", "amd64") else "=I4xQ"
+    "=IQ" if hasattr(os, "uname") and os.uname().machine.lower() in ("x86_64", "amd64")
+    else "=I4xQ"
 )
 #: sizeof(siginfo_t), what WAITID writes.
 SIGINFO_SIZE = 128

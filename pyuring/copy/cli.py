@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -229,5 +228,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if ns.stats:
         sys.stdout.write(stats.summary() + "\n")
     if ns.json:
+        import json  # only here: it costs start-up time
+
         sys.stdout.write(json.dumps(stats.as_dict(), sort_keys=True) + "\n")
     return stats.exit_code

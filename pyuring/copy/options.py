@@ -2,51 +2,94 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Optional
+from typing import Any, Dict, Optional
+
+_DEFAULTS: Dict[str, Any] = {
+    "recursive": False,
+    "links": False,  # -l: copy symlinks as symlinks
+    "perms": False,  # -p
+    "times": False,  # -t (mtime and atime, to the nanosecond)
+    "group": False,  # -g
+    "owner": False,  # -o (takes effect as root)
+    "devices": False,  # --devices (part of -D)
+    "specials": False,  # --specials: FIFOs and sockets (part of -D)
+    "hard_links": False,  # -H
+    "xattrs": False,  # -X
+    "acls": False,  # -A
+    "dry_run": False,
+    "verbose": 0,
+    "quiet": False,
+    "ignore_times": False,  # -I: no quick check, copy every file
+    "fsync": False,
+    "numeric_ids": False,  # ids are always numeric for a local copy; accepted for rsync
+    "backend": "auto",  # auto | uring | sync
+    "queue_depth": 256,  # SQ entries of the ring
+    "max_files_in_flight": 128,
+    "data_path": "auto",  # auto | ring | copy_file_range (files above small_file_max)
+    "small_file_max": 128 * 1024,  # files up to this size take the one-read path
+    "progress": False,
+}
 
 
-@dataclasses.dataclass
 class Options:
     """Copy options.  ``Options.archive()`` is rsync's ``-a`` (``-rlptgoD``).
 
     Beyond rsync: atime is kept along with mtime (as ``cp -a`` does) whenever
-    ``times`` is on, and sparse files always stay sparse.
+    ``times`` is on, and sparse files always stay sparse.  (A plain class, not
+    a dataclass: importing dataclasses costs more start-up than this file.)
     """
 
-    recursive: bool = False
-    links: bool = False  # -l: copy symlinks as symlinks
-    perms: bool = False  # -p
-    times: bool = False  # -t (mtime and atime, to the nanosecond)
-    group: bool = False  # -g
-    owner: bool = False  # -o (takes effect as root)
-    devices: bool = False  # --devices (part of -D)
-    specials: bool = False  # --specials: FIFOs and sockets (part of -D)
-    hard_links: bool = False  # -H
-    xattrs: bool = False  # -X
-    acls: bool = False  # -A
-    dry_run: bool = False
-    verbose: int = 0
-    quiet: bool = False
-    ignore_times: bool = False  # -I: no quick check, copy every file
-    fsync: bool = False
-    numeric_ids: bool = False  # ids are always numeric for a local copy; accepted for rsync
-    backend: str = "auto"  # auto | uring | sync
-    queue_depth: int = 256  # SQ entries of the ring
-    max_files_in_flight: int = 128
-    data_path: str = "auto"  # auto | ring | copy_file_range (files above small_file_max)
-    small_file_max: int = 128 * 1024  # files up to this size take the one-read path
-    progress: bool = False
+    recursive: bool
+    links: bool
+    perms: bool
+    times: bool
+    group: bool
+    owner: bool
+    devices: bool
+    specials: bool
+    hard_links: bool
+    xattrs: bool
+    acls: bool
+    dry_run: bool
+    verbose: int
+    quiet: bool
+    ignore_times: bool
+    fsync: bool
+    numeric_ids: bool
+    backend: str
+    queue_depth: int
+    max_files_in_flight: int
+    data_path: str
+    small_file_max: int
+    progress: bool
+
+    def __init__(self, **fields: Any) -> None:
+        for key, value in _DEFAULTS.items():
+            setattr(self, key, value)
+        for key, value in fields.items():
+            if key not in _DEFAULTS:
+                raise TypeError(f"unknown option {key!r}")
+            setattr(self, key, value)
 
     @classmethod
-    def archive(cls, **overrides: object) -> Options:
+    def archive(cls, **overrides: Any) -> Options:
         opts = cls(recursive=True, links=True, perms=True, times=True, group=True, owner=True,
                    devices=True, specials=True)
         for key, value in overrides.items():
-            if not hasattr(opts, key):
+            if key not in _DEFAULTS:
                 raise TypeError(f"unknown option {key!r}")
             setattr(opts, key, value)
         return opts
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {key: getattr(self, key) for key in _DEFAULTS}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Options) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items() if v != _DEFAULTS[k])
+        return f"Options({changed})"
 
     def validate(self) -> Optional[str]:
         """A one-line reason these options are unusable, or None."""
@@ -58,6 +101,8 @@ class Options:
             return "--queue-depth must be between 1 and 32768"
         if not 1 <= self.max_files_in_flight <= 4096:
             return "--max-files-in-flight must be between 1 and 4096"
+        if not 0 <= self.small_file_max <= 64 << 20:
+            return "--small-file-max must be between 0 and 64 MiB"
         if self.quiet and self.verbose:
             return "-q and -v cannot be combined"
         return None

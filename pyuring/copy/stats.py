@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Dict
 
 
-@dataclasses.dataclass
 class CopyStats:
     files: int = 0  # entries seen in the source (all types)
     regular_files: int = 0
@@ -30,8 +28,13 @@ class CopyStats:
     sqes: int = 0
     enters: int = 0
     completions: int = 0
-    sqes_by_op: Dict[str, int] = dataclasses.field(default_factory=dict)
-    direct_syscalls: Dict[str, int] = dataclasses.field(default_factory=dict)
+    sqes_by_op: Dict[str, int]
+    direct_syscalls: Dict[str, int]
+
+    def __init__(self) -> None:
+        # (a plain class: importing dataclasses costs more start-up than this file)
+        self.sqes_by_op = {}
+        self.direct_syscalls = {}
 
     @property
     def sqes_per_enter(self) -> float:
@@ -51,7 +54,9 @@ class CopyStats:
         return 0
 
     def as_dict(self) -> Dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = {k: getattr(self, k) for k in CopyStats.__annotations__}
+        d["sqes_by_op"] = dict(self.sqes_by_op)
+        d["direct_syscalls"] = dict(self.direct_syscalls)
         d["sqes_per_enter"] = round(self.sqes_per_enter, 2)
         d["exit_code"] = self.exit_code
         d["elapsed"] = round(self.elapsed, 6)
