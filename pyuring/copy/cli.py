@@ -184,6 +184,9 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if len(paths) < 2:
         parser.error("need at least one SRC and a DST" if paths else "missing SRC and DST")
     opts = options_from(ns)
+    # json only when asked for (start-up time), and before the copy starts (no
+    # imports -- no stat() of module files -- in the middle of a copy)
+    json_module: Any = __import__("json") if ns.json else None
     problem = opts.validate()
     if problem:
         parser.error(problem)
@@ -228,7 +231,5 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if ns.stats:
         sys.stdout.write(stats.summary() + "\n")
     if ns.json:
-        import json  # only here: it costs start-up time
-
-        sys.stdout.write(json.dumps(stats.as_dict(), sort_keys=True) + "\n")
+        sys.stdout.write(json_module.dumps(stats.as_dict(), sort_keys=True) + "\n")
     return stats.exit_code
