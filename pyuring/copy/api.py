@@ -22,6 +22,7 @@ from ..metadata import Metadata
 from .engine import DirTask, Engine
 from .options import Options
 from .stats import CopyStats
+from .text import show
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
@@ -38,7 +39,7 @@ class CopyError(Exception):
 
 
 def _q(path: bytes) -> str:
-    return f'"{os.fsdecode(path)}"'
+    return f'"{show(path)}"'
 
 
 def _realpath(path: bytes) -> bytes:
@@ -153,7 +154,8 @@ class Copier:
         if not roots:
             stats.elapsed = time.monotonic() - t0
             return stats
-        ex = make_executor(self.opts.backend, entries=self.opts.queue_depth,
+        # (at least 8 SQ entries: the longest chain the engine links has 5)
+        ex = make_executor(self.opts.backend, entries=max(8, self.opts.queue_depth),
                            direct_slots=min(self.opts.max_files_in_flight, 256),
                            reasons=self.backend_reasons)
         stats.backend = ex.kind

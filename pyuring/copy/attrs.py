@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 from .. import _syscall
 from ..executor import RESOLVE_SAFE, SKIP
 from ..metadata import Metadata
+from .text import show
 
 if TYPE_CHECKING:
     from .engine import DirTask, Engine, Job
@@ -85,12 +86,12 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
         else:
             ex.fchmod(fd, md.mode & 0o777 & ~eng.umask)
         if opts.xattrs or opts.acls:
-            copy_xattrs_fd(eng, d.src_fd, fd, d.rel)
+            copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True)
         if opts.times:
             ex.futimens(fd, md.atime_ns, md.mtime_ns)
     except OSError as exc:
         eng.stats.errors += 1
-        eng.report(f'cannot set attributes of directory "{os.fsdecode(d.rel or b".")}": '
+        eng.report(f'cannot set attributes of directory "{show(d.rel or b".")}": '
                    f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
 
 
@@ -100,6 +101,8 @@ def fix_unchanged(eng: Engine, job: Job, done: Callable[[], None]) -> None:
     assert md is not None and dm is not None
     want_mode = eng.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
     want_ids = _ids_change(eng, md, dm.uid, dm.gid)
+    if eng.opts.xattrs or eng.opts.acls:
+        _sync_unchanged_xattrs(eng, job)
     if not (want_mode or want_ids):
         done()
         return
@@ -131,12 +134,36 @@ def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool,
             _syscall.raw("fchmodat2", fd, b"", md.mode & 0o7777, 0x1000)
     except OSError as exc:
         eng.stats.errors += 1
-        eng.report(f'cannot set attributes of "{os.fsdecode(job.path)}": '
+        eng.report(f'cannot set attributes of "{show(job.path)}": '
                    f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
     finally:
         if fd >= 0:
             ex.close_fd(0, 0, fd, SKIP)
     done()
+
+
+def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
+    """-X / -A on a re-run: make the xattrs of an unchanged file equal the source's."""
+    dm = job.dmeta
+    assert dm is not None
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    count = eng.ex.direct_syscalls
+    src = dst = -1
+    try:
+        count["openat"] += 2
+        src = os.open(job.name, flags, dir_fd=job.parent.src_fd)
+        dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
+        count["fstat"] += 1
+        st = os.fstat(dst)
+        if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):
+            raise OSError(errno.ESTALE, "entry replaced during the copy")
+        copy_xattrs_fd(eng, src, dst, job.path, replace=True)
+    except OSError as exc:
+        _xattr_error(eng, job.path, exc)
+    finally:
+        for fd in (src, dst):
+            if fd >= 0:
+                os.close(fd)
 
 
 # --------------------------------------------------------------------------------------
@@ -150,11 +177,14 @@ def _xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
                        "they are not copied")
         return
     eng.stats.errors += 1
-    eng.report(f'cannot copy extended attributes of "{os.fsdecode(path)}": '
+    eng.report(f'cannot copy extended attributes of "{show(path)}": '
                f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
 
 
-def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes) -> None:
+def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
+                   replace: bool = False) -> None:
+    """Copy the xattrs ``-X`` / ``-A`` select; with ``replace`` also remove the
+    destination's that the source lacks."""
     count = eng.ex.direct_syscalls
     keep: Callable[[str], bool] = eng._xattr_names
     try:
@@ -164,6 +194,16 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes) -> None:
         if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
             _xattr_error(eng, path, exc)
         return
+    if replace:
+        try:
+            count["flistxattr"] += 1
+            for name in os.listxattr(dst):
+                if keep(name) and name not in names:
+                    count["fremovexattr"] += 1
+                    os.removexattr(dst, name)
+        except OSError as exc:
+            _xattr_error(eng, path, exc)
+            return
     for name in names:
         try:
             count["fgetxattr"] += 1

@@ -178,6 +178,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # names are escaped (text.show), but a terminal may still not take
+        # every character: never die on output
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = build_parser()
     ns = parser.parse_args(argv)
     paths: List[str] = ns.paths

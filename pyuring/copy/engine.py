@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
@@ -39,10 +40,13 @@ from ..executor import LINK, RESOLVE_SAFE, SKIP, Executor
 from ..metadata import Metadata
 from .options import Options
 from .stats import CopyStats
+from .text import show
 
 O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _DIRENT_BUF = 32 * 1024
 _TMP_MARK = b".pyuring-tmp-"
+# what tmp_name() makes: "." NAME ".pyuring-tmp-" PID "-" N
+_TMP_NAME = re.compile(rb"\..*\.pyuring-tmp-[0-9]+-[0-9]+\Z", re.S)
 _IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
@@ -58,7 +62,7 @@ class DirTask:
 
     __slots__ = ("apply_meta", "dst_fd", "dst_gid_new", "dst_names", "dst_sgid", "entries",
                  "listing_done", "meta", "owns_fds", "parent", "pending", "probe_dst", "rel",
-                 "rename", "src_fd")
+                 "rename", "src_fd", "stale")
 
     def __init__(self, parent: Optional[DirTask], src_fd: int, dst_fd: int, rel: bytes,
                  meta: Optional[Metadata]) -> None:
@@ -77,6 +81,7 @@ class DirTask:
         self.dst_sgid = False  # the destination directory has the setgid bit now
         self.owns_fds = True
         self.rename: Optional[Dict[bytes, bytes]] = None  # source name -> destination name
+        self.stale: Optional[Set[bytes]] = None  # temporary names of an interrupted run
 
     def path(self, name: bytes) -> bytes:
         return self.rel + b"/" + name if self.rel else name
@@ -129,11 +134,12 @@ class Job:
 
 
 class HardlinkGroup:
-    __slots__ = ("dst_ino", "failed", "fd", "linking", "remaining", "waiters")
+    __slots__ = ("dst_ino", "failed", "fd", "linking", "ready", "remaining", "waiters")
 
     def __init__(self, remaining: int) -> None:
         self.remaining = remaining  # names of this inode not seen yet
         self.linking = 0  # LINKATs using fd still in flight
+        self.ready = False  # the first name is in place (fd set; or a dry run)
         self.fd = -1  # an fd of the published first copy, kept for linkat(AT_EMPTY_PATH)
         self.dst_ino = -1
         self.failed = False
@@ -177,9 +183,11 @@ class Engine:
         self.big_buf: Optional[bytearray] = None
         # bound now, so that no module is imported (no stat of .py files) mid-walk
         from .attrs import apply_dir_meta, copy_xattrs_by_name
-        from .filecopy import start_file
+        from .filecopy import link_to_group, release_waiters, start_file
 
         self._start_file = start_file
+        self._link_to_group = link_to_group
+        self._release_waiters = release_waiters
         self._apply_dir_meta = apply_dir_meta
         self._copy_xattrs_by_name = copy_xattrs_by_name
         self._chunk_pool: List[Buffer] = []
@@ -250,8 +258,8 @@ class Engine:
                 self.maybe_finish_dir(d)
                 continue
             name = entry.name
-            if d.dst_names is not None and _TMP_MARK in name:
-                continue
+            if d.stale and name in d.stale:
+                d.stale.discard(name)  # a source file with such a name: not ours
             self.start_entry(d, name, entry.d_type,
                              d.rename.get(name) if d.rename is not None else None)
 
@@ -289,10 +297,10 @@ class Engine:
     def src_failed(self, job: Job, err: int, what: str) -> None:
         if err == errno.ENOENT and what in ("stat", "open"):
             self.stats.vanished += 1
-            self.report(f'file has vanished: "{os.fsdecode(job.path)}"')
+            self.report(f'file has vanished: "{show(job.path)}"')
         else:
             self.stats.errors += 1
-            self.report(f'cannot {what} "{os.fsdecode(job.path)}": {_errtext(err)}')
+            self.report(f'cannot {what} "{show(job.path)}": {_errtext(err)}')
         self.close_job_fds(job)
         self.finish(job)
 
@@ -308,7 +316,7 @@ class Engine:
                 return
             self.fatal = (f"stopping: the destination is unusable ({_errtext(err)}); "
                           f"files already in place are complete")
-        self.report(f'cannot {what} "{os.fsdecode(job.path)}": {_errtext(err)}')
+        self.report(f'cannot {what} "{show(job.path)}": {_errtext(err)}')
         self.close_job_fds(job)
         self.finish(job)
 
@@ -331,6 +339,21 @@ class Engine:
         assert md is not None
         t = md.mode & 0o170000
         opts = self.opts
+        dm = job.dmeta
+        if dm is not None and dm.is_dir() and t != stat.S_IFDIR:
+            # a directory where the source has something else: rsync removes
+            # it when it is empty, and reports it otherwise
+            if not opts.dry_run:
+                try:
+                    self.ex.direct_syscalls["unlinkat"] += 1
+                    os.rmdir(job.dst_name, dir_fd=job.parent.dst_fd)
+                except OSError as exc:
+                    self.stats.errors += 1
+                    self.report(f'cannot replace directory "{show(job.path)}": '
+                                f"{_errtext(exc.errno or errno.EIO)}")
+                    self.finish(job)
+                    return
+            job.dmeta = None
         if t == stat.S_IFREG:
             self.stats.regular_files += 1
             self.stats.bytes_total += md.size
@@ -338,7 +361,7 @@ class Engine:
         elif t == stat.S_IFDIR:
             if not opts.recursive:
                 self.stats.skipped += 1
-                self.report(f'skipping directory "{os.fsdecode(job.path)}"')
+                self.report(f'skipping directory "{show(job.path)}"')
                 self.finish(job)
                 return
             self.stats.dirs += 1
@@ -347,7 +370,7 @@ class Engine:
             self.stats.symlinks += 1
             if not opts.links:
                 self.stats.skipped += 1
-                self.report(f'skipping non-regular file "{os.fsdecode(job.path)}"')
+                self.report(f'skipping non-regular file "{show(job.path)}"')
                 self.finish(job)
                 return
             self.start_symlink(job)
@@ -356,7 +379,7 @@ class Engine:
             is_dev = t in (stat.S_IFCHR, stat.S_IFBLK)
             if (is_dev and not opts.devices) or (not is_dev and not opts.specials):
                 self.stats.skipped += 1
-                self.report(f'skipping non-regular file "{os.fsdecode(job.path)}"')
+                self.report(f'skipping non-regular file "{show(job.path)}"')
                 self.finish(job)
                 return
             self.start_special(job)
@@ -395,7 +418,7 @@ class Engine:
             self.stats.errors += 1
             if -res in _IO_ERRNOS:
                 self.stats.io_errors += 1
-            self.report(f'cannot {what} directory "{os.fsdecode(job.path)}": {_errtext(-res)}')
+            self.report(f'cannot {what} directory "{show(job.path)}": {_errtext(-res)}')
             job.dst_fd = -2  # failed
         else:
             job.dst_fd = res
@@ -408,10 +431,10 @@ class Engine:
             job.src_fd = -2
             if -res == errno.ENOENT:
                 self.stats.vanished += 1
-                self.report(f'directory has vanished: "{os.fsdecode(job.path)}"')
+                self.report(f'directory has vanished: "{show(job.path)}"')
             else:
                 self.stats.errors += 1
-                self.report(f'cannot open directory "{os.fsdecode(job.path)}": '
+                self.report(f'cannot open directory "{show(job.path)}": '
                             f"{_errtext(-res)}")
         else:
             job.src_fd = res
@@ -453,10 +476,12 @@ class Engine:
     def _list_dst(self, d: DirTask) -> None:
         names: Dict[bytes, int] = {}
         for e in self.list_src(d.dst_fd):
-            if _TMP_MARK in e.name:
-                # a temporary name left by an interrupted run: remove it
-                if not self.opts.dry_run:
-                    self.ex.unlinkat(0, 0, d.dst_fd, e.name, 0, SKIP)
+            if _TMP_MARK in e.name and _TMP_NAME.match(e.name):
+                # a temporary name left by an interrupted run: removed when the
+                # directory is done, unless the source has an entry so named
+                if d.stale is None:
+                    d.stale = set()
+                d.stale.add(e.name)
                 continue
             names[e.name] = e.d_type
         d.dst_names = names
@@ -489,6 +514,13 @@ class Engine:
             d = parent
 
     def _finish_dir(self, d: DirTask) -> None:
+        if d.stale and d.dst_fd >= 0 and not self.opts.dry_run:
+            for name in d.stale:
+                try:
+                    self.ex.direct_syscalls["unlinkat"] += 1
+                    os.unlink(name, dir_fd=d.dst_fd)
+                except OSError:
+                    pass
         md = d.meta
         if d.apply_meta and md is not None and not self.opts.dry_run and d.dst_fd >= 0 \
                 and self.fatal is None and not self.interrupted:
@@ -508,7 +540,58 @@ class Engine:
     # ======================================================================
     # symlinks and special files
     # ======================================================================
+    def dispatch_unlinked(self, job: Job) -> None:
+        """A symlink or special file whose hard-link group failed: copy it alone."""
+        md = job.meta
+        assert md is not None
+        # (the group is marked failed: _hardlink_member makes this one a new first)
+        if md.type == stat.S_IFLNK:
+            self.start_symlink(job)
+        else:
+            self.start_special(job)
+
+    def _hardlink_member(self, job: Job) -> bool:
+        """-H for a symlink or special file: link it to an earlier name when there
+        is one (True: handled); otherwise it becomes the group's first."""
+        md = job.meta
+        assert md is not None
+        key = (md.dev, md.ino)
+        group = self.hardlinks.get(key)
+        if group is not None and not group.failed:
+            self._link_to_group(self, job, group)
+            return True
+        self.hardlinks[key] = HardlinkGroup(md.nlink - 1)
+        return False
+
+    def _group_of(self, job: Job) -> Optional[HardlinkGroup]:
+        md = job.meta
+        if md is None or not self.opts.hard_links or md.nlink < 2 or md.is_dir():
+            return None
+        return self.hardlinks.get((md.dev, md.ino))
+
+    def _group_first_done(self, job: Job, fd: int) -> bool:
+        """The first name of a group is in place: keep ``fd`` (O_PATH) for the
+        others' LINKATs.  Returns True when the fd was taken."""
+        group = self._group_of(job)
+        if group is None or group.ready or group.failed:
+            return False
+        md = job.meta
+        assert md is not None
+        if job.dmeta is not None:
+            group.dst_ino = job.dmeta.ino
+        group.ready = True
+        if fd < 0 or self.opts.dry_run:
+            group.failed = fd < 0 and not self.opts.dry_run
+            self._release_waiters(self, group)
+            return False
+        group.fd = fd
+        self._release_waiters(self, group)
+        return True
     def start_symlink(self, job: Job) -> None:
+        md = job.meta
+        assert md is not None
+        if self.opts.hard_links and md.nlink > 1 and self._hardlink_member(job):
+            return
         d, ex = job.parent, self.ex
         try:
             target = ex.readlinkat(d.src_fd, job.name)
@@ -523,13 +606,14 @@ class Engine:
                 same = False
             if same:
                 self.stats.unchanged += 1
-                if self._link_meta_differs(job):
+                if self._link_meta_differs(job) or self._group_of(job) is not None:
                     self._open_for_meta(job, target)
                 else:
                     self.finish(job)
                 return
         if self.opts.dry_run:
             self.item(b"cL+++++++++ ", job.path + b" -> " + target)
+            self._group_first_done(job, -1)
             self.finish(job)
             return
         self.item(b"cL+++++++++ ", job.path + b" -> " + target)
@@ -564,7 +648,8 @@ class Engine:
         md = job.meta
         assert md is not None
         uid, gid = self.owner_target(md)
-        if self.opts.times or (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid):
+        if self.opts.times or (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid) \
+                or self.opts.xattrs or self.opts.acls or self._group_of(job) is not None:
             self._open_for_meta(job, target)
         else:
             self.finish(job)
@@ -578,6 +663,10 @@ class Engine:
 
     def _on_meta_fd(self, job: Job, target: Optional[bytes], res: int) -> None:
         if res < 0:
+            group = self._group_of(job)
+            if group is not None and not group.ready:
+                group.failed = True
+                self._release_waiters(self, group)
             self.dst_failed(job, -res, "set attributes of")
             return
         fd = res
@@ -603,25 +692,33 @@ class Engine:
                 ex.empty_path_utime(fd, md.atime_ns, md.mtime_ns)
         except OSError as exc:
             self.stats.errors += 1
-            self.report(f'cannot set attributes of "{os.fsdecode(job.path)}": '
+            self.report(f'cannot set attributes of "{show(job.path)}": '
                         f"{_errtext(exc.errno or errno.EIO)}")
-        if target is not None and (self.opts.xattrs or self.opts.acls):
+        if self.opts.xattrs or self.opts.acls:
             self._copy_xattrs_by_name(self, job)
-        ex.close_fd(0, 0, fd, SKIP)
+        if not self._group_first_done(job, fd):
+            ex.close_fd(0, 0, fd, SKIP)
         self.finish(job)
 
     def start_special(self, job: Job) -> None:
         md = job.meta
         assert md is not None
+        if self.opts.hard_links and md.nlink > 1 and self._hardlink_member(job):
+            return
         d, ex = job.parent, self.ex
         dm = job.dmeta
         if dm is not None and dm.type == md.type and dm.rdev == md.rdev \
                 and not self.opts.ignore_times:
             self.stats.unchanged += 1
-            self.finish(job)
+            if self._group_of(job) is not None and not self.opts.dry_run:
+                self._open_for_meta(job, None)
+            else:
+                self._group_first_done(job, -1)
+                self.finish(job)
             return
         self.item(b"cD+++++++++ ", job.path)
         if self.opts.dry_run:
+            self._group_first_done(job, -1)
             self.finish(job)
             return
         try:
@@ -682,7 +779,7 @@ class Engine:
 
     def item(self, code: bytes, path: bytes) -> None:
         if self.itemize is not None:
-            self.itemize(os.fsdecode(code + path))
+            self.itemize(code.decode() + show(path))
 
     def _close_hardlink_fds(self) -> None:
         for group in self.hardlinks.values():

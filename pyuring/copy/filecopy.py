@@ -25,6 +25,7 @@ from .. import _abi as A
 from ..executor import HARDLINK, LINK, RESOLVE_SAFE, SKIP
 from .attrs import apply_file_meta, fix_unchanged, needs_meta_before_publish
 from .engine import O_TMPFILE, Engine, HardlinkGroup, Job
+from .text import show
 
 _RANGE_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM,
                    errno.EBADF}
@@ -59,17 +60,13 @@ def start_file(eng: Engine, job: Job) -> None:
         else:
             fix_unchanged(eng, job, after)
         return
-    if dm is not None and dm.is_dir():
-        eng.stats.errors += 1
-        eng.report(f'cannot replace directory "{os.fsdecode(job.path)}" with a file')
-        if group is not None:
-            group.failed = True
-        eng.finish(job)
-        return
     if opts.dry_run:
         eng.item(b">f+++++++++ " if dm is None else b">f.st...... ", job.path)
         eng.stats.transferred += 1
         eng.stats.bytes_transferred += md.size
+        if group is not None:
+            group.ready = True  # nothing is linked in a dry run: list the others
+            release_waiters(eng, group)
         eng.finish(job)
         return
     if md.size and md.size <= eng.small_max and not md.is_sparse and eng.free_slots:
@@ -280,7 +277,7 @@ def _on_written(eng: Engine, job: Job, done: int, n: int, idx: int, res: int) ->
 
 def _changed(eng: Engine, job: Job, size: int) -> None:
     eng.stats.changed_during_copy += 1
-    eng.report(f'file changed size during the copy: "{os.fsdecode(job.path)}" '
+    eng.report(f'file changed size during the copy: "{show(job.path)}" '
                f"(copied {size:,} bytes as read)")
 
 
@@ -533,7 +530,7 @@ def _finalize(eng: Engine, job: Job) -> None:
         apply_file_meta(eng, job, job.dst_fd)
     except OSError as exc:
         eng.stats.errors += 1
-        eng.report(f'cannot set attributes of "{os.fsdecode(job.path)}": '
+        eng.report(f'cannot set attributes of "{show(job.path)}": '
                    f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
     _publish(eng, job, -1)
 
@@ -613,17 +610,18 @@ def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> No
                 ex.futimens(job.dst_fd, md.atime_ns, md.mtime_ns)
             except OSError as exc:
                 eng.stats.errors += 1
-                eng.report(f'cannot set times of "{os.fsdecode(job.path)}": '
+                eng.report(f'cannot set times of "{show(job.path)}": '
                            f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
     eng.stats.transferred += 1
     if eng.itemize is not None:
         eng.item(b">f+++++++++ " if job.dmeta is None else b">f.st...... ", job.path)
     group = eng.hardlinks.get((md.dev, md.ino)) if eng.opts.hard_links and md.nlink > 1 \
         else None
-    if group is not None and group.fd < 0 and not group.failed:
+    if group is not None and not group.ready and not group.failed:
         group.fd = job.dst_fd
+        group.ready = True
         job.dst_fd = -1
-        _release_waiters(eng, group)
+        release_waiters(eng, group)
     else:
         ex.close_fd(0, 0, job.dst_fd, SKIP)
         job.dst_fd = -1
@@ -656,21 +654,25 @@ def _on_group_fd(eng: Engine, job: Job, group: HardlinkGroup, res: int) -> None:
         group.failed = True
     else:
         group.fd = res
-    _release_waiters(eng, group)
+        group.ready = True
+    release_waiters(eng, group)
     eng.finish(job)
 
 
-def _release_waiters(eng: Engine, group: HardlinkGroup) -> None:
+def release_waiters(eng: Engine, group: HardlinkGroup) -> None:
+    """The group's first name is in place (or failed): serve the names waiting."""
     waiters, group.waiters = group.waiters, []
     for w in waiters:
-        if group.failed:
-            start_file(eng, w)
-        else:
+        if not group.failed:
             link_to_group(eng, w, group)
+        elif w.meta is not None and w.meta.is_file():
+            start_file(eng, w)  # copy it on its own
+        else:
+            eng.dispatch_unlinked(w)
 
 
 def link_to_group(eng: Engine, job: Job, group: HardlinkGroup) -> None:
-    if group.fd < 0:
+    if not group.ready:
         group.waiters.append(job)  # the first copy is still in flight
         return
     dm = job.dmeta
