@@ -1219,6 +1219,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     code_root = Path(snap) if snap else REPO
     code_hash = pyuring_tree_hash(code_root)
     env = dict(os.environ)
+    # Time Python as users run it: with its bytecode cache.  (Some sandboxes set
+    # PYTHONDONTWRITEBYTECODE, which makes every start-up compile pyuring anew.)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = str(code_root) + (os.pathsep + env["PYTHONPATH"]
                                           if env.get("PYTHONPATH") else "")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
