@@ -1,0 +1,447 @@
+"""The command line as users run it: ``python -m pyuring.copy ...`` in a child process.
+
+Help text, --json / --stats figures, -v itemized lines, -n changing nothing,
+-q printing nothing, the backend choice, engine knobs, exit codes and
+argument errors without tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import List, Set
+
+import pytest
+
+from .conftest import URING
+from .test_copy_support import (
+    BACKENDS,
+    build_mixed_tree,
+    check_backend,
+    cli_env,
+    fix_times,
+    run_cli,
+    set_times,
+    write,
+)
+from .treecompare import assert_same_tree, changes_between, snapshot
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return check_backend(str(request.param))
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return build_mixed_tree(tmp_path / "src", big=1 << 20)
+
+
+def _entries(root: Path) -> Set[str]:
+    """Every path below root, relative, as -v shows them (directories with a '/')."""
+    out: Set[str] = set()
+    for dirpath, dirs, files in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        for n in dirs:
+            p = os.path.normpath(os.path.join(rel, n))
+            out.add(p if os.path.islink(os.path.join(dirpath, n)) else p + "/")
+        for n in files:
+            out.add(os.path.normpath(os.path.join(rel, n)))
+    return out
+
+
+_ITEM = re.compile(r"^([>ch][fdLDS][.+a-z]{9}) (.*)$")
+
+
+def _itemized(stdout: str) -> List[str]:
+    """The paths of the -v itemized lines (a symlink's ' -> target' cut off)."""
+    paths = []
+    for line in stdout.splitlines():
+        m = _ITEM.match(line)
+        if m:
+            path = m.group(2)
+            if m.group(1)[1] == "L":
+                path = path.split(" -> ", 1)[0]
+            paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------------------
+# help and entry points
+# --------------------------------------------------------------------------------------
+FLAGS = ["-a", "--archive", "-r", "--recursive", "-l", "--links", "-p", "--perms",
+         "-t", "--times", "-g", "--group", "-o", "--owner", "-D", "--devices",
+         "--specials", "-H", "--hard-links", "-X", "--xattrs", "-A", "--acls",
+         "-n", "--dry-run", "-v", "--verbose", "-q", "--quiet", "--progress", "--stats",
+         "--json", "--fsync", "--numeric-ids", "-I", "--ignore-times", "--backend",
+         "--queue-depth", "--max-files-in-flight"]
+
+
+def test_help_lists_every_flag_and_exit_code() -> None:
+    r = run_cli(["--help"])
+    assert r.returncode == 0, r
+    assert r.stderr == ""
+    text = r.stdout
+    for flag in FLAGS:
+        assert re.search(rf"(^|[\s,\[]){re.escape(flag)}([\s,=\]]|$)", text, re.M), flag
+    for choice in ("auto", "uring", "sync"):
+        assert choice in text
+    for code in ("0", "1", "11", "20", "23", "24"):
+        assert re.search(rf"^\s+{code}\s+\S", text, re.M), f"exit code {code} not explained"
+    assert "SRC" in text and "DST" in text
+    assert "trailing slash" in text.lower()
+
+
+def test_version() -> None:
+    r = run_cli(["--version"])
+    assert r.returncode == 0, r
+    assert re.search(r"\d+\.\d+", r.stdout)
+
+
+def test_console_script_entry_point(tmp_path: Path, tree: Path) -> None:
+    """``pyuring-copy`` is ``pyuring.copy.__main__:main``; its return value is the status."""
+    import subprocess
+
+    code = "import sys; from pyuring.copy.__main__ import main; sys.exit(main())"
+    p = subprocess.run([sys.executable, "-c", code, "-aHX", f"{tree}/", str(tmp_path / "dst")],
+                       env=cli_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert_same_tree(tree, tmp_path / "dst")
+    p = subprocess.run([sys.executable, "-c", code, "--bogus"], env=cli_env(),
+                       capture_output=True, text=True)
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr
+
+
+# --------------------------------------------------------------------------------------
+# statistics
+# --------------------------------------------------------------------------------------
+JSON_KEYS = {"files", "regular_files", "dirs", "symlinks", "specials", "hardlinks",
+             "transferred", "unchanged", "bytes_total", "bytes_transferred", "errors",
+             "vanished", "skipped", "changed_during_copy", "interrupted", "elapsed",
+             "backend", "sqes", "enters", "completions", "sqes_by_op", "sqes_per_enter",
+             "direct_syscalls", "exit_code"}
+
+
+def test_json_statistics(tmp_path: Path, tree: Path, backend: str) -> None:
+    r = run_cli(["-aHX", "--json", "--backend", backend, f"{tree}/", str(tmp_path / "dst")])
+    assert r.returncode == 0, r
+    st = r.json()
+    assert set(st) >= JSON_KEYS, JSON_KEYS - set(st)
+    assert st["exit_code"] == 0
+    assert st["backend"] == backend
+    assert st["interrupted"] is False
+    assert st["files"] == len(_entries(tree))
+    assert st["regular_files"] == 12
+    assert st["dirs"] == 4
+    assert st["symlinks"] == 3
+    assert st["specials"] == 2
+    assert st["hardlinks"] == 1
+    assert st["transferred"] == 11
+    assert st["bytes_total"] == sum(os.lstat(os.path.join(d, f)).st_size
+                                    for d, _, fs in os.walk(tree) for f in fs
+                                    if os.path.isfile(os.path.join(d, f))
+                                    and not os.path.islink(os.path.join(d, f)))
+    assert isinstance(st["direct_syscalls"], dict)
+    assert isinstance(st["sqes_by_op"], dict)
+    assert isinstance(st["sqes_per_enter"], (int, float))
+    if backend == "uring":
+        assert st["sqes"] == sum(st["sqes_by_op"].values()) > 0
+        assert st["enters"] > 0
+        assert st["sqes_per_enter"] == pytest.approx(st["sqes"] / st["enters"], abs=0.01)
+        assert st["sqes_by_op"].get("STATX", 0) >= st["files"]
+    else:
+        assert st["sqes"] == st["enters"] == 0
+        assert st["sqes_by_op"] == {}
+    assert_same_tree(tree, tmp_path / "dst")
+
+
+def test_stats_summary(tmp_path: Path, tree: Path, backend: str) -> None:
+    r = run_cli(["-a", "--stats", "--backend", backend, f"{tree}/", str(tmp_path / "dst")])
+    assert r.returncode == 0, r
+    out = r.stdout
+    for needle in ("Number of files:", "Number of regular files transferred:",
+                   "Total file size:", "Direct syscalls:", f"Backend: {backend}"):
+        assert needle in out, needle
+    if backend == "uring":
+        m = re.search(r"io_uring: ([\d,]+) SQEs in ([\d,]+) io_uring_enter calls \(([\d.]+) "
+                      r"SQEs per enter\)", out)
+        assert m, out
+        assert int(m.group(1).replace(",", "")) > 0
+        assert "SQEs by opcode:" in out and "STATX" in out
+    else:
+        assert "io_uring:" not in out
+        assert "SQEs by opcode" not in out
+
+
+# --------------------------------------------------------------------------------------
+# -v, -q, -n
+# --------------------------------------------------------------------------------------
+def test_verbose_itemizes_each_created_entry(tmp_path: Path, tree: Path, backend: str) -> None:
+    dst = tmp_path / "dst"
+    r = run_cli(["-aH", "-v", "--backend", backend, f"{tree}/", str(dst)])
+    assert r.returncode == 0, r
+    items = _itemized(r.stdout)
+    assert sorted(items) == sorted(_entries(tree)), r.stdout
+    assert len(items) == len(set(items)), "an entry itemized twice"
+    lines = {ln.split(" ", 1)[1]: ln.split(" ", 1)[0] for ln in r.stdout.splitlines()
+             if _ITEM.match(ln)}
+    assert lines["d1/"].startswith("cd")
+    assert lines["one"].startswith(">f")
+    assert lines["rel-link -> d1/f"].startswith("cL")
+    assert lines["fifo"].startswith("cD")
+    assert "hf" in {lines["d1/f"][:2], lines["d1/d2/hl"][:2]}
+    assert r.stderr == ""
+    # nothing to do: nothing itemized
+    r = run_cli(["-aH", "-v", "--backend", backend, f"{tree}/", str(dst)])
+    assert r.returncode == 0, r
+    assert _itemized(r.stdout) == []
+    # one changed file: one line
+    write(tree / "small", b"changed")
+    set_times(tree / "small", 1_600_000_000_123_456_789)
+    r = run_cli(["-aH", "-v", "--backend", backend, f"{tree}/", str(dst)])
+    assert _itemized(r.stdout) == ["small"], r.stdout
+
+
+def test_verbose_with_non_utf8_names_on_a_strict_stdout(tmp_path: Path, backend: str) -> None:
+    src = os.fsencode(tmp_path / "src")
+    os.mkdir(src)
+    for i in range(20):
+        write(os.path.join(src, b"\xff-%d" % i), b"x")
+    fix_times(src)
+    r = run_cli(["-av", "--backend", backend, os.fsencode(tmp_path / "src") + b"/",
+                 tmp_path / "dst"], env=cli_env(PYTHONIOENCODING="utf-8:strict"))
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 0, r
+    assert_same_tree(src, tmp_path / "dst")
+    assert len(_itemized(r.stdout)) == 20
+    assert "\\#377-0" in r.stdout  # escaped as rsync does
+
+def test_verbose_keeps_one_line_per_entry_for_newline_names(tmp_path: Path,
+                                                            backend: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a\n>f+++++++++ forged", b"x")
+    fix_times(src)
+    r = run_cli(["-av", "--backend", backend, f"{src}/", str(tmp_path / "dst")])
+    assert r.returncode == 0, r
+    assert_same_tree(src, tmp_path / "dst")
+    assert len([ln for ln in r.stdout.splitlines() if _ITEM.match(ln)]) == 1, r.stdout
+
+
+def test_quiet_prints_nothing_on_success(tmp_path: Path, tree: Path, backend: str) -> None:
+    r = run_cli(["-aHX", "-q", "--backend", backend, f"{tree}/", str(tmp_path / "dst")])
+    assert r.returncode == 0, r
+    assert r.stdout == ""
+    assert r.stderr == ""
+    assert_same_tree(tree, tmp_path / "dst")
+
+
+def test_quiet_still_reports_errors(tmp_path: Path, tree: Path, backend: str) -> None:
+    r = run_cli(["-a", "-q", "--backend", backend, str(tmp_path / "missing"), f"{tree}/",
+                 str(tmp_path / "dst")])
+    assert r.returncode == 23, r
+    assert len(r.err_lines) == 1 and "missing" in r.err_lines[0], r
+    assert r.stdout == ""
+
+
+def test_no_progress_output_without_a_terminal(tmp_path: Path, tree: Path,
+                                              backend: str) -> None:
+    r = run_cli(["-a", "--progress", "--backend", backend, f"{tree}/", str(tmp_path / "dst")])
+    assert r.returncode == 0, r
+    assert r.stderr == "" and r.stdout == ""
+
+
+def test_dry_run_into_a_new_destination(tmp_path: Path, tree: Path, backend: str) -> None:
+    dst = tmp_path / "dst"
+    before = snapshot(tree)
+    r = run_cli(["-a", "-n", "-v", "--backend", backend, f"{tree}/", str(dst)])
+    assert r.returncode == 0, r
+    assert not dst.exists() and not os.path.lexists(dst)
+    assert sorted(_itemized(r.stdout)) == sorted(_entries(tree))
+    assert changes_between(before, snapshot(tree), dirs=False) == []
+
+
+def test_dry_run_changes_nothing_in_an_existing_destination(tmp_path: Path, tree: Path,
+                                                            backend: str) -> None:
+    dst = tmp_path / "dst"
+    r = run_cli(["-aHAX", "--backend", backend, f"{tree}/", str(dst)])
+    assert r.returncode == 0, r
+    # changes of every kind in the source
+    write(tree / "small", b"changed content")
+    write(tree / "brand-new", b"new")
+    (tree / "new-dir").mkdir()
+    write(tree / "new-dir" / "f", b"f")
+    os.unlink(tree / "rel-link")
+    os.symlink("one", tree / "rel-link")
+    os.chmod(tree / "d1", 0o700)
+    os.mkfifo(tree / "fifo2")
+    for p in ("small", "brand-new", "new-dir/f", "new-dir", "rel-link", "fifo2"):
+        set_times(tree / p, 1_000_000_000_000_000_000)
+    # and a leftover temporary name in the destination
+    write(dst / ".x.pyuring-tmp-1-1", b"leftover")
+    before = snapshot(dst)
+    r = run_cli(["-aHAX", "-n", "-v", "--backend", backend, f"{tree}/", str(dst)])
+    assert r.returncode == 0, r
+    assert changes_between(before, snapshot(dst)) == []
+    items = set(_itemized(r.stdout))
+    assert {"small", "brand-new", "new-dir/", "new-dir/f", "rel-link", "fifo2"} <= items, items
+    assert not items & {"one", "big", "d1/d2/f", "sparse"}, items
+
+
+def test_dry_run_lists_hard_links(tmp_path: Path, backend: str) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    write(src / "a", b"x")
+    os.link(src / "a", src / "d" / "b")
+    os.link(src / "a", src / "c")
+    fix_times(src)
+    r = run_cli(["-aH", "-n", "-v", "--backend", backend, f"{src}/", str(tmp_path / "dst")])
+    assert r.returncode == 0, r
+    assert sorted(_itemized(r.stdout)) == sorted(_entries(src))
+
+
+# --------------------------------------------------------------------------------------
+# engine choices
+# --------------------------------------------------------------------------------------
+def test_backend_auto_picks_uring_when_available(tmp_path: Path, tree: Path) -> None:
+    r = run_cli(["-a", "--json", "--backend", "auto", f"{tree}/", str(tmp_path / "dst")])
+    assert r.returncode == 0, r
+    st = r.json()
+    assert st["backend"] == ("uring" if URING else "sync")
+    assert (st["backend_note"] == "") == URING
+    r = run_cli(["-a", "--json", f"{tree}/", str(tmp_path / "dst2")])
+    assert r.json()["backend"] == st["backend"]
+
+
+@pytest.mark.parametrize("knobs", [
+    ["--queue-depth", "2", "--max-files-in-flight", "1"],
+    ["--queue-depth", "4", "--max-files-in-flight", "3"],
+    ["--queue-depth", "8", "--max-files-in-flight", "4096"],
+    ["--queue-depth", "32768", "--max-files-in-flight", "1"],
+    ["--data-path", "ring", "--small-file-max", "1"],
+    ["--data-path", "copy_file_range", "--small-file-max", "0"],
+    ["--fsync", "--numeric-ids"],
+], ids=lambda k: "_".join(a.strip("-") for a in k))
+def test_engine_knobs_give_identical_trees(tmp_path: Path, tree: Path, backend: str,
+                                           knobs: List[str]) -> None:
+    r = run_cli(["-aHX", "--json", "--backend", backend, *knobs, f"{tree}/",
+                 str(tmp_path / "dst")])
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 0, r
+    assert_same_tree(tree, tmp_path / "dst")
+    if "--fsync" in knobs and backend == "uring":
+        # every file with data is fsynced (the ring counts its FSYNC SQEs; the large
+        # path calls fsync directly); "empty" has no data to flush
+        st = r.json()
+        assert st["sqes_by_op"].get("FSYNC", 0) + st["direct_syscalls"].get("fsync", 0) \
+            >= st["transferred"] - 1
+
+
+def test_queue_depth_one(tmp_path: Path, tree: Path) -> None:
+    check_backend("uring")
+    r = run_cli(["-aHX", "--backend", "uring", "--queue-depth", "1", f"{tree}/",
+                 str(tmp_path / "dst")])
+    assert "internal error" not in r.stderr, r
+    if r.returncode == 1:
+        assert not (tmp_path / "dst").exists()  # refused up front
+    else:
+        assert r.returncode == 0, r
+        assert_same_tree(tree, tmp_path / "dst")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--bogus-flag"], "--bogus-flag"),
+    (["-a", "-Z"], "-Z"),
+    (["-q", "-v"], "-q"),
+    (["--backend", "fast"], "fast"),
+    (["--queue-depth", "0"], "--queue-depth"),
+    (["--queue-depth", "many"], "many"),
+    (["--max-files-in-flight", "0"], "--max-files-in-flight"),
+    (["--data-path", "mmap"], "mmap"),
+], ids=["unknown-long", "unknown-short", "quiet-verbose", "backend", "qd-zero", "qd-word",
+        "mif-zero", "data-path"])
+def test_usage_errors(tmp_path: Path, tree: Path, args: List[str], needle: str) -> None:
+    dst = tmp_path / "dst"
+    r = run_cli([*args, "-a", f"{tree}/", str(dst)])
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 1, r
+    assert len(r.err_lines) == 1, r
+    assert needle in r.err_lines[0], r
+    assert r.stdout == ""
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize("args", [[], ["only-one"], ["-a"], ["-a", "--json"]],
+                         ids=["nothing", "one-path", "flag-only", "flags-only"])
+def test_missing_operands(tmp_path: Path, args: List[str]) -> None:
+    r = run_cli(args, cwd=tmp_path)
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 1, r
+    assert len(r.err_lines) == 1, r
+    assert "SRC" in r.err_lines[0] or "DST" in r.err_lines[0]
+    assert os.listdir(tmp_path) == []
+
+
+def test_progress_line_on_a_terminal(tmp_path: Path, backend: str) -> None:
+    """--progress draws one overwritten line on a terminal stderr, ended by a newline.
+
+    The test reads the -v lines slowly (1 ms each) through a one-page pipe, so
+    the copy of 1,000 files lasts about a second whatever the machine: long enough
+    for progress updates, which the CLI draws a few times a second.
+    """
+    import fcntl
+    import pty
+    import select
+    import subprocess
+    import threading
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(1000):
+        write(src / f"file-{i:04d}-{'x' * 60}", b"y" * 5000)
+    fix_times(src)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "pyuring.copy", "-a", "-v", "--progress",
+                          "--backend", backend, f"{src}/", str(tmp_path / "dst")],
+                         env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=slave)
+    assert p.stdout is not None
+    # a one-page pipe: the child can run ahead of the test by a few lines only
+    fcntl.fcntl(p.stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    term = bytearray()
+
+    def drain(wait: float) -> bool:
+        ready, _, _ = select.select([master], [], [], wait)
+        if ready:
+            term.extend(os.read(master, 65536))
+        return bool(ready)
+
+    def read_terminal() -> None:
+        while p.poll() is None:
+            drain(0.2)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    lines = 0
+    for _line in p.stdout:
+        lines += 1
+        time.sleep(0.001)
+    rc = p.wait(timeout=120)
+    reader.join(timeout=120)
+    while drain(0):
+        pass
+    os.close(slave)
+    os.close(master)
+    assert rc == 0
+    assert lines == 1001  # 1000 files and the summary line
+    text = term.decode("utf-8", "replace")
+    assert "Traceback" not in text
+    updates = [u for u in text.replace("\r\n", "\n").split("\r") if u.strip()]
+    assert updates, f"no progress line on the terminal: {text!r}"
+    assert re.search(r"[\d,]+ files +[\d,.]+ MB +[\d,.]+ MB/s +ETA", updates[-1]), text
+    assert text.endswith("\n")
+    assert_same_tree(src, tmp_path / "dst")
