@@ -40,7 +40,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 from . import _abi as A
 from . import _mem, _syscall
 from ._mem import Buffer, path_address
-from .errors import UringUnavailable
+from .errors import UringError, UringUnavailable
 from .metadata import STATX_WANTED, Metadata
 
 LINK = A.IOSQE_IO_LINK
@@ -261,7 +261,12 @@ class UringExecutor(Executor):
         self.has_openat2 = A.IORING_OP_OPENAT2 in supported
         self.direct_slots = direct_slots
         if direct_slots:
-            self.ring.register_files_sparse(direct_slots)
+            try:
+                self.ring.register_files_sparse(direct_slots)
+            except UringError:
+                # the table counts against RLIMIT_NOFILE (EMFILE under a low
+                # ulimit -n): work with plain fds instead
+                self.direct_slots = 0
         # SQEs are written untracked (ring._push_raw): this executor keeps the
         # memory alive itself.  Paths and open_how structs are copied by the
         # kernel when it takes the SQE, so they are pinned until the next

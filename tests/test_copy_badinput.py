@@ -462,12 +462,6 @@ def test_unreadable_source_entries_as_non_root(tmp_path: Path, backend: str) -> 
 
 
 @requires_root
-@pytest.mark.xfail(strict=True, reason=(
-    "an unreadable source *root* directory (SRC/ that cannot be opened) escapes as "
-    "'internal error: PermissionError: [Errno 13] Permission denied: b\"unr/\"', exit 1, "
-    "and stops the sources after it; it should be one 'cannot open' line, exit 23, "
-    "other sources copied (Copier._copy_root's os.open is unguarded).  Reproducer as "
-    "nobody: mkdir unr; chmod 000 unr; python -m pyuring.copy -a unr/ ok/ d"))
 def test_unreadable_source_root_as_non_root(tmp_path: Path, backend: str) -> None:
     work = tmp_path / "work"
     work.mkdir()

@@ -95,13 +95,6 @@ def test_backend_uring_fails_cleanly_when_blocked(tmp_path: Path, err: int) -> N
 
 
 @needs_seccomp
-@pytest.mark.xfail(strict=True, reason=(
-    "--backend uring where io_uring is blocked says 'pyuring-copy: internal error: "
-    "UringUnavailable: [Errno 1] io_uring is blocked here ... (set PYURING_DEBUG=1 for "
-    "details)': an expected, explained condition presented as an internal error with a "
-    "debugging hint (likewise 'io_uring needs Linux (this is darwin)' on another "
-    "platform, even with --backend auto).  Reproducer: in a seccomp filter returning "
-    "EPERM for io_uring_setup, python -m pyuring.copy -a --backend uring s/ d"))
 @pytest.mark.parametrize("where", ["seccomp", "not-linux"])
 def test_unavailable_io_uring_is_not_an_internal_error(tmp_path: Path, where: str) -> None:
     src = tmp_path / "src"
@@ -325,19 +318,7 @@ def _limit_fds() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
 
-def _emfile_param(backend: str) -> object:
-    if backend == "sync" or (backend == "auto" and not URING):
-        return backend
-    return pytest.param(backend, marks=pytest.mark.xfail(strict=True, reason=(
-        "uring backend under ulimit -n 64: 'internal error: UringError: [Errno 24] "
-        "IORING_REGISTER_FILES2: Too many open files', exit 1, nothing copied -- the "
-        "sparse direct-descriptor table (min(--max-files-in-flight, 256) = 128 slots) is "
-        "registered without regard to RLIMIT_NOFILE, which also caps registered files.  "
-        "--backend auto fails the same way.  Reproducer: (ulimit -n 64; "
-        "python -m pyuring.copy -a --backend uring s/ d)")))
-
-
-@pytest.mark.parametrize("be", [_emfile_param(b) for b in [*BACKENDS, "auto"]])
+@pytest.mark.parametrize("be", [*BACKENDS, "auto"])
 def test_copy_completes_under_ulimit_n_64(tmp_path: Path, five_thousand: Path,
                                           be: str) -> None:
     """The default backend (auto) too: a low fd limit is no reason to fail."""

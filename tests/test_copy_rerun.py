@@ -71,12 +71,6 @@ def test_second_run_copies_nothing_and_touches_no_file(tmp_path: Path, backend: 
     assert_same_tree(src, dst)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a no-change re-run still fchown()s, fchmod()s and futimens()es every destination "
-    "directory (apply_dir_meta runs unconditionally), so each directory's ctime moves "
-    "and the re-run costs 3 syscalls per directory; rsync leaves matching directories "
-    "alone.  Reproducer: python -m pyuring.copy -a s/ d; stat -c %Z d; sleep 1; "
-    "python -m pyuring.copy -a s/ d; stat -c %Z d  ->  ctime changed"))
 def test_second_run_touches_no_directory(tmp_path: Path, backend: str) -> None:
     src = build_mixed_tree(tmp_path / "src")
     dst = tmp_path / "dst"

@@ -272,12 +272,6 @@ def test_hard_linked_fifos_and_symlinks_with_H(tmp_path: Path, backend: str) -> 
     assert_same_tree(src, tmp_path / "dst")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "-H does not link names of one inode that come from different SRC arguments: the "
-    "hard-link table is emptied after each source root (Engine.run -> "
-    "_close_hardlink_fds), so the second name is copied as a separate file; rsync -aH "
-    "links them.  Reproducer: mkdir a b; echo x > a/f; ln a/f b/g; "
-    "python -m pyuring.copy -aH a b d; stat -c %h d/a/f  ->  1"))
 def test_hard_links_across_source_arguments(tmp_path: Path, backend: str) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -326,11 +320,6 @@ def test_device_nodes_as_root(tmp_path: Path, backend: str) -> None:
 
 
 @requires_root
-@pytest.mark.xfail(strict=True, reason=(
-    "a FIFO/socket/device with setuid or setgid bits owned by another user loses the bits: "
-    "it is created by mknodat with the mode, then chowned (which clears S_ISUID/S_ISGID) "
-    "and never chmod()ed again.  Reproducer as root: mkfifo -m 4755 s/f; chown 1234 s/f; "
-    "python -m pyuring.copy -a s/ d; stat -c %a d/f  ->  755"))
 def test_setuid_special_files_owned_by_others(tmp_path: Path, backend: str) -> None:
     src = tmp_path / "src"
     src.mkdir()

@@ -19,7 +19,7 @@ from .. import _abi as A
 from ..dirfd import DirEntry
 from ..executor import Executor, make_executor
 from ..metadata import Metadata
-from .engine import DirTask, Engine
+from .engine import DirTask, Engine, fd_budget
 from .options import Options
 from .stats import CopyStats
 from .text import show
@@ -48,6 +48,14 @@ def _realpath(path: bytes) -> bytes:
 
 def _inside(inner: bytes, outer: bytes) -> bool:
     return inner == outer or inner.startswith(outer.rstrip(b"/") + b"/")
+
+
+def _open_dir(path: bytes) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        exc.filename = path
+        raise
 
 
 class _Root:
@@ -154,9 +162,10 @@ class Copier:
         if not roots:
             stats.elapsed = time.monotonic() - t0
             return stats
-        # (at least 8 SQ entries: the longest chain the engine links has 5)
+        # (at least 8 SQ entries: the longest chain the engine links has 5;
+        # direct slots count against RLIMIT_NOFILE, like the files in flight)
         ex = make_executor(self.opts.backend, entries=max(8, self.opts.queue_depth),
-                           direct_slots=min(self.opts.max_files_in_flight, 256),
+                           direct_slots=min(fd_budget(self.opts.max_files_in_flight), 256),
                            reasons=self.backend_reasons)
         stats.backend = ex.kind
         if self.backend_reasons:
@@ -178,11 +187,17 @@ class Copier:
                     for root in roots:
                         if eng.interrupted or eng.fatal is not None:
                             break
-                        self._copy_root(eng, root, dst_fd, fresh)
+                        try:
+                            self._copy_root(eng, root, dst_fd, fresh)
+                        except OSError as exc:  # the root itself cannot be opened
+                            stats.errors += 1
+                            self.report(f"cannot open {_q(exc.filename or root.src)}: "
+                                        f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
                         fresh = False
                 finally:
                     if dst_fd >= 0:
                         os.close(dst_fd)
+            eng.close()
             if eng.fatal is not None:
                 self.report(eng.fatal)
             stats.interrupted = eng.interrupted
@@ -223,9 +238,11 @@ class Copier:
 
     def _copy_root(self, eng: Engine, root: _Root, dst_fd: int, fresh: bool) -> None:
         if root.contents:
-            src_fd = os.open(root.src, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            src_fd = _open_dir(root.src)
             md = Metadata.from_stat(os.fstat(src_fd))
             task = DirTask(None, src_fd, dst_fd, b"", md)
+            if dst_fd >= 0:
+                task.dst_meta = Metadata.from_stat(os.fstat(dst_fd))
             if not fresh:
                 eng._list_dst(task)
             task.entries = eng.list_src(src_fd)
@@ -237,7 +254,7 @@ class Copier:
             return
         parent = os.path.dirname(root.src.rstrip(b"/")) or b"."
         name = os.path.basename(root.src.rstrip(b"/"))
-        src_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        src_fd = _open_dir(parent)
         try:
             task = DirTask(None, src_fd, dst_fd, b"", None)
             task.owns_fds = False

@@ -73,21 +73,29 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
     """At the end of a directory: owner, mode, xattrs, then times (contents are done)."""
     ex, opts = eng.ex, eng.opts
     fd = d.dst_fd
+    # Change only what differs from what the destination has (a no-change
+    # re-run then touches no directory: no syscall, no ctime moved).  For a
+    # directory we created: our uid, the gid new entries get, mode 0700.
+    have = d.dst_meta
+    cur_uid, cur_gid = (have.uid, have.gid) if have is not None else (eng.euid,
+                                                                       d.dst_gid_new)
+    cur_mode = have.mode & 0o7777 if have is not None else 0o700
+    want_mode = md.mode & 0o7777 if opts.perms else md.mode & 0o777 & ~eng.umask
     try:
-        if _ids_change(eng, md, -2, -2):
+        if _ids_change(eng, md, cur_uid, cur_gid):
             uid, gid = eng.owner_target(md)
             try:
                 ex.fchown(fd, uid, gid)
+                cur_mode = -1  # chown may have cleared setgid: set the mode again
             except OSError as exc:
                 if exc.errno != errno.EPERM or eng.is_root:
                     raise
-        if opts.perms:
-            ex.fchmod(fd, md.mode & 0o7777)
-        else:
-            ex.fchmod(fd, md.mode & 0o777 & ~eng.umask)
+        if want_mode != cur_mode:
+            ex.fchmod(fd, want_mode)
         if opts.xattrs or opts.acls:
             copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True)
-        if opts.times:
+        # mtime decides: our own getdents of the destination may move its atime
+        if opts.times and (have is None or d.touched or have.mtime_ns != md.mtime_ns):
             ex.futimens(fd, md.atime_ns, md.mtime_ns)
     except OSError as exc:
         eng.stats.errors += 1

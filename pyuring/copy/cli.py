@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any, List, NoReturn, Optional, Sequence
 
+from ..errors import UringUnavailable
 from .api import Copier, CopyError
 from .options import Options
 from .stats import CopyStats
@@ -222,6 +223,10 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except CopyError as exc:
         report(str(exc))
         return exc.exit_code
+    except UringUnavailable as exc:
+        report(f"--backend uring: io_uring is not available here: {exc.strerror or exc} "
+               f"(use --backend auto or sync)")
+        return 1
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

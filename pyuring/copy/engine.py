@@ -34,6 +34,7 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from .. import _abi as A
+from .. import _syscall
 from .._mem import Buffer
 from ..dirfd import DirEntry, parse_dirents
 from ..executor import LINK, RESOLVE_SAFE, SKIP, Executor
@@ -57,12 +58,44 @@ def _errtext(err: int) -> str:
     return f"{os.strerror(err)} ({err})"
 
 
+def fd_budget(wanted: int) -> int:
+    """Files in flight that RLIMIT_NOFILE allows (each may hold two fds and a
+    direct-descriptor slot, which the kernel counts against the same limit)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, ValueError, OSError):
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    # keep room for the ring, stdio, directory fds of a moderately deep walk
+    return max(1, min(wanted, (int(soft) - 40) // 3))
+
+
 class DirTask:
     """One source directory being copied into one destination directory."""
 
-    __slots__ = ("apply_meta", "dst_fd", "dst_gid_new", "dst_names", "dst_sgid", "entries",
-                 "listing_done", "meta", "owns_fds", "parent", "pending", "probe_dst", "rel",
-                 "rename", "src_fd", "stale")
+    __slots__ = (
+        "apply_meta",
+        "dst_fd",
+        "dst_gid_new",
+        "dst_meta",
+        "dst_names",
+        "dst_sgid",
+        "entries",
+        "listing_done",
+        "meta",
+        "owns_fds",
+        "parent",
+        "pending",
+        "probe_dst",
+        "rel",
+        "rename",
+        "src_fd",
+        "stale",
+        "touched",
+    )
 
     def __init__(self, parent: Optional[DirTask], src_fd: int, dst_fd: int, rel: bytes,
                  meta: Optional[Metadata]) -> None:
@@ -82,6 +115,9 @@ class DirTask:
         self.owns_fds = True
         self.rename: Optional[Dict[bytes, bytes]] = None  # source name -> destination name
         self.stale: Optional[Set[bytes]] = None  # temporary names of an interrupted run
+        # what the destination directory was before the copy (None: we created it)
+        self.dst_meta: Optional[Metadata] = None
+        self.touched = False  # this run created, replaced or removed an entry in it
 
     def path(self, name: bytes) -> bytes:
         return self.rel + b"/" + name if self.rel else name
@@ -165,7 +201,7 @@ class Engine:
         self.egid = os.getegid()
         self.groups: Set[int] = set(os.getgroups()) | {self.egid}
         self.umask = 0o022
-        self.max_active = self._fd_budget(opts.max_files_in_flight)
+        self.max_active = fd_budget(opts.max_files_in_flight)
         self.small_max = opts.small_file_max
         slot_size = self.small_max + 4096  # room for one byte more: growth detection
         self.slot_size = slot_size
@@ -191,19 +227,6 @@ class Engine:
         self._apply_dir_meta = apply_dir_meta
         self._copy_xattrs_by_name = copy_xattrs_by_name
         self._chunk_pool: List[Buffer] = []
-
-    def _fd_budget(self, wanted: int) -> int:
-        """Files in flight that the fd limit allows (each may hold two fds)."""
-        try:
-            import resource
-
-            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        except (ImportError, ValueError, OSError):
-            return wanted
-        if soft == resource.RLIM_INFINITY:
-            return wanted
-        # keep room for the ring, stdio, directory fds of a moderately deep walk
-        return max(1, min(wanted, (int(soft) - 40) // 3))
 
     def _xattr_filter(self) -> Callable[[str], bool]:
         x, acl = self.opts.xattrs, self.opts.acls
@@ -243,7 +266,6 @@ class Engine:
                 if now - last_progress > 0.25:
                     last_progress = now
                     self.on_progress()
-        self._close_hardlink_fds()
         if self.interrupted or self.fatal is not None:
             self._abandon_stack()
 
@@ -305,6 +327,7 @@ class Engine:
         self.finish(job)
 
     def dst_failed(self, job: Job, err: int, what: str) -> None:
+        job.parent.touched = True  # a failed change may still have changed it
         self.stats.errors += 1
         if err in _IO_ERRNOS:
             self.stats.io_errors += 1
@@ -344,6 +367,7 @@ class Engine:
             # a directory where the source has something else: rsync removes
             # it when it is empty, and reports it otherwise
             if not opts.dry_run:
+                job.parent.touched = True
                 try:
                     self.ex.direct_syscalls["unlinkat"] += 1
                     os.rmdir(job.dst_name, dir_fd=job.parent.dst_fd)
@@ -457,10 +481,12 @@ class Engine:
         job.src_fd = job.dst_fd = -1
         parent = job.parent
         if job.fresh:
+            parent.touched = True  # it has a new subdirectory
             # mkdir in a setgid directory inherits the bit and the group
             child.dst_sgid = parent.dst_sgid
             child.dst_gid_new = parent.dst_gid_new if parent.dst_sgid else self.egid
         elif job.dmeta is not None:
+            child.dst_meta = job.dmeta
             child.dst_sgid = bool(job.dmeta.mode & stat.S_ISGID)
             child.dst_gid_new = job.dmeta.gid if child.dst_sgid else self.egid
         else:
@@ -515,6 +541,7 @@ class Engine:
 
     def _finish_dir(self, d: DirTask) -> None:
         if d.stale and d.dst_fd >= 0 and not self.opts.dry_run:
+            d.touched = True
             for name in d.stale:
                 try:
                     self.ex.direct_syscalls["unlinkat"] += 1
@@ -645,6 +672,7 @@ class Engine:
             self.dst_failed(job, -res, "create symlink")
             return
         job.tmpname = b""
+        job.parent.touched = True
         md = job.meta
         assert md is not None
         uid, gid = self.owner_target(md)
@@ -688,6 +716,10 @@ class Engine:
             uid, gid = self.owner_target(md)
             if (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid):
                 ex.empty_path_chown(fd, uid, gid)
+                if target is None and self.opts.perms and md.mode & 0o6000:
+                    # chown cleared setuid/setgid (as it does for anyone)
+                    ex.direct_syscalls["fchmodat2"] += 1
+                    _syscall.raw("fchmodat2", fd, b"", md.mode & 0o7777, A.AT_EMPTY_PATH)
             if self.opts.times:
                 ex.empty_path_utime(fd, md.atime_ns, md.mtime_ns)
         except OSError as exc:
@@ -726,6 +758,7 @@ class Engine:
                 ex.direct_syscalls["unlinkat"] += 1
                 os.unlink(job.dst_name, dir_fd=d.dst_fd)
             mode = md.mode & (0o170000 | (0o7777 if self.opts.perms else 0o777 & ~self.umask))
+            d.touched = True
             ex.mknodat(d.dst_fd, job.dst_name, mode, md.rdev)
         except OSError as exc:
             self.dst_failed(job, exc.errno or errno.EIO, "create")
@@ -780,6 +813,11 @@ class Engine:
     def item(self, code: bytes, path: bytes) -> None:
         if self.itemize is not None:
             self.itemize(code.decode() + show(path))
+
+    def close(self) -> None:
+        """End of the whole copy (every source argument): let go of the hard-link
+        table, which spans sources as rsync -H does, and drain the executor."""
+        self._close_hardlink_fds()
 
     def _close_hardlink_fds(self) -> None:
         for group in self.hardlinks.values():

@@ -601,6 +601,7 @@ def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> No
         eng.dst_failed(job, -res, "fsync" if idx == _F else "publish")
         return
     job.tmpname = b""
+    d.touched = True  # we changed it: its times are set again at its end
     md = job.meta
     assert md is not None
     if write_n >= 0:
@@ -721,6 +722,7 @@ def _on_linked(eng: Engine, job: Job, group: HardlinkGroup, idx: int, res: int) 
         eng.dst_failed(job, -res, "hard link")
         return
     job.tmpname = b""
+    d.touched = True
     eng.stats.hardlinks += 1
     eng.item(b"hf+++++++++ ", job.path)
     _group_done(eng, group)
