@@ -44,6 +44,18 @@ def needs_meta_before_publish(eng: Engine, job: Job) -> bool:
     return bool(opts.perms and md.mode & 0o6000 and not eng.is_root)
 
 
+def final_mode(eng: Engine, mode: int) -> int:
+    """The permission bits a copy of ``mode`` ends with."""
+    return mode & 0o7777 if eng.opts.perms else mode & 0o777 & ~eng.umask
+
+
+def xattrs_need_write(eng: Engine, mode: int) -> bool:
+    """Setting user.* xattrs needs write permission on the inode (not just the
+    fd): a non-root copy of a read-only file is created writable by its owner
+    and given its real mode after the xattrs, as cp -a and rsync -X do."""
+    return (eng.opts.xattrs or eng.opts.acls) and not eng.is_root and not mode & 0o200
+
+
 def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
     """Owner, special mode bits, xattrs and times of a freshly written file."""
     md = job.meta
@@ -65,6 +77,9 @@ def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
         copy_xattrs_fd(eng, job.src_fd, fd, job.path)
     elif opts.xattrs or opts.acls:
         _copy_xattrs_reopen(eng, job, fd)
+    final = final_mode(eng, md.mode)
+    if xattrs_need_write(eng, final):
+        ex.fchmod(fd, final)  # created writable for the xattrs: now its real mode
     if opts.times:
         ex.futimens(fd, md.atime_ns, md.mtime_ns)
 
@@ -90,10 +105,11 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
             except OSError as exc:
                 if exc.errno != errno.EPERM or eng.is_root:
                     raise
+        if opts.xattrs or opts.acls:
+            # before the mode: a read-only mode would refuse user.* xattrs
+            copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True)
         if want_mode != cur_mode:
             ex.fchmod(fd, want_mode)
-        if opts.xattrs or opts.acls:
-            copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True)
         # mtime decides: our own getdents of the destination may move its atime
         if opts.times and (have is None or d.touched or have.mtime_ns != md.mtime_ns):
             ex.futimens(fd, md.atime_ns, md.mtime_ns)

@@ -281,7 +281,11 @@ class Engine:
                 continue
             name = entry.name
             if d.stale and name in d.stale:
-                d.stale.discard(name)  # a source file with such a name: not ours
+                # a source entry with such a name: the destination's is its
+                # copy, not our leftover -- compare it like any other
+                d.stale.discard(name)
+                if d.dst_names is not None:
+                    d.dst_names[name] = 0
             self.start_entry(d, name, entry.d_type,
                              d.rename.get(name) if d.rename is not None else None)
 

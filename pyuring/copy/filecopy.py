@@ -23,7 +23,13 @@ import os
 
 from .. import _abi as A
 from ..executor import HARDLINK, LINK, RESOLVE_SAFE, SKIP
-from .attrs import apply_file_meta, fix_unchanged, needs_meta_before_publish
+from .attrs import (
+    apply_file_meta,
+    final_mode,
+    fix_unchanged,
+    needs_meta_before_publish,
+    xattrs_need_write,
+)
 from .engine import O_TMPFILE, Engine, HardlinkGroup, Job
 from .text import show
 
@@ -82,7 +88,10 @@ def start_file(eng: Engine, job: Job) -> None:
 # opening the destination
 # --------------------------------------------------------------------------------------
 def _create_mode(eng: Engine, mode: int) -> int:
-    return mode & 0o7777 if eng.opts.perms else mode & 0o777 & ~eng.umask
+    final = final_mode(eng, mode)
+    if xattrs_need_write(eng, final):
+        return final | 0o200  # until the xattrs are on (apply_file_meta)
+    return final
 
 
 def _open_dst(eng: Engine, job: Job) -> None:
@@ -582,8 +591,9 @@ def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> No
     if res == -errno.ECANCELED:
         return  # an earlier operation of the chain failed and has reported
     if res == -errno.EEXIST and idx == _LINK:
-        # the name appeared since we looked: replace it atomically
-        cid = ex.chain(lambda i, r, extra: _on_published(eng, job, i, r, -1))
+        # the name appeared since we looked: replace it atomically (the times,
+        # when still to be set, are set once this chain completes)
+        cid = ex.chain(lambda i, r, extra: _on_published(eng, job, i, r, write_n))
         _replace_by_link(eng, job, cid, job.dst_fd, b"", A.AT_EMPTY_PATH)
         if write_n >= 0:
             job.dmeta = None  # (times are still to be set below, once published)
