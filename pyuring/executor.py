@@ -59,6 +59,10 @@ Callback = Callable[[int, int, Any], None]
 # the chain.  SILENT_END marks a LINK|SKIP member: it completes only when it
 # fails, and then the kernel posts nothing for the rest of the chain -- so its
 # completion ends the chain too.  Decided once per flag combination, here.
+# run() waits for 1/8 of the chains in flight to complete (at least one): every
+# chain ends with a completion, so this never waits for more than will come, and
+# one io_uring_enter then carries ~45 SQEs instead of ~36 (same speed).
+_WAIT_DIV = 8
 _END_MASK = LINK | HARDLINK | SKIP
 _ENDS_CHAIN = 0x30
 _ENDS = tuple(
@@ -293,7 +297,7 @@ class UringExecutor(Executor):
     def run(self, wait: bool = True) -> int:
         ring = self.ring
         if wait and len(self._chains) > 1:
-            ring.submit_and_wait(1)
+            ring.submit_and_wait(max(1, (len(self._chains) - 1) // _WAIT_DIV))
         else:
             ring.submit()
         if self._pins and not ring.pending():
