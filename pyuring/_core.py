@@ -49,7 +49,7 @@ import os
 import struct
 import time
 import weakref
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import _abi, _syscall
 from ._abi import (
@@ -278,6 +278,9 @@ class RingCore:
         self._wait_anchor = _syscall.ctypes.c_char.from_buffer(self._wait_mem)
         self._wait_addr = _syscall.ctypes.addressof(self._wait_anchor)
         self._wait_deadline = 0  # time.monotonic_ns() at which a timed wait ends
+        #: Called when io_uring_enter returns EINTR: True makes the wait raise
+        #: InterruptedError instead of retrying (the default is to retry).
+        self.eintr_hook: Optional[Callable[[], bool]] = None
         self._fence: Any = None
         _live_rings.add(self)
 
@@ -657,6 +660,10 @@ class RingCore:
                 return int(res)
             err = _syscall.get_errno()
             if err == errno.EINTR:
+                if self.eintr_hook is not None and self.eintr_hook():
+                    # the owner wants control back (a stop was requested while
+                    # we waited): report the interruption instead of retrying
+                    raise InterruptedError(err, "io_uring_enter interrupted")
                 if arg:
                     # A timed wait (the only user of arg): retry with what is
                     # left of the timeout, not the whole of it again, or a
@@ -924,6 +931,31 @@ class RingCore:
         if not out:
             raise TimeoutError(errno.ETIME, "timed out waiting for an io_uring completion")
         return out
+
+    def submit_and_wait_timeout(self, wait_nr: int, timeout: float) -> bool:
+        """Submit and wait up to ``timeout`` seconds for ``wait_nr`` completions,
+        leaving them in the CQ ring; False when the time ran out first."""
+        self._wait_deadline = time.monotonic_ns() + max(0, int(timeout * 1e9))
+        _abi.GETEVENTS_ARG.pack_into(self._wait_mem, 0, 0, 0, 0,
+                                     self._wait_addr + _abi.GETEVENTS_ARG.size)
+        _abi.TIMESPEC.pack_into(self._wait_mem, _abi.GETEVENTS_ARG.size,
+                                int(timeout), int((timeout % 1) * 1e9))
+        if self._sqpoll:
+            self._submit(0, 0)
+        tail = self._sq_tail
+        n = tail - self._sq_submitted
+        if n:
+            self._sq_words[self._k_sq_tail] = tail & 0xFFFFFFFF
+        try:
+            self._sq_submitted += self._enter_kernel(
+                n, wait_nr, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                self._wait_addr, _abi.GETEVENTS_ARG.size)
+        except UringError as exc:
+            if exc.errno != errno.ETIME:
+                raise
+            self._sq_submitted = tail
+            return False
+        return True
 
     def _flush_pending(self) -> None:
         if self._sq_tail != self._sq_submitted and self._sqpoll:

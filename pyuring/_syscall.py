@@ -70,6 +70,11 @@ def number(name: str) -> int:
     return _numbers[name]
 
 
+#: When set and true, a syscall interrupted by a signal (EINTR) raises
+#: InterruptedError instead of being retried (a copy that is stopping sets it).
+eintr_hook: Optional[Callable[[], bool]] = None
+
+
 def raw(name: str, *args: Any) -> int:
     """syscall(name, *args); returns the result or raises OSError(errno)."""
     fn = _load()
@@ -81,6 +86,8 @@ def raw(name: str, *args: Any) -> int:
         err = ctypes.get_errno()
         if err != errno.EINTR:
             raise OSError(err, os.strerror(err))
+        if eintr_hook is not None and eintr_hook():
+            raise InterruptedError(err, os.strerror(err))
 
 
 def void_p(addr: int) -> Any:

@@ -106,6 +106,11 @@ class _StatxPool:
         return Metadata.from_statx(self.chunks[slot >> 8].mmap, (slot & 0xFF) * _STATX_SIZE)
 
 
+#: memory of operations given up in flight (UringExecutor.abandon): kept for the
+#: life of the process, because the kernel may still write into it.
+_abandoned: List[Any] = []
+
+
 class Executor:
     """Common part of both backends: chain bookkeeping and the direct syscalls."""
 
@@ -123,13 +128,19 @@ class Executor:
     def on_background_error(self, index: int, res: int, extra: Any) -> None:
         self.background_errors.append((res, extra))
 
-    def run(self, wait: bool = True) -> int:
+    def run(self, wait: bool = True, timeout: Optional[float] = None) -> int:
         """Submit what is queued and dispatch completions; returns how many.
 
         With ``wait`` it blocks until at least one completion is available
-        (when anything is in flight).
+        (when anything is in flight), for at most ``timeout`` seconds if given.
         """
         raise NotImplementedError
+
+    def stop(self) -> None:
+        """A stop was requested: a wait that a signal interrupts returns."""
+
+    def abandon(self) -> None:
+        """Give up on operations still in flight (their memory is kept)."""
 
     def busy(self) -> bool:
         """True while any chain awaits a completion."""
@@ -281,6 +292,19 @@ class UringExecutor(Executor):
         self._boff = _mem.bytes_data_offset()
         self._hows: Dict[Tuple[int, int, int], bytes] = {}
 
+    def stop(self) -> None:
+        """A stop was requested: waits that a signal interrupts return."""
+        self.ring.eintr_hook = lambda: True
+
+    def abandon(self) -> None:
+        """Give up on operations still in flight (after stop(), on a deadline).
+
+        Their memory (statx pool; the caller's buffers must be kept by the
+        caller) is never freed: the kernel may still write into it.
+        """
+        _abandoned.append((self._statx, self._pins, self._chains))
+        self._chains = {0: [self.on_background_error]}
+
     def close(self) -> None:
         if self._own_ring:
             self.ring.close()
@@ -294,12 +318,18 @@ class UringExecutor(Executor):
     def busy(self) -> bool:
         return len(self._chains) > 1 or self.ring.pending() > 0
 
-    def run(self, wait: bool = True) -> int:
+    def run(self, wait: bool = True, timeout: Optional[float] = None) -> int:
         ring = self.ring
-        if wait and len(self._chains) > 1:
-            ring.submit_and_wait(max(1, (len(self._chains) - 1) // _WAIT_DIV))
-        else:
-            ring.submit()
+        try:
+            if wait and len(self._chains) > 1:
+                if timeout is None:
+                    ring.submit_and_wait(max(1, (len(self._chains) - 1) // _WAIT_DIV))
+                else:
+                    ring.submit_and_wait_timeout(1, timeout)
+            else:
+                ring.submit()
+        except InterruptedError:
+            pass  # a stop was requested (see stop()): dispatch what is there
         if self._pins and not ring.pending():
             self._pins.clear()  # the kernel has copied every path it was given
         got = ring.reap_raw()
@@ -455,7 +485,7 @@ class SyncExecutor(Executor):
     def busy(self) -> bool:
         return bool(self._queue) or len(self._chains) > 1
 
-    def run(self, wait: bool = True) -> int:
+    def run(self, wait: bool = True, timeout: Optional[float] = None) -> int:
         queue = self._queue
         n = 0
         while queue:
@@ -464,7 +494,12 @@ class SyncExecutor(Executor):
             n += 1
         return n
 
+    def stop(self) -> None:
+        # an open blocked on a FIFO (say) returns EINTR on the next signal
+        _syscall.eintr_hook = lambda: True
+
     def close(self) -> None:
+        _syscall.eintr_hook = None
         for fd in self._slots:
             if fd >= 0:
                 os.close(fd)

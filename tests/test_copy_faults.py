@@ -14,6 +14,7 @@ import fcntl
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -401,3 +402,56 @@ def test_api_copy_after_interrupted_cli_copy(tmp_path: Path, backend: str) -> No
     stats, msgs = copy_api(src, dst, backend=backend, opts=archive_all())
     assert stats.exit_code == 0, msgs
     assert_same_tree(src, dst)
+
+
+_FIFO_CHILD = """
+import json, os, sys
+import pyuring.copy.api as api
+from pyuring.copy.cli import main
+from tests.test_copy_support import RACE_ACTIONS, install_statx_hook
+spec = json.loads(sys.argv[1])
+install_statx_hook(api, os.fsencode(spec["src"]), {b"victim": RACE_ACTIONS["to_fifo"]})
+sys.exit(main(["-a", "--backend", spec["backend"], spec["src"] + "/", spec["dst"]]))
+"""
+
+
+def test_sigint_while_an_open_waits_on_a_swapped_in_fifo(tmp_path: Path, backend: str) -> None:
+    """A source file swapped for a FIFO between its statx and its open makes the open
+    wait for a writer.  SIGINT must still end the copy: exit 20, within the engine's
+    stop grace period, with every published file complete."""
+    import json
+    import time
+
+    from pyuring.copy.engine import STOP_GRACE
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i}").write_bytes(os.urandom(100 + i))
+    (src / "victim").write_bytes(b"soon a fifo")
+    spec = {"src": str(src), "dst": str(tmp_path / "dst"), "backend": backend}
+    p = subprocess.Popen([sys.executable, "-c", _FIFO_CHILD, json.dumps(spec)], env=cli_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not stat.S_ISFIFO(os.lstat(src / "victim").st_mode):
+            assert time.monotonic() < deadline, "the race never fired"
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.02)
+        time.sleep(0.5)  # let the open block
+        assert p.poll() is None, "the copy ended although an open waits on a FIFO"
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        _out, err = p.communicate(timeout=STOP_GRACE + 10)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = err.decode("utf-8", "replace")
+    assert p.returncode == 20, text
+    assert "Traceback" not in text
+    assert took < STOP_GRACE + 5
+    for rel, full in regular_files(tmp_path / "dst"):
+        assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()
+    assert not tmp_names(tmp_path / "dst")

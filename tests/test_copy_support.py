@@ -411,7 +411,13 @@ def _to_outside_link(p: bytes) -> None:
         os.symlink(os.path.join(outside, b"canary"), p)
 
 
+def _to_fifo(p: bytes) -> None:
+    os.unlink(p)
+    os.mkfifo(p)
+
+
 RACE_ACTIONS: Dict[str, Callable[[bytes], None]] = {
+    "to_fifo": _to_fifo,
     "grow": _grow,
     "shrink": _shrink,
     "vanish": os.unlink,

@@ -131,6 +131,7 @@ class Copier:
         self.interrupted = True
         if self.engine is not None:
             self.engine.interrupted = True
+            self.engine.ex.stop()  # a wait the signal interrupted comes back
 
     def run(self, sources: Sequence[PathArg], dest: PathArg) -> CopyStats:
         t0 = time.monotonic()

@@ -52,6 +52,8 @@ _IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 Reporter = Callable[[str], None]
+#: seconds a stopping copy waits for the operations in flight before giving up on them
+STOP_GRACE = 5.0
 
 
 def _errtext(err: int) -> str:
@@ -246,10 +248,25 @@ class Engine:
     def run(self) -> None:
         ex = self.ex
         last_progress = time.monotonic()
+        give_up = 0.0
         while True:
             stopping = self.interrupted or self.fatal is not None
             if not stopping:
                 self._feed()
+            elif ex.busy():
+                # Stopping: let what is in flight finish (no file is left
+                # half-published), but not forever -- an open can wait on a
+                # FIFO that was swapped in for a file.
+                now = time.monotonic()
+                if not give_up:
+                    give_up = now + STOP_GRACE
+                    ex.stop()
+                elif now > give_up:
+                    ex.abandon()
+                    self.pool_keep()
+                    break
+                ex.run(wait=True, timeout=0.25)
+                continue
             if not ex.busy():
                 if stopping or not self.stack:
                     break
@@ -772,6 +789,12 @@ class Engine:
     # ======================================================================
     # helpers shared with filecopy / attrs
     # ======================================================================
+    def pool_keep(self) -> None:
+        """Operations were abandoned in flight: never free buffers they may use."""
+        from ..executor import _abandoned
+
+        _abandoned.append((self.pool, self._chunk_pool))
+
     def init_root(self, d: DirTask) -> None:
         """Which gid files created directly in a root destination get."""
         if d.dst_fd < 0:
