@@ -197,7 +197,7 @@ def _on_src_fd(eng: Engine, job: Job, res: int) -> None:
     job.src_fd = res
     md = job.meta
     assert md is not None
-    cid = eng.ex.chain(lambda idx, r, extra: _on_read(eng, job, idx, r, False))
+    cid = eng.ex.chain(lambda idx, r, extra: _on_read(eng, job, r))
     eng.ex.read(cid, 0, res, eng.pool, job.slot * eng.slot_size, md.size + 1, 0)
 
 
@@ -218,18 +218,13 @@ def _fail_src(eng: Engine, job: Job) -> None:
     eng.src_failed(job, -job.nread, "open" if job.dtype == -1 else "read")
 
 
-def _on_read(eng: Engine, job: Job, idx: int, res: int, direct: bool) -> None:
-    ex = eng.ex
-    # A direct slot is not closed: the next open into it replaces (and closes)
-    # the file, and the ring closes the last ones.  One SQE less per file.
-    if not direct and job.src_fd >= 0:
-        ex.close_fd(0, 0, job.src_fd, SKIP)
-        job.src_fd = -1
+def _on_read(eng: Engine, job: Job, res: int) -> None:
+    """The READ of a source opened as a plain fd (the -X / -A way, or no slots)."""
+    if job.src_fd >= 0 and not (eng.opts.xattrs or eng.opts.acls):
+        eng.ex.close_fd(0, 0, job.src_fd, SKIP)
+        job.src_fd = -1  # (with -X/-A it stays open until the xattrs are copied)
     if res < 0:
-        err = -res
-        if direct and idx == 1 and err == errno.ECANCELED:
-            return  # the open failed and has reported (idx 0)
-        _src_error(eng, job, err, "open" if idx == 0 else "read")
+        _src_error(eng, job, -res, "read")
         return
     job.nread = res
     job.waiting -= 1
@@ -541,6 +536,9 @@ def _finalize(eng: Engine, job: Job) -> None:
         eng.stats.errors += 1
         eng.report(f'cannot set attributes of "{show(job.path)}": '
                    f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+    if job.src_fd >= 0:  # kept open for the xattrs
+        eng.ex.close_fd(0, 0, job.src_fd, SKIP)
+        job.src_fd = -1
     _publish(eng, job, -1)
 
 
