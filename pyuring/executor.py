@@ -202,9 +202,6 @@ class Executor:
         raise NotImplementedError
 
     # -- operations without an opcode: direct syscalls, counted ------------------------
-    def _count(self, name: str) -> None:
-        self.direct_syscalls[name] += 1
-
     def getdents(self, fd: int, buf: Any, size: int) -> int:
         self.direct_syscalls["getdents64"] += 1
         return _syscall.getdents64(fd, buf, size)

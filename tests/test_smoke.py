@@ -37,3 +37,14 @@ def test_read_matches_os(tmp_path: os.PathLike[str]) -> None:
             assert bytes(buf) == os.pread(fd, 4096, 5000)
     finally:
         os.close(fd)
+
+
+@requires_uring
+def test_get_user_data_hands_out_distinct_tokens_never_0_or_reserved() -> None:
+    with Ring(8) as ring:
+        tokens = [ring.get_user_data() for _ in range(1000)]
+        assert len(set(tokens)) == 1000
+        assert 0 not in tokens and 2**64 - 1 not in tokens
+        ring._next_user_data = 2**64 - 2  # the last token before the reserved value
+        assert ring.get_user_data() == 2**64 - 2
+        assert ring.get_user_data() == 1  # wraps, skipping 2**64-1 and 0

@@ -213,7 +213,6 @@ class Engine:
         self.direct = getattr(ex, "direct_slots", 0) >= self.nslots
         self.hardlinks: Dict[Tuple[int, int], HardlinkGroup] = {}
         self.tmpfile_ok = bool(O_TMPFILE)
-        self.empty_link_ok = True
         self.tmp_counter = 0
         self.xattr_warned = False
         self.on_progress: Optional[Callable[[], None]] = None

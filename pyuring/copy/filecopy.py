@@ -599,7 +599,6 @@ def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> No
     if res in (-errno.EPERM, -errno.ENOENT) and idx in (_LINK, _TMPLINK):
         # linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH on kernels before 6.10:
         # publish this file through /proc and name later files from the start
-        eng.empty_link_ok = False
         eng.tmpfile_ok = False
         res = _proc_link(eng, job.dst_fd, d.dst_fd, job.dst_name)
     if res < 0:
