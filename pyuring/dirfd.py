@@ -235,9 +235,7 @@ class DirectoryFd:
             return cb
 
         # At most _STATX_BATCH requests in flight: one io_uring_enter carries a
-        # whole batch, memory stays bounded however many names there are, and
-        # the executor's statx buffer pool never has to grow under requests
-        # already in flight (see UringExecutor._StatxPool.grow).
+        # whole batch, and memory stays bounded however many names there are.
         for start in range(0, len(raws), _STATX_BATCH):
             for i in range(start, min(start + _STATX_BATCH, len(raws))):
                 left[0] += 1
@@ -339,12 +337,16 @@ class DirectoryFd:
         """``exc`` (from an fd or ctypes call) again, naming the entry."""
         return request_error(exc.errno or errno.EIO, None, self._display(raw))
 
+    def _on_self(self, fd_call: Any) -> Any:
+        """``fd_call(self.fd)``: the directory itself, by its fd."""
+        try:
+            return fd_call(self.fd)
+        except OSError as exc:
+            raise self._fail(exc, None) from None
+
     def _on_entry(self, name: Optional[Name], fd_call: Any, path_call: Any) -> Any:
         if name is None:
-            try:
-                return fd_call(self.fd)
-            except OSError as exc:
-                raise self._fail(exc, None) from None
+            return self._on_self(fd_call)
         raw = check_name(name)
         fd = self._open_path(raw)
         try:
@@ -388,10 +390,7 @@ class DirectoryFd:
     # as safe as the fd.
     def _xattr(self, name: Optional[Name], fd_call: Any, at_call: Any) -> Any:
         if name is None:
-            try:
-                return fd_call(self.fd)
-            except OSError as exc:
-                raise self._fail(exc, None) from None
+            return self._on_self(fd_call)
         raw = check_name(name)
         if self.statx(raw).type in (0o100000, 0o040000):
             try:

@@ -121,6 +121,11 @@ def _on_dst_open(eng: Engine, job: Job, res: int) -> None:
         eng.dst_failed(job, err, "create")
         return
     job.dst_fd = res
+    _arrived(eng, job)
+
+
+def _arrived(eng: Engine, job: Job) -> None:
+    """One of the two things a copy waits for (source data, destination fd) is here."""
     job.waiting -= 1
     if not job.waiting:
         _both_open(eng, job)
@@ -227,9 +232,7 @@ def _on_read(eng: Engine, job: Job, res: int) -> None:
         _src_error(eng, job, -res, "read")
         return
     job.nread = res
-    job.waiting -= 1
-    if not job.waiting:
-        _both_open(eng, job)
+    _arrived(eng, job)
 
 
 def _write_small(eng: Engine, job: Job) -> None:
@@ -306,9 +309,7 @@ def _on_large_src(eng: Engine, job: Job, res: int) -> None:
         _src_error(eng, job, -res, "open")
         return
     job.src_fd = res
-    job.waiting -= 1
-    if not job.waiting:
-        _both_open(eng, job)
+    _arrived(eng, job)
 
 
 def _copy_large(eng: Engine, job: Job) -> None:
