@@ -86,11 +86,12 @@ from tests.copy_attack import (  # noqa: E402
     CopyRun,
     RaceWorld,
     cli_env,
-    has_exchange,
+    observed_both_ways,
     remove_tree,
     run_api,
     run_cli,
 )
+from tests.race_support import has_exchange  # noqa: E402
 from tests.treecompare import Entry, diff_trees, snapshot  # noqa: E402
 
 BACKENDS = ("uring", "sync")
@@ -186,17 +187,9 @@ def part_races(ws: Workspace, n: int, backends: Sequence[str], rng: random.Rando
                 mode = modes[i % 3]
                 via = "cli" if (i // 3) % 2 else "api"
                 if mode == "fresh" or dst is None:
-                    if dst is not None:
-                        remove_tree(dst)
-                    dst = world.new_dst()
                     flags = flag_cycle[rng.randrange(3)]
-                    f = flags
-                elif mode == "meta":
-                    world.change_metadata(i)
-                    f = flags
-                else:
-                    f = flags + "I"
-                run, problems = world.race(dst, backend=backend, via=via, flags=f)
+                dst, f, run, problems = world.race_mode(dst, mode, i, flags, backend=backend,
+                                                        via=via)
                 total += 1
                 if problems:
                     raise Violation(
@@ -207,10 +200,7 @@ def part_races(ws: Workspace, n: int, backends: Sequence[str], rng: random.Rando
                     print(f"  races {backend}: {i + 1}/{n}", flush=True)
             if dst is not None:
                 remove_tree(dst)
-            both = {"dir", "file"}
-            seen = {k for k, c in world.outcomes.items()
-                    if c.get("dir" if k == "dir" else "file") and c.get("symlink")}
-            if n >= 30 and seen != both:
+            if n >= 30 and observed_both_ways(world) != {"dir", "file"}:
                 raise Violation(f"races ({backend}): the race never produced both states of "
                                 f"the victims -- {world.outcome_summary()}")
             per_backend.append(f"{backend} {n} copies ({world.partial - partial0} ended 23/24, "

@@ -39,14 +39,12 @@ part of the tree the attacker never touched that was not copied exactly.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
 import shutil
 import signal
 import stat
-import struct
 import subprocess
 import sys
 import textwrap
@@ -55,100 +53,18 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from .race_support import Inotify, describe
 from .treecompare import diff_trees
 
 REPO = Path(__file__).resolve().parent.parent
 TMP_MARK = b".pyuring-tmp-"
 #: exit codes a raced copy may end with: success, partial transfer, vanished files
 ALLOWED_EXIT = (0, 23, 24)
-AT_FDCWD = -100
-RENAME_EXCHANGE = 2
 IS_ROOT = os.geteuid() == 0
 O_NOATIME = getattr(os, "O_NOATIME", 0)
 #: a copy that takes longer than this is hung
 COPY_TIMEOUT = 120.0
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def exchange(a: bytes, b: bytes) -> None:
-    """renameat2(a, b, RENAME_EXCHANGE): swap two names atomically."""
-    if _libc.renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), os.fsdecode(a))
-
-
-def has_exchange(directory: Path) -> bool:
-    """Does the file system at ``directory`` support RENAME_EXCHANGE?"""
-    a, b = os.fsencode(directory / ".xchg-a"), os.fsencode(directory / ".xchg-b")
-    try:
-        for p in (a, b):
-            with open(p, "wb"):
-                pass
-        exchange(a, b)
-        return True
-    except (OSError, AttributeError):
-        return False
-    finally:
-        for p in (a, b):
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
-
-
-# --------------------------------------------------------------------------------------
-# inotify
-# --------------------------------------------------------------------------------------
-_IN_EVENT = struct.Struct("iIII")
-_IN_ALL_EVENTS = 0x00000FFF
-_IN_NAMES = {
-    0x1: "ACCESS", 0x2: "MODIFY", 0x4: "ATTRIB", 0x8: "CLOSE_WRITE", 0x10: "CLOSE_NOWRITE",
-    0x20: "OPEN", 0x40: "MOVED_FROM", 0x80: "MOVED_TO", 0x100: "CREATE", 0x200: "DELETE",
-    0x400: "DELETE_SELF", 0x800: "MOVE_SELF",
-}
-
-
-class Inotify:
-    """A non-blocking inotify instance watching directories for every event."""
-
-    def __init__(self) -> None:
-        fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        self.fd: int = fd
-        self.watches: Dict[int, bytes] = {}
-
-    def watch(self, path: bytes) -> None:
-        wd = _libc.inotify_add_watch(self.fd, path, _IN_ALL_EVENTS)
-        if wd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), os.fsdecode(path))
-        self.watches[wd] = path
-
-    def events(self) -> List[str]:
-        """Everything seen since the last call, one readable string per event."""
-        out: List[str] = []
-        while True:
-            try:
-                data = os.read(self.fd, 1 << 16)
-            except BlockingIOError:
-                return out
-            off = 0
-            while off < len(data):
-                wd, mask, _cookie, length = _IN_EVENT.unpack_from(data, off)
-                off += _IN_EVENT.size
-                name = data[off:off + length].rstrip(b"\0")
-                off += length
-                what = "|".join(v for k, v in _IN_NAMES.items() if mask & k) or hex(mask)
-                where = os.fsdecode(os.path.join(self.watches.get(wd, b"?"), name))
-                out.append(f"{what} {where}")
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 # --------------------------------------------------------------------------------------
@@ -608,6 +524,24 @@ class RaceWorld:
                 os.symlink(target, dst / b)
         return dst
 
+    def race_mode(self, dst: Optional[Path], mode: str, i: int, flags: str, *, backend: str,
+                  via: str) -> Tuple[Path, str, CopyRun, List[str]]:
+        """One raced copy of a cycle: ``fresh`` into a new destination, ``meta`` after
+        changing the source's metadata, ``again`` with -I over the last destination.
+
+        Returns (destination, the flags used, how the copy ended, violations).
+        """
+        if mode == "fresh" or dst is None:
+            if dst is not None:
+                remove_tree(dst)
+            dst = self.new_dst()
+        elif mode == "meta":
+            self.change_metadata(i)
+        else:
+            flags += "I"
+        run, problems = self.race(dst, backend=backend, via=via, flags=flags)
+        return dst, flags, run, problems
+
     def race(self, dst: Path, *, backend: str, via: str, flags: str) -> Tuple[CopyRun,
                                                                                List[str]]:
         """Copy src/ into dst under attack; (how the copy ended, violations)."""
@@ -629,7 +563,7 @@ class RaceWorld:
             self.partial += 1
         problems = run.problems()
         problems += self.check(dst, flags)
-        problems += [f"inotify event outside: {e}" for e in events]
+        problems += [f"inotify event outside: {e}" for e in describe(events)]
         if fresh:
             self._tally(dst)
         self.inotify.events()  # our own checks read the outside (O_NOATIME)

@@ -32,13 +32,13 @@ import pytest
 from .conftest import IS_ROOT, URING
 from .copy_attack import (
     RaceWorld,
-    has_exchange,
     observed_both_ways,
     remove_tree,
     run_api,
     run_cli,
     scan_destination,
 )
+from .race_support import has_exchange
 from .treecompare import diff_trees
 
 BACKENDS = ["uring", "sync"]
@@ -77,17 +77,8 @@ def _races(world: RaceWorld, backend: str, via: str, cycles: int,
     for i in range(cycles):
         flags = FLAGS[i % len(FLAGS)]
         for mode in modes:
-            if mode == "fresh" or dst is None:
-                if dst is not None:
-                    remove_tree(dst)
-                dst = world.new_dst()
-                f = flags
-            elif mode == "meta":
-                world.change_metadata(i)
-                f = flags
-            else:
-                f = flags + "I"
-            run, problems = world.race(dst, backend=backend, via=via, flags=f)
+            dst, f, run, problems = world.race_mode(dst, mode, i, flags, backend=backend,
+                                                    via=via)
             log.append(f"{mode} -{f}: exit {run.exit_code}, {len(run.messages)} messages")
             assert not problems, f"{mode} copy -{f} ({via}, {backend}):\n  " + \
                 "\n  ".join(problems[:30])

@@ -31,13 +31,10 @@ import pytest
 from pyuring import DirectoryFd, InvalidName
 
 from .conftest import IS_ROOT
+from .race_support import Inotify, exchange, has_exchange, inotify_works
 from .test_dirfd_support import (
     BACKENDS,
-    Inotify,
     check_backend,
-    exchange,
-    has_exchange,
-    inotify_works,
     leaked_fds,
     open_fds,
     open_root,
