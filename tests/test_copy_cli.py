@@ -101,10 +101,10 @@ def test_version() -> None:
 
 
 def test_console_script_entry_point(tmp_path: Path, tree: Path) -> None:
-    """``pyuring-copy`` is ``pyuring.copy.__main__:main``; its return value is the status."""
+    """``pyuring-copy`` is ``pyuring.copy.__main__:run``; it exits with the status."""
     import subprocess
 
-    code = "import sys; from pyuring.copy.__main__ import main; sys.exit(main())"
+    code = "from pyuring.copy.__main__ import run; run()"
     p = subprocess.run([sys.executable, "-c", code, "-aHX", f"{tree}/", str(tmp_path / "dst")],
                        env=cli_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -113,6 +113,34 @@ def test_console_script_entry_point(tmp_path: Path, tree: Path) -> None:
                        capture_output=True, text=True)
     assert p.returncode == 1
     assert "Traceback" not in p.stderr
+
+
+def test_console_script_flushes_everything_before_its_quick_exit(tmp_path: Path) -> None:
+    """run() leaves with os._exit: buffered -v lines (far more than one buffer) and
+    the exit status must still arrive, into a file and into a pipe."""
+    import subprocess
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3000):
+        (src / f"file-with-a-longish-name-{i:05d}").write_bytes(b"x")
+    code = "from pyuring.copy.__main__ import run; run()"
+    out = tmp_path / "out.txt"
+    with open(out, "wb") as fh:
+        p = subprocess.run([sys.executable, "-c", code, "-av", f"{src}/", str(tmp_path / "d1")],
+                           env=cli_env(), stdout=fh, stderr=subprocess.PIPE)
+    assert p.returncode == 0, p.stderr
+    lines = out.read_bytes().decode().splitlines()
+    assert sum(1 for ln in lines if "file-with-a-longish-name-" in ln) == 3000
+    assert lines[-1].startswith("sent "), lines[-3:]
+    p = subprocess.run([sys.executable, "-c", code, "-av", f"{src}/", str(tmp_path / "d2")],
+                       env=cli_env(), capture_output=True)
+    assert p.returncode == 0
+    assert p.stdout.count(b"file-with-a-longish-name-") == 3000
+    p = subprocess.run([sys.executable, "-c", code, "-a", str(tmp_path / "missing"),
+                        str(tmp_path / "d3")], env=cli_env(), capture_output=True)
+    assert p.returncode == 23, p
+    assert p.stderr.count(b"\n") == 1 and b"missing" in p.stderr
 
 
 # --------------------------------------------------------------------------------------

@@ -172,6 +172,7 @@ class Copier:
         if self.backend_reasons:
             stats.backend_note = "io_uring unavailable: " + self.backend_reasons[0]
         old_umask = os.umask(0)  # modes are given exactly at creation
+        eng: Optional[Engine] = None
         try:
             eng = Engine(ex, self.opts, stats, self.report, self.itemize)
             eng.umask = old_umask
@@ -204,6 +205,11 @@ class Copier:
             stats.interrupted = eng.interrupted
         finally:
             os.umask(old_umask)
+            if eng is not None and eng.bulk is not None:
+                # (after eng.close() this does nothing; after an exception it
+                # lets the data threads end without a pipe or fds to report to)
+                eng.bulk.abandon()
+                eng.bulk.close()
             self._collect(ex)
             ex.close()
         stats.elapsed = time.monotonic() - t0

@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how files above --small-file-max are copied (default: copy_file_range)")
     e.add_argument("--small-file-max", type=int, default=128 * 1024, metavar="BYTES",
                    help="files up to this size are read and written in one operation each")
+    e.add_argument("--copy-threads", type=int, default=4, metavar="N",
+                   help="threads copying the data of larger files (copy_file_range) while "
+                        "the ring goes on with the rest (default 4; 0: in turn)")
     p.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     return p
 
@@ -134,6 +137,7 @@ def options_from(ns: argparse.Namespace) -> Options:
     opts.max_files_in_flight = ns.max_files_in_flight
     opts.data_path = ns.data_path
     opts.small_file_max = ns.small_file_max
+    opts.copy_threads = ns.copy_threads
     return opts
 
 

@@ -39,6 +39,7 @@ from .._mem import Buffer
 from ..dirfd import DirEntry, parse_dirents
 from ..executor import LINK, RESOLVE_SAFE, SKIP, Executor
 from ..metadata import Metadata
+from .bulk import BulkPool, DataCopy
 from .options import Options
 from .stats import CopyStats
 from .text import show
@@ -50,6 +51,7 @@ _TMP_MARK = b".pyuring-tmp-"
 _TMP_NAME = re.compile(rb"\..*\.pyuring-tmp-[0-9]+-[0-9]+\Z", re.S)
 _IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_PIPE_POS = (1 << 64) - 1  # offset -1: a pipe has no position
 
 Reporter = Callable[[str], None]
 #: seconds a stopping copy waits for the operations in flight before giving up on them
@@ -217,7 +219,11 @@ class Engine:
         self.xattr_warned = False
         self.on_progress: Optional[Callable[[], None]] = None
         self._xattr_names = self._xattr_filter()
-        self.big_buf: Optional[bytearray] = None
+        # large files' data: inline on the sync backend, else worker threads
+        # (bulk.py), started when the first large file turns up
+        self.data = DataCopy(opts.data_path != "ring", lambda: False)
+        self.bulk: Optional[BulkPool] = None
+        self.bulk_threads = opts.copy_threads if ex.kind == "uring" else 0
         # bound now, so that no module is imported (no stat of .py files) mid-walk
         from .attrs import apply_dir_meta, copy_xattrs_by_name
         from .filecopy import link_to_group, release_waiters, start_file
@@ -260,8 +266,12 @@ class Engine:
                 if not give_up:
                     give_up = now + STOP_GRACE
                     ex.stop()
+                    if self.bulk is not None:
+                        self.bulk.stopping = True
                 elif now > give_up:
                     ex.abandon()
+                    if self.bulk is not None:
+                        self.bulk.abandon()
                     self.pool_keep()
                     break
                 ex.run(wait=True, timeout=0.25)
@@ -811,6 +821,17 @@ class Engine:
             gid = md.gid
         return uid, gid
 
+    def bulk_pool(self) -> Optional[BulkPool]:
+        """The worker threads for large files' data (None: copy inline)."""
+        if self.bulk is None and self.bulk_threads > 0 and self.opts.data_path != "ring":
+            self.bulk = BulkPool(self.bulk_threads, True, self._arm_wake)
+        return self.bulk
+
+    def _arm_wake(self, fd: int, buf: Buffer, cb: Callable[[int], None]) -> None:
+        ex = self.ex
+        cid = ex.chain(lambda idx, res, extra: cb(res))
+        ex.read(cid, 0, fd, buf, 0, buf.size, _PIPE_POS)
+
     def chunk_buffers(self, n: int) -> Buffer:
         """n MiB of buffer for one large file copied through the ring (recycled)."""
         if self._chunk_pool:
@@ -853,3 +874,5 @@ class Engine:
         self.hardlinks.clear()
         while self.ex.busy():
             self.ex.run(wait=True)
+        if self.bulk is not None:
+            self.bulk.close()

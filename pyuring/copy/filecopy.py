@@ -30,11 +30,10 @@ from .attrs import (
     needs_meta_before_publish,
     xattrs_need_write,
 )
+from .bulk import DataTask
 from .engine import O_TMPFILE, Engine, HardlinkGroup, Job
 from .text import show
 
-_RANGE_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM,
-                   errno.EBADF}
 _CHUNK = 1 << 20
 
 
@@ -321,30 +320,44 @@ def _copy_large(eng: Engine, job: Job) -> None:
     if eng.opts.data_path == "ring" and not md.is_sparse:
         _RingCopy(eng, job).start()
         return
-    try:
-        if md.is_sparse:
-            total = _copy_sparse(eng, job.src_fd, job.dst_fd, md.size)
-        else:
-            total = _copy_range(eng, job.src_fd, job.dst_fd, 0)
-        if eng.opts.fsync:
-            eng.ex.direct_syscalls["fsync"] += 1
-            os.fsync(job.dst_fd)
-    except _SrcError as exc:
+    task = DataTask(job.src_fd, job.dst_fd, md.size, md.is_sparse, eng.opts.fsync,
+                    lambda t: _large_done(eng, job, t))
+    pool = eng.bulk_pool()
+    if pool is not None:
+        job.src_fd = job.dst_fd = -1  # the worker's until it reports back
+        pool.submit(task)
+        return
+    eng.data.run(task)
+    _large_done(eng, job, task)
+
+
+def _large_done(eng: Engine, job: Job, task: DataTask) -> None:
+    job.src_fd, job.dst_fd = task.src, task.dst
+    count = eng.ex.direct_syscalls
+    for name, n in task.counts.items():
+        count[name] += n
+    if task.stopped:
+        eng.close_job_fds(job)  # the copy is stopping: no message, nothing published
+        eng.finish(job)
+        return
+    if task.error and task.src_side:
         eng.ex.close_fd(0, 0, job.src_fd, SKIP)
         job.src_fd = -1
         if job.tmpname:
             eng.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
             job.tmpname = b""
-        eng.src_failed(job, exc.errno or errno.EIO, "read")
+        eng.src_failed(job, task.error, "read")
         return
-    except OSError as exc:
-        eng.dst_failed(job, exc.errno or errno.EIO, "write")
+    if task.error:
+        eng.dst_failed(job, task.error, "write")
         return
+    md = job.meta
+    assert md is not None
     eng.ex.close_fd(0, 0, job.src_fd, SKIP)
     job.src_fd = -1
-    if total != md.size:
-        _changed(eng, job, total)
-    eng.stats.bytes_transferred += total
+    if task.total != md.size:
+        _changed(eng, job, task.total)
+    eng.stats.bytes_transferred += task.total
     _finalize(eng, job)
 
 
@@ -454,76 +467,6 @@ class _RingCopy:
             self.eng.src_failed(self.job, err, what)
         else:
             self.eng.dst_failed(self.job, err, what)
-
-
-class _SrcError(OSError):
-    """A read-side failure inside a data copy (as opposed to a write-side one)."""
-
-
-def _copy_range(eng: Engine, src: int, dst: int, off: int, end: int = -1) -> int:
-    """Copy [off, end) -- to EOF when end is -1 -- at the same offsets; bytes copied."""
-    count = eng.ex.direct_syscalls
-    total = 0
-    use_range = eng.opts.data_path != "ring"
-    while end < 0 or off < end:
-        want = (1 << 30) if end < 0 else min(end - off, 1 << 30)
-        if use_range:
-            try:
-                count["copy_file_range"] += 1
-                n = os.copy_file_range(src, dst, want, off, off)
-            except OSError as exc:
-                if exc.errno not in _RANGE_FALLBACK:
-                    raise
-                use_range = False
-                continue
-        else:
-            n = _copy_chunk(eng, src, dst, off, min(want, _CHUNK))
-        if n == 0:
-            break
-        off += n
-        total += n
-    return total
-
-
-def _copy_chunk(eng: Engine, src: int, dst: int, off: int, want: int) -> int:
-    buf = eng.big_buf
-    if buf is None:
-        buf = eng.big_buf = bytearray(_CHUNK)
-    view = memoryview(buf)[:want]
-    count = eng.ex.direct_syscalls
-    try:
-        count["pread64"] += 1
-        n = os.preadv(src, [view], off)
-    except OSError as exc:
-        raise _SrcError(exc.errno, exc.strerror) from None
-    done = 0
-    while done < n:
-        count["pwrite64"] += 1
-        done += os.pwrite(dst, view[done:n], off + done)
-    return n
-
-
-def _copy_sparse(eng: Engine, src: int, dst: int, size: int) -> int:
-    """Copy only the data extents; the holes stay holes."""
-    count = eng.ex.direct_syscalls
-    off = 0
-    end_seen = 0
-    while True:
-        try:
-            count["lseek"] += 1
-            data = os.lseek(src, off, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:
-                break  # no data after off
-            raise _SrcError(exc.errno, exc.strerror) from None
-        count["lseek"] += 1
-        hole = os.lseek(src, data, os.SEEK_HOLE)
-        _copy_range(eng, src, dst, data, hole)
-        off = end_seen = hole
-    final = max(end_seen, os.fstat(src).st_size if end_seen > size else size)
-    count["ftruncate"] += 1
-    os.ftruncate(dst, final)
-    return final
 
 
 # --------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ _DEFAULTS: Dict[str, Any] = {
     "max_files_in_flight": 128,
     "data_path": "auto",  # auto | ring | copy_file_range (files above small_file_max)
     "small_file_max": 128 * 1024,  # files up to this size take the one-read path
+    "copy_threads": 4,  # threads copying large files' data (io_uring backend; 0: inline)
     "progress": False,
 }
 
@@ -61,6 +62,7 @@ class Options:
     max_files_in_flight: int
     data_path: str
     small_file_max: int
+    copy_threads: int
     progress: bool
 
     def __init__(self, **fields: Any) -> None:
@@ -103,6 +105,8 @@ class Options:
             return "--max-files-in-flight must be between 1 and 4096"
         if not 0 <= self.small_file_max <= 64 << 20:
             return "--small-file-max must be between 0 and 64 MiB"
+        if not 0 <= self.copy_threads <= 64:
+            return "--copy-threads must be between 0 and 64"
         if self.quiet and self.verbose:
             return "-q and -v cannot be combined"
         return None
