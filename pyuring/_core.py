@@ -209,6 +209,7 @@ class RingCore:
         sq_thread_cpu: Optional[int] = None,
         wq_fd: Optional[int] = None,
         fast: bool = True,
+        defer_taskrun: bool = True,
     ) -> None:
         """Create a ring with ``entries`` SQEs (rounded up to a power of two).
 
@@ -217,6 +218,14 @@ class RingCore:
         SINGLE_ISSUER, DEFER_TASKRUN (or COOP_TASKRUN) and NO_SQARRAY and gives
         them up one by one if the kernel answers EINVAL.  ``.flags`` tells
         what was obtained.
+
+        ``defer_taskrun=False`` asks for COOP_TASKRUN instead of DEFER_TASKRUN.
+        DEFER_TASKRUN runs every completion's task work in the submitting
+        thread, inside io_uring_enter -- the least overhead when that thread has
+        nothing else to do.  Under COOP_TASKRUN an io-wq worker posts the
+        completions of the work it ran itself, on its own CPU: better for a
+        submitter that is the busy party, such as a Python loop driving many
+        punted operations (the copy engine measured ~15 % faster this way).
         """
         self.fd = -1
         self._closed = True
@@ -234,6 +243,8 @@ class RingCore:
         extra = 0
         if fast:
             extra = FAST_FLAGS & ~base
+            if not defer_taskrun and not base & _abi.IORING_SETUP_DEFER_TASKRUN:
+                extra = (extra & ~_abi.IORING_SETUP_DEFER_TASKRUN) | _abi.IORING_SETUP_COOP_TASKRUN
             if base & _abi.IORING_SETUP_SQPOLL:
                 # task-run modes are meaningless with a kernel submission thread
                 extra &= ~(_abi.IORING_SETUP_DEFER_TASKRUN | _abi.IORING_SETUP_COOP_TASKRUN)

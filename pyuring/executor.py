@@ -263,7 +263,10 @@ class UringExecutor(Executor):
         from .probe import probe_ring_fd
         from .ring import Ring
 
-        self.ring = ring if ring is not None else Ring(entries)
+        # COOP_TASKRUN, not DEFER_TASKRUN: completions of punted work (STATX,
+        # O_TMPFILE opens, LINKAT, buffered writes) are then posted by the io-wq
+        # worker on its CPU instead of by this thread inside io_uring_enter
+        self.ring = ring if ring is not None else Ring(entries, defer_taskrun=False)
         self._own_ring = ring is None
         # cid -> [callback]; when a chain ends is written into user_data (_ENDS)
         self._chains: Dict[int, List[Any]] = {0: [self.on_background_error]}

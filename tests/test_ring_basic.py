@@ -139,6 +139,35 @@ def test_setup_falls_back_flag_by_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
+def test_coop_taskrun_instead_of_defer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """defer_taskrun=False: COOP_TASKRUN in DEFER_TASKRUN's place, completions
+    from io-wq posted without an enter of ours (GETEVENTS only collects them)."""
+    attempts = _fake_setup(monkeypatch, 0)
+    expected = (FAST_FLAGS & ~A.IORING_SETUP_DEFER_TASKRUN) | A.IORING_SETUP_COOP_TASKRUN
+    with Ring(8, defer_taskrun=False) as r:
+        assert r.flags == expected
+        with pipe() as (rd, wr):
+            buf = bytearray(1)
+            r.prep_read(rd, buf, 1, -1, user_data=7, flags=A.IOSQE_ASYNC)
+            r.submit()
+            os.write(wr, b"!")
+            enters = r.stats.enters
+            deadline = time.monotonic() + 10
+            # the io-wq worker posts the CQE itself: it shows up in the CQ ring
+            # while this thread stays out of the kernel
+            c = r.peek_cqe()
+            while c is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+                c = r.peek_cqe()
+            assert c is not None and c.user_data == 7 and c.res == 1 and buf == b"!"
+            assert r.stats.enters == enters
+    assert attempts == [expected]
+    # a required DEFER_TASKRUN wins over the keyword
+    with Ring(8, flags=A.IORING_SETUP_DEFER_TASKRUN, defer_taskrun=False) as r:
+        assert r.flags & A.IORING_SETUP_DEFER_TASKRUN
+        assert not r.flags & A.IORING_SETUP_COOP_TASKRUN
+
+
 def test_setup_never_drops_a_required_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     attempts = _fake_setup(monkeypatch, A.IORING_SETUP_SQE128)
     with pytest.raises(UringError) as ei:

@@ -132,6 +132,8 @@ class Copier:
         if self.engine is not None:
             self.engine.interrupted = True
             self.engine.ex.stop()  # a wait the signal interrupted comes back
+            if self.engine.bulk is not None:
+                self.engine.bulk.poke()  # (a call from another thread is no signal)
 
     def run(self, sources: Sequence[PathArg], dest: PathArg) -> CopyStats:
         t0 = time.monotonic()

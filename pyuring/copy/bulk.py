@@ -245,6 +245,19 @@ class BulkPool:
                     except BlockingIOError:
                         pass  # the pipe is full of wake-ups already: one is enough
 
+    def poke(self) -> None:
+        """Wake the engine's wait (the READ armed on the pipe); from any thread.
+
+        A stop requested from another thread (not by a signal, which would
+        interrupt io_uring_enter) must not wait for a large copy to end.
+        """
+        with self._cv:  # (an RLock: also safe from a signal handler in the main thread)
+            if not self._closed:
+                try:
+                    os.write(self._wfd, b"\0")
+                except BlockingIOError:
+                    pass
+
     def abandon(self) -> None:
         """The engine gives up waiting: workers close their tasks' fds themselves."""
         with self._cv:
