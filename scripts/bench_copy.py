@@ -216,6 +216,12 @@ def _read_tail(f: IO[bytes], limit: int = 2000) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
+#: every timed child runs here: ``python -m`` puts its working directory first on
+#: sys.path, so a child started from the checkout would import the checkout's
+#: pyuring instead of the one PYTHONPATH names (the --snapshot copy)
+CHILD_CWD = "/"
+
+
 def run_tool(tool: Tool, src: str, dst: str, env: Dict[str, str],
              extra: Sequence[str] = (), capture: bool = False) -> Tuple[Run, str]:
     """One timed run: perf_counter around the child(ren), rusage deltas for CPU."""
@@ -228,7 +234,7 @@ def run_tool(tool: Tool, src: str, dst: str, env: Dict[str, str],
         if tool.argv2 is None:
             t0 = time.perf_counter()
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out_mode,
-                                  stderr=err, env=env, check=False)
+                                  stderr=err, env=env, check=False, cwd=CHILD_CWD)
             wall = time.perf_counter() - t0
             rc = proc.returncode
             out = proc.stdout.decode("utf-8", "replace") if capture and proc.stdout else ""
@@ -236,11 +242,11 @@ def run_tool(tool: Tool, src: str, dst: str, env: Dict[str, str],
             argv2 = tool.render(tool.argv2, src, dst)
             t0 = time.perf_counter()
             p1 = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=err, env=env)
+                                  stderr=err, env=env, cwd=CHILD_CWD)
             try:
                 assert p1.stdout is not None
                 p2 = subprocess.Popen(argv2, stdin=p1.stdout, stdout=subprocess.DEVNULL,
-                                      stderr=err, env=env)
+                                      stderr=err, env=env, cwd=CHILD_CWD)
             except BaseException:
                 p1.kill()
                 p1.wait()
