@@ -79,6 +79,20 @@ def _creates(oflags: int) -> bool:
 _STATX_SIZE = A.STATX_STRUCT_SIZE
 
 
+def _chain_end_only(op: str, flags: int) -> None:
+    """Refuse to link ``op`` to a following operation.
+
+    The kernel (measured on 6.18; tests/test_executor_links.py) does not break a
+    link when MKDIRAT, UNLINKAT, RENAMEAT, LINKAT, SYMLINKAT, STATX or FSYNC fails
+    while running: the next operation runs anyway, and with CQE_SKIP_SUCCESS the
+    failure is not even posted.  Only operations that fail their link (opens,
+    reads, writes, closes) may lead a chain; these end one.
+    """
+    if flags & _LINKED:
+        raise ValueError(f"{op} may only end a chain: a failing {op} does not break the "
+                         f"link on every kernel")
+
+
 class _StatxPool:
     """256-byte statx buffers in chunks of 256; a slot number is chunk * 256 + index.
 
@@ -375,6 +389,7 @@ class UringExecutor(Executor):
     # -- the operations ------------------------------------------------------------
     def statx(self, cid: int, idx: int, dfd: int, name: bytes, at_flags: int, flags: int = 0,
               mask: int = STATX_WANTED) -> None:
+        _chain_end_only("STATX", flags)
         pool = self._statx
         slot = pool.take()
         ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
@@ -421,35 +436,41 @@ class UringExecutor(Executor):
 
     def mkdirat(self, cid: int, idx: int, dfd: int, name: bytes, mode: int,
                 flags: int = 0) -> None:
+        _chain_end_only("MKDIRAT", flags)
         ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_MKDIRAT, dfd, 0, self._name(name), mode, 0,
                        ud, flags)
 
     def symlinkat(self, cid: int, idx: int, target: bytes, dfd: int, name: bytes,
                   flags: int = 0) -> None:
+        _chain_end_only("SYMLINKAT", flags)
         ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_SYMLINKAT, dfd, self._name(name), self._name(target), 0, 0,
                        ud, flags)
 
     def linkat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
                lflags: int = 0, flags: int = 0) -> None:
+        _chain_end_only("LINKAT", flags)
         ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_LINKAT, odfd, self._name(nname), self._name(oname),
                        ndfd & 0xFFFFFFFF, lflags, ud, flags)
 
     def renameat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
                  rflags: int = 0, flags: int = 0) -> None:
+        _chain_end_only("RENAMEAT", flags)
         ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_RENAMEAT, odfd, self._name(nname), self._name(oname),
                        ndfd & 0xFFFFFFFF, rflags, ud, flags)
 
     def unlinkat(self, cid: int, idx: int, dfd: int, name: bytes, uflags: int = 0,
                  flags: int = 0) -> None:
+        _chain_end_only("UNLINKAT", flags)
         ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_UNLINKAT, dfd, 0, self._name(name), 0, uflags,
                        ud, flags)
 
     def fsync(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
+        _chain_end_only("FSYNC", flags)
         ud = (cid << 6) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_FSYNC, fd, 0, 0, 0, 0, ud, flags)
 
@@ -538,6 +559,7 @@ class SyncExecutor(Executor):
     # -- the operations ------------------------------------------------------------
     def statx(self, cid: int, idx: int, dfd: int, name: bytes, at_flags: int, flags: int = 0,
               mask: int = STATX_WANTED) -> None:
+        _chain_end_only("STATX", flags)
         if self._cancelled(cid, idx, flags):
             return
         self.ops["statx"] += 1
@@ -642,6 +664,7 @@ class SyncExecutor(Executor):
 
     def mkdirat(self, cid: int, idx: int, dfd: int, name: bytes, mode: int,
                 flags: int = 0) -> None:
+        _chain_end_only("MKDIRAT", flags)
         if self._cancelled(cid, idx, flags):
             return
         self.ops["mkdirat"] += 1
@@ -649,6 +672,7 @@ class SyncExecutor(Executor):
 
     def symlinkat(self, cid: int, idx: int, target: bytes, dfd: int, name: bytes,
                   flags: int = 0) -> None:
+        _chain_end_only("SYMLINKAT", flags)
         if self._cancelled(cid, idx, flags):
             return
         self.ops["symlinkat"] += 1
@@ -656,6 +680,7 @@ class SyncExecutor(Executor):
 
     def linkat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
                lflags: int = 0, flags: int = 0) -> None:
+        _chain_end_only("LINKAT", flags)
         if self._cancelled(cid, idx, flags):
             return
         self.ops["linkat"] += 1
@@ -663,6 +688,7 @@ class SyncExecutor(Executor):
 
     def renameat(self, cid: int, idx: int, odfd: int, oname: bytes, ndfd: int, nname: bytes,
                  rflags: int = 0, flags: int = 0) -> None:
+        _chain_end_only("RENAMEAT", flags)
         if self._cancelled(cid, idx, flags):
             return
         self.ops["renameat"] += 1
@@ -674,6 +700,7 @@ class SyncExecutor(Executor):
 
     def unlinkat(self, cid: int, idx: int, dfd: int, name: bytes, uflags: int = 0,
                  flags: int = 0) -> None:
+        _chain_end_only("UNLINKAT", flags)
         if self._cancelled(cid, idx, flags):
             return
         self.ops["unlinkat"] += 1
@@ -681,6 +708,7 @@ class SyncExecutor(Executor):
         self._simple(cid, idx, flags, fn, name, dir_fd=dfd)
 
     def fsync(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
+        _chain_end_only("FSYNC", flags)
         if self._cancelled(cid, idx, flags):
             return
         self.ops["fsync"] += 1

@@ -37,7 +37,7 @@ from .. import _abi as A
 from .. import _syscall
 from .._mem import Buffer
 from ..dirfd import DirEntry, parse_dirents
-from ..executor import LINK, RESOLVE_SAFE, SKIP, Executor
+from ..executor import RESOLVE_SAFE, SKIP, Executor
 from ..metadata import Metadata
 from .bulk import BulkPool, DataCopy
 from .options import Options
@@ -52,6 +52,7 @@ _TMP_NAME = re.compile(rb"\..*\.pyuring-tmp-[0-9]+-[0-9]+\Z", re.S)
 _IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _PIPE_POS = (1 << 64) - 1  # offset -1: a pipe has no position
+_DIR_UNLINK, _DIR_MKDIR, _DIR_OPEN = 0, 1, 2  # steps to a destination directory
 
 Reporter = Callable[[str], None]
 #: seconds a stopping copy waits for the operations in flight before giving up on them
@@ -199,6 +200,7 @@ class Engine:
         self.stack: List[DirTask] = []
         self.active = 0
         self.interrupted = False
+        self.abandoned = False  # operations were given up in flight (after STOP_GRACE)
         self.fatal: Optional[str] = None
         self.is_root = os.geteuid() == 0
         self.euid = os.geteuid()
@@ -270,6 +272,7 @@ class Engine:
                         self.bulk.stopping = True
                 elif now > give_up:
                     ex.abandon()
+                    self.abandoned = True
                     if self.bulk is not None:
                         self.bulk.abandon()
                     self.pool_keep()
@@ -357,21 +360,24 @@ class Engine:
         self.finish(job)
 
     def dst_failed(self, job: Job, err: int, what: str) -> None:
+        self.dst_error(job, err, what)
+        self.close_job_fds(job)
+        self.finish(job)
+
+    def dst_error(self, job: Job, err: int, what: str) -> None:
+        """Count and report a failure to change the destination.  The first of
+        ENOSPC / EDQUOT / EROFS stops the copy; the entries still in flight then
+        fail the same way and are not reported one by one."""
         job.parent.touched = True  # a failed change may still have changed it
         self.stats.errors += 1
         if err in _IO_ERRNOS:
             self.stats.io_errors += 1
         if err in _FATAL_ERRNOS:
             if self.fatal is not None:
-                # the copy is stopping; the files still in flight fail the same way
-                self.close_job_fds(job)
-                self.finish(job)
                 return
             self.fatal = (f"stopping: the destination is unusable ({_errtext(err)}); "
                           f"files already in place are complete")
         self.report(f'cannot {what} "{show(job.path)}": {_errtext(err)}')
-        self.close_job_fds(job)
-        self.finish(job)
 
     def close_job_fds(self, job: Job) -> None:
         if job.src_fd >= 0:
@@ -452,27 +458,36 @@ class Engine:
         dir_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
         if exists or not self.opts.dry_run:
             job.waiting = 2
-            cid = ex.chain(lambda idx, res, extra: self._on_dst_dir(job, idx, res))
+            # (in turn, not linked: a failing UNLINKAT or MKDIRAT does not break
+            # a link -- see executor._chain_end_only)
             if exists:
-                ex.openat2(cid, 0, d.dst_fd, job.dst_name, dir_flags, 0, RESOLVE_SAFE)
+                self._dst_dir_step(job, _DIR_OPEN)
+            elif dm is not None:
+                self._dst_dir_step(job, _DIR_UNLINK)  # a non-directory is in the way
             else:
-                if dm is not None:
-                    # a non-directory is in the way: rsync replaces it
-                    ex.unlinkat(cid, 0, d.dst_fd, job.dst_name, 0, LINK | SKIP)
-                ex.mkdirat(cid, 1, d.dst_fd, job.dst_name, 0o700, LINK | SKIP)
-                ex.openat2(cid, 2, d.dst_fd, job.dst_name, dir_flags, 0, RESOLVE_SAFE)
+                self._dst_dir_step(job, _DIR_MKDIR)
         cid = ex.chain(lambda idx, res, extra: self._on_src_dir(job, res))
         ex.openat2(cid, 0, d.src_fd, job.name, dir_flags, 0, RESOLVE_SAFE)
 
+    def _dst_dir_step(self, job: Job, step: int) -> None:
+        """Replace what is in the way (rsync does), make the directory, open it."""
+        d, ex = job.parent, self.ex
+        cid = ex.chain(lambda idx, res, extra: self._on_dst_dir(job, step, res))
+        if step == _DIR_UNLINK:
+            ex.unlinkat(cid, 0, d.dst_fd, job.dst_name, 0)
+        elif step == _DIR_MKDIR:
+            ex.mkdirat(cid, 0, d.dst_fd, job.dst_name, 0o700)
+        else:
+            ex.openat2(cid, 0, d.dst_fd, job.dst_name,
+                       os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, 0, RESOLVE_SAFE)
+
     def _on_dst_dir(self, job: Job, idx: int, res: int) -> None:
+        if res >= 0 and idx != _DIR_OPEN:
+            self._dst_dir_step(job, idx + 1)
+            return
         if res < 0:
-            what = {0: "replace", 1: "mkdir", 2: "open"}.get(idx, "mkdir")
-            if res == -errno.ECANCELED:
-                return  # the failing operation reported already
-            self.stats.errors += 1
-            if -res in _IO_ERRNOS:
-                self.stats.io_errors += 1
-            self.report(f'cannot {what} directory "{show(job.path)}": {_errtext(-res)}')
+            what = {_DIR_UNLINK: "replace", _DIR_MKDIR: "mkdir", _DIR_OPEN: "open"}[idx]
+            self.dst_error(job, -res, what + " directory")
             job.dst_fd = -2  # failed
         else:
             job.dst_fd = res
@@ -590,9 +605,16 @@ class Engine:
         d.src_fd = d.dst_fd = -1
 
     def _abandon_stack(self) -> None:
-        for d in self.stack:
+        """The copy stopped early: stop listing the open directories, and close
+        them once nothing of theirs is in flight (deepest first, so that a
+        parent's count of pending entries has dropped when its turn comes).
+        After operations were given up in flight (abandoned) they stay open: a
+        request still queued may name them."""
+        stack, self.stack = self.stack, []
+        for d in reversed(stack):
             d.listing_done = True
-        self.stack.clear()
+            if not self.abandoned:
+                self.maybe_finish_dir(d)
 
     # ======================================================================
     # symlinks and special files
@@ -678,10 +700,12 @@ class Engine:
         if dm is None:
             ex.symlinkat(cid, 0, target, d.dst_fd, job.dst_name)
         else:
+            # to a temporary name, then renamed over the old entry once it exists
+            # (not linked: a failing SYMLINKAT does not break a link, and the
+            # rename would then move whatever has that name)
             tmp = self.tmp_name(job.dst_name)
             job.tmpname = tmp
-            ex.symlinkat(cid, 0, target, d.dst_fd, tmp, LINK | SKIP)
-            ex.renameat(cid, 1, d.dst_fd, tmp, d.dst_fd, job.dst_name, 0)
+            ex.symlinkat(cid, 0, target, d.dst_fd, tmp)
 
     def _link_meta_differs(self, job: Job) -> bool:
         md, dm = job.meta, job.dmeta
@@ -693,9 +717,12 @@ class Engine:
         return (uid >= 0 and uid != dm.uid) or (gid >= 0 and gid != dm.gid)
 
     def _on_symlinked(self, job: Job, target: bytes, idx: int, res: int) -> None:
+        if res >= 0 and idx == 0 and job.tmpname:
+            ex, d = self.ex, job.parent
+            cid = ex.chain(lambda i, r, extra: self._on_symlinked(job, target, 1, r))
+            ex.renameat(cid, 0, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
+            return
         if res < 0:
-            if res == -errno.ECANCELED:
-                return
             if job.tmpname and idx == 1:
                 self.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
             job.tmpname = b""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Any, Callable
 
 from .. import _abi as A
 from ..executor import HARDLINK, LINK, RESOLVE_SAFE, SKIP
@@ -491,20 +492,26 @@ _W, _F, _LINK, _TMPLINK, _RENAME = 0, 1, 2, 3, 4
 
 
 def _publish(eng: Engine, job: Job, write_n: int) -> None:
-    """Give the finished file its name: [WRITE ->] LINKAT, or LINKAT tmp -> RENAMEAT.
+    """Give the finished file its name: [WRITE ->] LINKAT, or LINKAT tmp, RENAMEAT.
 
     With ``write_n >= 0`` the data write of a small file leads the chain and
     the times are set after the name exists (see needs_meta_before_publish).
+    With --fsync the chain ends at the FSYNC and the name follows once it has
+    succeeded: a failing FSYNC does not break a link (executor._chain_end_only).
     """
-    ex, d = eng.ex, job.parent
+    ex = eng.ex
     cid = ex.chain(lambda idx, res, extra: _on_published(eng, job, idx, res, write_n))
     if write_n > 0:
         boff = job.slot * eng.slot_size
         ex.write(cid, _W, job.dst_fd, eng.pool, boff, write_n, 0, LINK | SKIP)
-        if eng.opts.fsync:
-            ex.fsync(cid, _F, job.dst_fd, LINK | SKIP)
-    elif write_n == 0 and eng.opts.fsync:
-        ex.fsync(cid, _F, job.dst_fd, LINK | SKIP)
+    if eng.opts.fsync and write_n >= 0:
+        ex.fsync(cid, _F, job.dst_fd)
+        return
+    _name_it(eng, job, cid)
+
+
+def _name_it(eng: Engine, job: Job, cid: int) -> None:
+    d, ex = job.parent, eng.ex
     if job.tmpname:
         ex.renameat(cid, _RENAME, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
     elif job.dmeta is None:
@@ -514,15 +521,25 @@ def _publish(eng: Engine, job: Job, write_n: int) -> None:
 
 
 def _replace_by_link(eng: Engine, job: Job, cid: int, fd: int, name: bytes, lflags: int) -> None:
-    """Link to a temporary name, then rename it over the existing entry (atomic)."""
+    """Link to a temporary name; once that succeeded, _rename_tmp renames it over
+    the existing entry (atomic).  Not linked: a failing LINKAT does not break a
+    link, and the RENAMEAT would then move whatever has that name."""
     d, ex = job.parent, eng.ex
     job.tmpname = eng.tmp_name(job.dst_name)
-    ex.linkat(cid, _TMPLINK, fd, name, d.dst_fd, job.tmpname, lflags, LINK | SKIP)
-    ex.renameat(cid, _RENAME, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
+    ex.linkat(cid, _TMPLINK, fd, name, d.dst_fd, job.tmpname, lflags)
+
+
+def _rename_tmp(eng: Engine, job: Job, callback: Callable[[int, int, Any], None]) -> None:
+    d, ex = job.parent, eng.ex
+    ex.renameat(ex.chain(callback), _RENAME, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
 
 
 def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> None:
     ex, d = eng.ex, job.parent
+
+    def again(i: int, r: int, extra: Any) -> None:
+        _on_published(eng, job, i, r, write_n)
+
     if idx == _W:
         if res >= 0:
             # a short write broke the chain: write the rest, then publish
@@ -532,11 +549,13 @@ def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> No
         return
     if res == -errno.ECANCELED:
         return  # an earlier operation of the chain failed and has reported
+    if res >= 0 and idx == _F:
+        _name_it(eng, job, ex.chain(again))
+        return
     if res == -errno.EEXIST and idx == _LINK:
         # the name appeared since we looked: replace it atomically (the times,
         # when still to be set, are set once this chain completes)
-        cid = ex.chain(lambda i, r, extra: _on_published(eng, job, i, r, write_n))
-        _replace_by_link(eng, job, cid, job.dst_fd, b"", A.AT_EMPTY_PATH)
+        _replace_by_link(eng, job, ex.chain(again), job.dst_fd, b"", A.AT_EMPTY_PATH)
         if write_n >= 0:
             job.dmeta = None  # (times are still to be set below, once published)
         return
@@ -544,7 +563,11 @@ def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> No
         # linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH on kernels before 6.10:
         # publish this file through /proc and name later files from the start
         eng.tmpfile_ok = False
-        res = _proc_link(eng, job.dst_fd, d.dst_fd, job.dst_name)
+        res = _proc_link(eng, job.dst_fd, d.dst_fd,
+                         job.tmpname if idx == _TMPLINK else job.dst_name)
+    if res >= 0 and idx == _TMPLINK:
+        _rename_tmp(eng, job, again)
+        return
     if res < 0:
         if job.tmpname and idx == _RENAME:
             ex.unlinkat(0, 0, d.dst_fd, job.tmpname, 0, SKIP)
@@ -650,21 +673,16 @@ def link_to_group(eng: Engine, job: Job, group: HardlinkGroup) -> None:
 
 
 def _on_linked(eng: Engine, job: Job, group: HardlinkGroup, idx: int, res: int) -> None:
-    if res == -errno.ECANCELED:
-        return  # the failing member of this chain has reported
     d = job.parent
-    group.linking -= 1
     if res in (-errno.EPERM, -errno.ENOENT) and idx in (_LINK, _TMPLINK):
         # no AT_EMPTY_PATH for us (kernels before 6.10, non-root): through /proc
         res = _proc_link(eng, group.fd, d.dst_fd, job.tmpname if idx == _TMPLINK
                          else job.dst_name)
-        if res == 0 and idx == _TMPLINK:
-            try:
-                eng.ex.direct_syscalls["renameat"] += 1
-                os.rename(job.tmpname, job.dst_name, src_dir_fd=d.dst_fd, dst_dir_fd=d.dst_fd)
-            except OSError as exc:
-                res = -(exc.errno or errno.EIO)
-                idx = _RENAME
+    if res >= 0 and idx == _TMPLINK:
+        # (group.linking stays: the RENAMEAT still names an entry of the group)
+        _rename_tmp(eng, job, lambda i, r, extra: _on_linked(eng, job, group, _RENAME, r))
+        return
+    group.linking -= 1
     if res < 0:
         if job.tmpname and idx == _RENAME:
             eng.ex.unlinkat(0, 0, d.dst_fd, job.tmpname, 0, SKIP)
