@@ -301,3 +301,26 @@ def test_cli_copy_threads_zero_and_default_agree(tmp_path: Path) -> None:
         r = run_cli(["-a", "--copy-threads", n, f"{src}/", str(tmp_path / f"d{n}")])
         assert r.returncode == 0, r
         assert_same_tree(src, tmp_path / f"d{n}")
+
+
+@pytest.mark.parametrize("backend", ["uring", "sync"])
+def test_xattrs_of_a_large_file_come_from_the_fd_already_open(tmp_path: Path, backend: str
+                                                              ) -> None:
+    """-X: the source stays open through the data copy (in a worker or inline)
+    and its xattrs are read from that fd -- not from a second open by name."""
+    check_backend(backend)
+    src = _tree(tmp_path / "src", big=2, small=0)
+    try:
+        os.setxattr(src / "big", "user.note", b"large and annotated")
+    except OSError as exc:
+        pytest.skip(f"no user xattrs here: {exc}")
+    fix_times(src)
+    plain, msgs = copy_api(src, tmp_path / "plain", backend=backend)
+    assert msgs == []
+    with_x, msgs = copy_api(src, tmp_path / "with-x", backend=backend, xattrs=True)
+    assert msgs == [] and with_x.exit_code == 0
+    assert os.getxattr(tmp_path / "with-x" / "big", "user.note") == b"large and annotated"
+    assert_same_tree(src, tmp_path / "with-x")
+    assert "openat" not in with_x.direct_syscalls, with_x.direct_syscalls
+    if backend == "uring":
+        assert with_x.sqes_by_op.get("OPENAT2") == plain.sqes_by_op.get("OPENAT2")

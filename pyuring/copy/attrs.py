@@ -242,7 +242,9 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
 
 def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> None:
     """The source was read through a direct descriptor: open it once more for xattrs."""
+    count = eng.ex.direct_syscalls
     try:
+        count["openat"] += 1
         fd = os.open(job.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                      dir_fd=job.parent.src_fd)
     except OSError as exc:
@@ -251,6 +253,7 @@ def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> None:
     try:
         copy_xattrs_fd(eng, fd, dst, job.path)
     finally:
+        count["close"] += 1
         os.close(fd)
 
 

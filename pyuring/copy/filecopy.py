@@ -354,8 +354,9 @@ def _large_done(eng: Engine, job: Job, task: DataTask) -> None:
         return
     md = job.meta
     assert md is not None
-    eng.ex.close_fd(0, 0, job.src_fd, SKIP)
-    job.src_fd = -1
+    if not (eng.opts.xattrs or eng.opts.acls):
+        eng.ex.close_fd(0, 0, job.src_fd, SKIP)
+        job.src_fd = -1  # (with -X/-A _finalize reads the xattrs from it, then closes it)
     if task.total != md.size:
         _changed(eng, job, task.total)
     eng.stats.bytes_transferred += task.total
