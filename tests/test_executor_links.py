@@ -235,3 +235,40 @@ def test_replacing_files_and_symlinks_still_works(tmp_path: Path, backend: str) 
     assert os.readlink(dst / "l") == "new-target"
     assert (dst / "was-a-file").is_dir()
     assert tmp_names(dst) == []
+
+
+# ---------------------------------------------------------------------------
+# completions of operations given up
+# ---------------------------------------------------------------------------
+@pytest.mark.skipif(not URING, reason="io_uring is unavailable here")
+def test_a_completion_after_abandon_is_ignored(tmp_path: Path) -> None:
+    """abandon() forgets the chains in flight; when one of them completes after
+    all, run() must pass it by (it raised KeyError)."""
+    from pyuring._mem import Buffer
+    from pyuring.executor import UringExecutor
+
+    ex = UringExecutor()
+    r, w = os.pipe()
+    d = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = Buffer(8)
+    late: List[int] = []
+    try:
+        cid = ex.chain(lambda i, res, e: late.append(res))
+        ex.read(cid, 0, r, buf, 0, 8, (1 << 64) - 1)
+        ex.run(wait=False)
+        ex.abandon()
+        os.write(w, b"late")
+        got: List[Tuple[int, int]] = []
+        cid = ex.chain(lambda i, res, e: got.append((i, res)))
+        ex.statx(cid, 0, d, b".", A.AT_SYMLINK_NOFOLLOW)
+        deadline = 50
+        while not got and deadline:
+            ex.run(wait=True, timeout=0.1)
+            deadline -= 1
+        ex.run(wait=True, timeout=0.1)  # the late READ's completion, if not yet seen
+        assert got == [(0, 0)]
+        assert late == []
+    finally:
+        ex.close()
+        for fd in (r, w, d):
+            os.close(fd)
