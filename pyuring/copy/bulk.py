@@ -238,6 +238,8 @@ class BulkPool:
                 if task.orphaned:
                     _close_quietly(task.src, task.dst)
                     continue
+                if not self._closed:
+                    task.counts["write"] = task.counts.get("write", 0) + 1  # (the wake-up)
                 self._done.append(task)
                 if not self._closed:
                     try:
