@@ -168,10 +168,9 @@ class BulkPool:
     must be (re)armed on it; the engine issues that READ on its executor.
     """
 
-    def __init__(self, threads: int, use_range: bool,
+    def __init__(self, threads: int,
                  arm: Callable[[int, Buffer, Callable[[int], None]], None]) -> None:
         self.max_threads = threads
-        self.use_range = use_range
         self._arm = arm
         self._threads: List[threading.Thread] = []
         self._idle = 0
@@ -217,7 +216,7 @@ class BulkPool:
         self._rearm()
 
     def _work(self) -> None:
-        copier = DataCopy(self.use_range, lambda: self.stopping)
+        copier = DataCopy(True, lambda: self.stopping)
         while True:
             with self._cv:
                 while not self._queue:
@@ -238,10 +237,9 @@ class BulkPool:
                 if task.orphaned:
                     _close_quietly(task.src, task.dst)
                     continue
-                if not self._closed:
-                    task.counts["write"] = task.counts.get("write", 0) + 1  # (the wake-up)
                 self._done.append(task)
                 if not self._closed:
+                    task.counts["write"] = task.counts.get("write", 0) + 1  # (the wake-up)
                     try:
                         os.write(self._wfd, b"\0")
                     except BlockingIOError:

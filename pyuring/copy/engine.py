@@ -851,7 +851,7 @@ class Engine:
     def bulk_pool(self) -> Optional[BulkPool]:
         """The worker threads for large files' data (None: copy inline)."""
         if self.bulk is None and self.bulk_threads > 0 and self.opts.data_path != "ring":
-            self.bulk = BulkPool(self.bulk_threads, True, self._arm_wake)
+            self.bulk = BulkPool(self.bulk_threads, self._arm_wake)
         return self.bulk
 
     def _arm_wake(self, fd: int, buf: Buffer, cb: Callable[[int], None]) -> None:

@@ -342,12 +342,7 @@ def _large_done(eng: Engine, job: Job, task: DataTask) -> None:
         eng.finish(job)
         return
     if task.error and task.src_side:
-        eng.ex.close_fd(0, 0, job.src_fd, SKIP)
-        job.src_fd = -1
-        if job.tmpname:
-            eng.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
-            job.tmpname = b""
-        eng.src_failed(job, task.error, "read")
+        eng.src_failed(job, task.error, "read")  # (closes both fds, drops a temporary name)
         return
     if task.error:
         eng.dst_failed(job, task.error, "write")
@@ -535,12 +530,13 @@ def _rename_tmp(eng: Engine, job: Job, callback: Callable[[int, int, Any], None]
     ex.renameat(ex.chain(callback), _RENAME, d.dst_fd, job.tmpname, d.dst_fd, job.dst_name, 0)
 
 
+def _again(eng: Engine, job: Job, write_n: int) -> Callable[[int, int, Any], None]:
+    """The callback of a further step of the same publication."""
+    return lambda i, r, extra: _on_published(eng, job, i, r, write_n)
+
+
 def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> None:
     ex, d = eng.ex, job.parent
-
-    def again(i: int, r: int, extra: Any) -> None:
-        _on_published(eng, job, i, r, write_n)
-
     if idx == _W:
         if res >= 0:
             # a short write broke the chain: write the rest, then publish
@@ -551,12 +547,13 @@ def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> No
     if res == -errno.ECANCELED:
         return  # an earlier operation of the chain failed and has reported
     if res >= 0 and idx == _F:
-        _name_it(eng, job, ex.chain(again))
+        _name_it(eng, job, ex.chain(_again(eng, job, write_n)))
         return
     if res == -errno.EEXIST and idx == _LINK:
         # the name appeared since we looked: replace it atomically (the times,
         # when still to be set, are set once this chain completes)
-        _replace_by_link(eng, job, ex.chain(again), job.dst_fd, b"", A.AT_EMPTY_PATH)
+        _replace_by_link(eng, job, ex.chain(_again(eng, job, write_n)), job.dst_fd, b"",
+                         A.AT_EMPTY_PATH)
         if write_n >= 0:
             job.dmeta = None  # (times are still to be set below, once published)
         return
@@ -567,7 +564,7 @@ def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> No
         res = _proc_link(eng, job.dst_fd, d.dst_fd,
                          job.tmpname if idx == _TMPLINK else job.dst_name)
     if res >= 0 and idx == _TMPLINK:
-        _rename_tmp(eng, job, again)
+        _rename_tmp(eng, job, _again(eng, job, write_n))
         return
     if res < 0:
         if job.tmpname and idx == _RENAME:
