@@ -42,13 +42,12 @@ Threads and fork
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import mmap
 import os
 import struct
 import time
-import weakref
+from _weakref import ref as _weakref
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import _abi, _syscall
@@ -176,16 +175,41 @@ _INTERNAL_UD = _abi.USER_DATA_RESERVED
 _graveyard: List[Any] = []
 
 
-_live_rings: weakref.WeakSet[RingCore] = weakref.WeakSet()
+# id -> weak reference (the `weakref` module's WeakSet would cost a millisecond
+# of start-up in every process: its import pulls in more than this needs)
+_live_rings: Dict[int, Any] = {}
+
+
+def _forget_ring(key: int) -> Callable[[Any], None]:
+    def forget(_ref: Any) -> None:
+        _live_rings.pop(key, None)
+    return forget
 
 
 def _after_fork_in_child() -> None:
-    for ring in list(_live_rings):
-        ring._poison()
+    for ref in list(_live_rings.values()):
+        ring = ref()
+        if ring is not None:
+            ring._poison()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Personality:
+    """The context manager of RingCore.personality (contextlib costs start-up)."""
+
+    __slots__ = ("old", "pid", "ring")
+
+    def __init__(self, ring: RingCore, pid: int) -> None:
+        self.ring, self.pid, self.old = ring, pid, 0
+
+    def __enter__(self) -> None:
+        self.old, self.ring._personality = self.ring._personality, self.pid
+
+    def __exit__(self, *exc: object) -> None:
+        self.ring._personality = self.old
 
 
 class RingCore:
@@ -293,7 +317,7 @@ class RingCore:
         #: InterruptedError instead of retrying (the default is to retry).
         self.eintr_hook: Optional[Callable[[], bool]] = None
         self._fence: Any = None
-        _live_rings.add(self)
+        _live_rings[id(self)] = _weakref(self, _forget_ring(id(self)))
 
     # ------------------------------------------------------------------
     # setup and mapping
@@ -397,7 +421,7 @@ class RingCore:
         if not self._forked and (self._inflight or self._chain or self._orphans):
             self._quiesce()
         self._closed = True
-        _live_rings.discard(self)
+        _live_rings.pop(id(self), None)
         if self._forked:
             sq_words, cq_words, *maps = self._forked_maps
         else:
@@ -629,14 +653,10 @@ class RingCore:
                      addr, length, op_flags, ud, self._personality, file_index)
         self._op_counts[op] += 1
 
-    @contextlib.contextmanager
-    def personality(self, personality_id: int) -> Iterator[None]:
-        """SQEs prepared inside this block run with a registered personality."""
-        old, self._personality = self._personality, personality_id
-        try:
-            yield
-        finally:
-            self._personality = old
+    def personality(self, personality_id: int) -> _Personality:
+        """``with ring.personality(pid):`` SQEs prepared inside the block run
+        with a registered personality."""
+        return _Personality(self, personality_id)
 
     def pending(self) -> int:
         """SQEs prepared but not yet handed to the kernel."""

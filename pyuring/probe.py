@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import _thread
 import errno
-import threading
 from typing import FrozenSet, Iterable, Optional, Union
 
 from . import _abi as A
 from . import _syscall
 from .errors import OpcodeUnsupported, UringError
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()  # (threading would cost start-up)
 _cached: Optional[Probe] = None
 
 

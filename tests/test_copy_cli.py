@@ -115,6 +115,32 @@ def test_console_script_entry_point(tmp_path: Path, tree: Path) -> None:
     assert "Traceback" not in p.stderr
 
 
+def test_a_copy_does_not_import_what_it_does_not_use(tmp_path: Path) -> None:
+    """Start-up is paid by every copy: a copy of small files (no large file, so no
+    worker threads) must not import shutil (argparse's default formatter does,
+    with bz2 and lzma), threading or weakref.  ``-S`` keeps site's own imports
+    out of the picture."""
+    import subprocess
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i}").write_bytes(b"x" * i)
+    code = ("import sys\n"
+            "from pyuring.copy.cli import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "print(rc, ' '.join(sorted(sys.modules)))\n")
+    p = subprocess.run([sys.executable, "-S", "-c", code, "-a", f"{src}/", str(tmp_path / "d")],
+                       env=cli_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    rc, _, mods = p.stdout.strip().splitlines()[-1].partition(" ")
+    assert rc == "0"
+    loaded = set(mods.split())
+    assert "pyuring.copy.engine" in loaded  # (it did copy)
+    assert (tmp_path / "d" / "f7").read_bytes() == b"x" * 7
+    assert not loaded & {"shutil", "bz2", "lzma", "threading", "weakref"}
+
+
 def test_console_script_flushes_everything_before_its_quick_exit(tmp_path: Path) -> None:
     """run() leaves with os._exit: buffered -v lines (far more than one buffer) and
     the exit status must still arrive, into a file and into a pipe."""

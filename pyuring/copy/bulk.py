@@ -21,10 +21,12 @@ from __future__ import annotations
 import collections
 import errno
 import os
-import threading
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional
 
 from .._mem import Buffer
+
+if TYPE_CHECKING:
+    import threading  # imported when a pool starts: most copies never need it
 
 #: errors after which copy_file_range is given up for pread/pwrite (other
 #: filesystems, old kernels, files the call does not support)
@@ -170,6 +172,9 @@ class BulkPool:
 
     def __init__(self, threads: int,
                  arm: Callable[[int, Buffer, Callable[[int], None]], None]) -> None:
+        import threading
+
+        self._thread_class = threading.Thread
         self.max_threads = threads
         self._arm = arm
         self._threads: List[threading.Thread] = []
@@ -192,7 +197,7 @@ class BulkPool:
         with self._cv:
             self._queue.append(task)
             if not self._idle and len(self._threads) < self.max_threads:
-                t = threading.Thread(target=self._work, name="pyuring-copy-data", daemon=True)
+                t = self._thread_class(target=self._work, name="pyuring-copy-data", daemon=True)
                 self._threads.append(t)
                 t.start()
             self._cv.notify()

@@ -44,6 +44,34 @@ examples:
   python -m pyuring.copy -a --json src/ dst/    # machine-readable statistics"""
 
 
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() finds it (COLUMNS, then
+    stdout's size, then 80), without importing shutil."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse makes a formatter for every add_argument; the stock one imports
+    shutil (bz2, lzma, ...) and asks for the terminal size each time.  Start-up
+    of every copy pays for that, so the width is found once, when asked."""
+
+    _columns = 0
+
+    def __init__(self, prog: str) -> None:
+        if not _Formatter._columns:
+            _Formatter._columns = _columns()
+        super().__init__(prog, width=_Formatter._columns - 2)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{PROG}: {message}\n{PROG}: try '{PROG} --help'\n")
@@ -52,7 +80,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+                formatter_class=_Formatter)
     p.add_argument("paths", nargs="*", metavar="SRC... DST", help="sources, then destination")
     g = p.add_argument_group("what to keep (-a is -rlptgoD)")
     g.add_argument("-a", "--archive", action="store_true", help="archive mode: -rlptgoD")
