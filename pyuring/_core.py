@@ -555,6 +555,17 @@ class RingCore:
         self._sq_tail = tail + 1
         return (tail & self._sq_mask) << self._sqe_shift
 
+    def _reserve(self, n: int) -> int:
+        """Byte offset of ``n`` consecutive free SQEs at the tail, now taken by the
+        caller (who writes all of them before anything else is prepared); -1 when
+        there is no room or the SQE array wraps inside them: then write them one
+        by one.  Lets a layer above write a whole chain with one ``pack_into``."""
+        tail = self._sq_tail
+        if tail + n > self._sq_limit or (tail & self._sq_mask) + n > self.sq_entries:
+            return -1
+        self._sq_tail = tail + n
+        return (tail & self._sq_mask) << self._sqe_shift
+
     def _make_room(self) -> None:
         """The SQ is full: hand prepared SQEs to the kernel until a slot frees up.
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import errno
 import os
+import struct
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import _abi as A
@@ -81,6 +82,10 @@ def _creates(oflags: int) -> bool:
     return bool(oflags & os.O_CREAT) or (_O_TMPFILE != 0 and oflags & _O_TMPFILE == _O_TMPFILE)
 
 _STATX_SIZE = A.STATX_STRUCT_SIZE
+#: three SQE_COMMON layouts back to back: a whole small-file chain in one call
+_SQE3_PACK = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * 3).pack_into
+_DOT = b"."
+_O_SRC = os.O_RDONLY | os.O_NOFOLLOW
 
 
 def _chain_end_only(op: str, flags: int) -> None:
@@ -185,6 +190,21 @@ class Executor:
     def read(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
              flags: int = 0, fixed: bool = False) -> None:
         raise NotImplementedError
+
+    def open_read_tmpfile(self, callback: Callback, sdfd: int, name: bytes, slot: int,
+                          buf: Buffer, boff: int, n: int, ddfd: int, mode: int) -> None:
+        """A small file's chain, in a new chain of its own: OPENAT2 ``name`` (below
+        ``sdfd``, read-only, RESOLVE_SAFE) into direct descriptor ``slot``
+        (LINK|SKIP) -> READ up to ``n`` bytes of it into ``buf[boff:]``
+        (HARDLINK) -> OPENAT2 an O_TMPFILE in ``ddfd`` with ``mode``.
+
+        ``callback`` gets index 1 with the READ's result and index 2 with the new
+        fd -- or only index 0 with the open's error: then nothing else ran.
+        """
+        cid = self.chain(callback)
+        self.openat2(cid, 0, sdfd, name, _O_SRC, 0, RESOLVE_SAFE, LINK | SKIP, slot=slot)
+        self.read(cid, 1, slot, buf, boff, n, 0, HARDLINK, fixed=True)
+        self.openat2(cid, 2, ddfd, _DOT, os.O_WRONLY | _O_TMPFILE, mode, RESOLVE_SAFE)
 
     def write(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
               flags: int = 0, fixed: bool = False) -> None:
@@ -417,6 +437,40 @@ class UringExecutor(Executor):
             ud = (cid << 7) | idx | _ENDS[flags & _END_MASK]
             self._push_sqe(A.IORING_OP_OPENAT, dfd, 0, self._name(name), mode,
                            oflags | os.O_NOFOLLOW, ud, flags, file_index)
+
+    def open_read_tmpfile(self, callback: Callback, sdfd: int, name: bytes, slot: int,
+                          buf: Buffer, boff: int, n: int, ddfd: int, mode: int) -> None:
+        # The copy's most frequent chain, so its three SQEs are written with one
+        # pack_into (~0.8 us less per file than three calls through openat2/read).
+        ring = self.ring
+        bo = self._boff
+        if bo < 0 or type(name) is not bytes or not self.has_openat2:
+            super().open_read_tmpfile(callback, sdfd, name, slot, buf, boff, n, ddfd, mode)
+            return
+        at = ring._reserve(3)
+        if at < 0:
+            super().open_read_tmpfile(callback, sdfd, name, slot, buf, boff, n, ddfd, mode)
+            return
+        cid = self._next_chain
+        self._next_chain = cid + 1
+        self._chains[cid] = callback
+        self._pins.append(name)  # (b"." is a module constant: alive anyway)
+        pers = ring._personality
+        ud = cid << 7
+        how_size = A.OPEN_HOW.size
+        _SQE3_PACK(
+            ring._sqes, at,
+            A.IORING_OP_OPENAT2, LINK | SKIP, sdfd, self._how(_O_SRC, 0, RESOLVE_SAFE),
+            id(name) + bo, how_size, 0, ud | _ENDS[LINK | SKIP], pers, slot + 1,
+            A.IORING_OP_READ, HARDLINK | A.IOSQE_FIXED_FILE, slot, 0, buf.addr + boff, n, 0,
+            ud | 1 | _ENDS[HARDLINK], pers, 0,
+            A.IORING_OP_OPENAT2, 0, ddfd,
+            self._how(os.O_WRONLY | _O_TMPFILE | os.O_CLOEXEC, mode, RESOLVE_SAFE),
+            id(_DOT) + bo, how_size, 0, ud | 2 | _ENDS[0], pers, 0,
+        )
+        counts = ring._op_counts
+        counts[A.IORING_OP_OPENAT2] += 2
+        counts[A.IORING_OP_READ] += 1
 
     def read(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
              flags: int = 0, fixed: bool = False) -> None:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import errno
 import os
+from functools import partial
 from typing import Any, Callable
 
 from .. import _abi as A
-from ..executor import HARDLINK, LINK, RESOLVE_SAFE, SKIP
+from ..executor import LINK, RESOLVE_SAFE, SKIP
 from .attrs import (
     apply_file_meta,
     final_mode,
@@ -160,12 +161,9 @@ def _small(eng: Engine, job: Job) -> None:
         # One chain, two completions: OPENAT2 the source into a direct slot ->
         # READ it (HARDLINK: the destination opens whatever the read did) ->
         # OPENAT2 the O_TMPFILE.  A failed source open silences the rest.
-        cid = ex.chain(lambda idx, res, extra: _on_small(eng, job, idx, res))
-        ex.openat2(cid, 0, d.src_fd, job.name, os.O_RDONLY | os.O_NOFOLLOW, 0, RESOLVE_SAFE,
-                   LINK | SKIP, slot=slot)
-        ex.read(cid, 1, slot, eng.pool, boff, want, 0, HARDLINK, fixed=True)
-        ex.openat2(cid, 2, d.dst_fd, b".", os.O_WRONLY | O_TMPFILE, _create_mode(eng, md.mode),
-                   RESOLVE_SAFE)
+        # (partial, not a lambda: one Python frame less per completion)
+        ex.open_read_tmpfile(partial(_on_small, eng, job), d.src_fd, job.name, slot, eng.pool,
+                             boff, want, d.dst_fd, _create_mode(eng, md.mode))
         return
     else:
         cid = ex.chain(lambda idx, res, extra: _on_src_fd(eng, job, res))
@@ -173,7 +171,7 @@ def _small(eng: Engine, job: Job) -> None:
     _open_dst(eng, job)
 
 
-def _on_small(eng: Engine, job: Job, idx: int, res: int) -> None:
+def _on_small(eng: Engine, job: Job, idx: int, res: int, _extra: Any) -> None:
     if idx == 1:  # the READ
         job.nread = res
         return
@@ -496,7 +494,7 @@ def _publish(eng: Engine, job: Job, write_n: int) -> None:
     succeeded: a failing FSYNC does not break a link (executor._chain_end_only).
     """
     ex = eng.ex
-    cid = ex.chain(lambda idx, res, extra: _on_published(eng, job, idx, res, write_n))
+    cid = ex.chain(partial(_on_published, eng, job, write_n))
     if write_n > 0:
         boff = job.slot * eng.slot_size
         ex.write(cid, _W, job.dst_fd, eng.pool, boff, write_n, 0, LINK | SKIP)
@@ -532,10 +530,11 @@ def _rename_tmp(eng: Engine, job: Job, callback: Callable[[int, int, Any], None]
 
 def _again(eng: Engine, job: Job, write_n: int) -> Callable[[int, int, Any], None]:
     """The callback of a further step of the same publication."""
-    return lambda i, r, extra: _on_published(eng, job, i, r, write_n)
+    return partial(_on_published, eng, job, write_n)
 
 
-def _on_published(eng: Engine, job: Job, idx: int, res: int, write_n: int) -> None:
+def _on_published(eng: Engine, job: Job, write_n: int, idx: int, res: int, _extra: Any
+                  ) -> None:
     ex, d = eng.ex, job.parent
     if idx == _W:
         if res >= 0:

@@ -1,0 +1,141 @@
+"""The small-file chain (``Executor.open_read_tmpfile``): one call, three operations.
+
+The io_uring executor writes its three SQEs with one ``pack_into`` instead of
+three calls through ``openat2`` / ``read`` / ``openat2``.  These tests hold
+that shortcut to the long way: the same bytes in the SQ array, the same
+counters, the fallback where the SQ array wraps, and the same results on both
+backends.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Any, List, Tuple
+
+import pytest
+
+from pyuring import _abi as A
+from pyuring._mem import Buffer
+from pyuring.executor import Executor, UringExecutor, make_executor
+
+from .conftest import URING
+from .test_copy_support import BACKENDS, check_backend
+
+needs_uring = pytest.mark.skipif(not URING, reason="io_uring is unavailable here")
+
+Events = List[Tuple[int, int]]
+
+
+def _sqes(ex: UringExecutor, first: int, n: int) -> List[Tuple[Any, ...]]:
+    """The SQEs from SQ index ``first`` on, every field; for OPENAT2 the open_how
+    and the name they point to instead of their addresses (which differ between
+    two executors: each keeps its own open_how structs)."""
+    ring = ex.ring
+    out = []
+    for i in range(first, first + n):
+        off = (i & ring._sq_mask) << ring._sqe_shift
+        raw = bytes(ring._sqes[off:off + 64])
+        fields = list(A.SQE.unpack(raw))
+        if fields[0] == A.IORING_OP_OPENAT2:  # off: the open_how, addr: the name
+            fields[4] = ctypes.string_at(fields[4], A.OPEN_HOW.size)
+            fields[5] = ctypes.string_at(fields[5])
+        out.append(tuple(fields))
+    return out
+
+
+def _prepare(ex: UringExecutor, shortcut: bool, dfd: int, buf: Buffer, events: Events) -> None:
+    def cb(idx: int, res: int, extra: Any) -> None:
+        events.append((idx, res))
+
+    call = ex.open_read_tmpfile if shortcut else Executor.open_read_tmpfile.__get__(ex)
+    call(cb, dfd, b"file", 3, buf, 64, 101, dfd, 0o640)
+
+
+@needs_uring
+def test_the_shortcut_writes_the_same_sqes_as_the_long_way(tmp_path: Path) -> None:
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = Buffer(4096)
+    fast = UringExecutor(entries=16, direct_slots=8)
+    slow = UringExecutor(entries=16, direct_slots=8)
+    try:
+        events: Events = []
+        t0 = fast.ring._sq_tail
+        _prepare(fast, True, dfd, buf, events)
+        _prepare(slow, False, dfd, buf, events)
+        assert fast.ring._sq_tail == slow.ring._sq_tail == t0 + 3
+        a, b = _sqes(fast, t0, 3), _sqes(slow, t0, 3)
+        assert a == b
+        ops = [s[0] for s in a]
+        assert ops == [A.IORING_OP_OPENAT2, A.IORING_OP_READ, A.IORING_OP_OPENAT2]
+        assert fast.ring.stats.sqes_by_op == slow.ring.stats.sqes_by_op == {"OPENAT2": 2, "READ": 1}
+    finally:
+        fast.close()
+        slow.close()
+        os.close(dfd)
+
+
+@needs_uring
+@pytest.mark.parametrize("start", [13, 14, 15])
+def test_the_shortcut_steps_aside_where_the_sq_array_wraps(tmp_path: Path, start: int) -> None:
+    """At SQ index 14 the three SQEs would run past the end of the array: they
+    are written one by one (indexes 14, 15, 0) and the chain still works."""
+    (tmp_path / "file").write_bytes(b"x" * 100)
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = Buffer(4096)
+    ex = UringExecutor(entries=16, direct_slots=8)
+    ref = UringExecutor(entries=16, direct_slots=8)
+    try:
+        for e in (ex, ref):
+            for _ in range(start):  # move the tail: NOPs, submitted and reaped
+                e.ring._push_raw(A.IORING_OP_NOP, 0, 0, 0, 0, 0, 0,
+                                 A.IOSQE_CQE_SKIP_SUCCESS)
+            e.ring.submit_and_wait(0)
+        events: Events = []
+        _prepare(ex, True, dfd, buf, events)
+        _prepare(ref, False, dfd, buf, [])
+        assert _sqes(ex, start, 3) == _sqes(ref, start, 3)
+        while ex.busy():
+            ex.run()
+        assert sorted(events)[0] == (1, 100)  # a short read: the whole file
+        (_, fd), = [e for e in events if e[0] == 2]
+        assert fd >= 0
+        st = os.fstat(fd)
+        assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_nlink == 0  # an O_TMPFILE
+        os.close(fd)
+        assert bytes(buf.view[64:164]) == b"x" * 100
+    finally:
+        ex.close()
+        ref.close()
+        os.close(dfd)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_both_backends_run_the_chain_alike(tmp_path: Path, backend: str) -> None:
+    check_backend(backend)
+    (tmp_path / "file").write_bytes(b"abc" * 30)
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = Buffer(4096)
+    ex = make_executor(backend, entries=16, direct_slots=8)
+    try:
+        got: Events = []
+        missing: Events = []
+        ex.open_read_tmpfile(lambda i, r, x: got.append((i, r)), dfd, b"file", 2, buf, 0,
+                             91, dfd, 0o600)
+        ex.open_read_tmpfile(lambda i, r, x: missing.append((i, r)), dfd, b"gone", 3, buf,
+                             1024, 91, dfd, 0o600)
+        while ex.busy():
+            ex.run()
+        assert [e[0] for e in sorted(got)] == [1, 2]
+        assert sorted(got)[0] == (1, 90)
+        assert bytes(buf.view[:90]) == b"abc" * 30
+        os.close(sorted(got)[1][1])
+        # the source did not open: one completion, nothing else of the chain ran
+        assert missing == [(0, -errno.ENOENT)]
+        assert sorted(os.listdir(tmp_path)) == ["file"]
+    finally:
+        ex.close()
+        os.close(dfd)
