@@ -84,6 +84,8 @@ def _creates(oflags: int) -> bool:
 _STATX_SIZE = A.STATX_STRUCT_SIZE
 #: three SQE_COMMON layouts back to back: a whole small-file chain in one call
 _SQE3_PACK = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * 3).pack_into
+_SQE2_PACK = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * 2).pack_into
+_EMPTY = b""
 _DOT = b"."
 _O_SRC = os.O_RDONLY | os.O_NOFOLLOW
 
@@ -205,6 +207,18 @@ class Executor:
         self.openat2(cid, 0, sdfd, name, _O_SRC, 0, RESOLVE_SAFE, LINK | SKIP, slot=slot)
         self.read(cid, 1, slot, buf, boff, n, 0, HARDLINK, fixed=True)
         self.openat2(cid, 2, ddfd, _DOT, os.O_WRONLY | _O_TMPFILE, mode, RESOLVE_SAFE)
+
+    def write_linkat(self, callback: Callback, widx: int, fd: int, buf: Buffer, boff: int,
+                     n: int, lidx: int, dfd: int, name: bytes) -> None:
+        """A small file's publication, in a new chain of its own: WRITE ``n`` bytes
+        of ``buf[boff:]`` to ``fd`` at offset 0 (LINK|SKIP) -> LINKAT ``fd`` itself
+        (AT_EMPTY_PATH) as ``name`` in ``dfd``.  ``callback`` gets index ``lidx``
+        with the link's result, or ``widx`` when the write failed or was short
+        (then nothing was linked).
+        """
+        cid = self.chain(callback)
+        self.write(cid, widx, fd, buf, boff, n, 0, LINK | SKIP)
+        self.linkat(cid, lidx, fd, _EMPTY, dfd, name, A.AT_EMPTY_PATH)
 
     def write(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
               flags: int = 0, fixed: bool = False) -> None:
@@ -471,6 +485,32 @@ class UringExecutor(Executor):
         counts = ring._op_counts
         counts[A.IORING_OP_OPENAT2] += 2
         counts[A.IORING_OP_READ] += 1
+
+    def write_linkat(self, callback: Callback, widx: int, fd: int, buf: Buffer, boff: int,
+                     n: int, lidx: int, dfd: int, name: bytes) -> None:
+        # the other chain every small file has: one pack_into for both SQEs
+        ring = self.ring
+        bo = self._boff
+        at = ring._reserve(2) if bo >= 0 and type(name) is bytes else -1
+        if at < 0:
+            super().write_linkat(callback, widx, fd, buf, boff, n, lidx, dfd, name)
+            return
+        cid = self._next_chain
+        self._next_chain = cid + 1
+        self._chains[cid] = callback
+        self._pins.append(name)  # (b"" is a constant: alive anyway)
+        pers = ring._personality
+        ud = cid << 7
+        _SQE2_PACK(
+            ring._sqes, at,
+            A.IORING_OP_WRITE, LINK | SKIP, fd, 0, buf.addr + boff, n, 0,
+            ud | widx | _ENDS[LINK | SKIP], pers, 0,
+            A.IORING_OP_LINKAT, 0, fd, id(name) + bo, id(_EMPTY) + bo, dfd & 0xFFFFFFFF,
+            A.AT_EMPTY_PATH, ud | lidx | _ENDS[0], pers, 0,
+        )
+        counts = ring._op_counts
+        counts[A.IORING_OP_WRITE] += 1
+        counts[A.IORING_OP_LINKAT] += 1
 
     def read(self, cid: int, idx: int, fd: int, buf: Buffer, boff: int, n: int, off: int,
              flags: int = 0, fixed: bool = False) -> None:

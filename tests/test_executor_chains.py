@@ -1,10 +1,11 @@
-"""The small-file chain (``Executor.open_read_tmpfile``): one call, three operations.
+"""The small-file chains: ``Executor.open_read_tmpfile`` (three operations) and
+``Executor.write_linkat`` (two), one call each.
 
-The io_uring executor writes its three SQEs with one ``pack_into`` instead of
-three calls through ``openat2`` / ``read`` / ``openat2``.  These tests hold
-that shortcut to the long way: the same bytes in the SQ array, the same
-counters, the fallback where the SQ array wraps, and the same results on both
-backends.
+The io_uring executor writes each chain's SQEs with one ``pack_into`` instead
+of one call per operation through ``openat2`` / ``read`` / ``write`` /
+``linkat``.  These tests hold that shortcut to the long way: the same SQEs in
+the SQ array, the same counters, the fallback where the SQ array wraps, and the
+same results on both backends.
 """
 
 from __future__ import annotations
@@ -43,35 +44,51 @@ def _sqes(ex: UringExecutor, first: int, n: int) -> List[Tuple[Any, ...]]:
         if fields[0] == A.IORING_OP_OPENAT2:  # off: the open_how, addr: the name
             fields[4] = ctypes.string_at(fields[4], A.OPEN_HOW.size)
             fields[5] = ctypes.string_at(fields[5])
+        elif fields[0] == A.IORING_OP_LINKAT:  # off: the new name, addr: the old one
+            fields[4] = ctypes.string_at(fields[4])
+            fields[5] = ctypes.string_at(fields[5])
         out.append(tuple(fields))
     return out
 
 
-def _prepare(ex: UringExecutor, shortcut: bool, dfd: int, buf: Buffer, events: Events) -> None:
+def _prepare(ex: UringExecutor, shortcut: bool, dfd: int, buf: Buffer, events: Events,
+             chain: str = "open_read_tmpfile", fd: int = -1) -> None:
     def cb(idx: int, res: int, extra: Any) -> None:
         events.append((idx, res))
 
-    call = ex.open_read_tmpfile if shortcut else Executor.open_read_tmpfile.__get__(ex)
-    call(cb, dfd, b"file", 3, buf, 64, 101, dfd, 0o640)
+    if chain == "open_read_tmpfile":
+        call = ex.open_read_tmpfile if shortcut else Executor.open_read_tmpfile.__get__(ex)
+        call(cb, dfd, b"file", 3, buf, 64, 101, dfd, 0o640)
+    else:
+        link = ex.write_linkat if shortcut else Executor.write_linkat.__get__(ex)
+        link(cb, 0, fd, buf, 64, 100, 2, dfd, b"published")
+
+
+_CHAINS = {
+    "open_read_tmpfile": ([A.IORING_OP_OPENAT2, A.IORING_OP_READ, A.IORING_OP_OPENAT2],
+                          {"OPENAT2": 2, "READ": 1}),
+    "write_linkat": ([A.IORING_OP_WRITE, A.IORING_OP_LINKAT], {"WRITE": 1, "LINKAT": 1}),
+}
 
 
 @needs_uring
-def test_the_shortcut_writes_the_same_sqes_as_the_long_way(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chain", sorted(_CHAINS))
+def test_the_shortcut_writes_the_same_sqes_as_the_long_way(tmp_path: Path, chain: str) -> None:
     dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     buf = Buffer(4096)
     fast = UringExecutor(entries=16, direct_slots=8)
     slow = UringExecutor(entries=16, direct_slots=8)
+    ops, counts = _CHAINS[chain]
     try:
         events: Events = []
         t0 = fast.ring._sq_tail
-        _prepare(fast, True, dfd, buf, events)
-        _prepare(slow, False, dfd, buf, events)
-        assert fast.ring._sq_tail == slow.ring._sq_tail == t0 + 3
-        a, b = _sqes(fast, t0, 3), _sqes(slow, t0, 3)
+        _prepare(fast, True, dfd, buf, events, chain, fd=7)
+        _prepare(slow, False, dfd, buf, events, chain, fd=7)
+        assert fast.ring._sq_tail == slow.ring._sq_tail == t0 + len(ops)
+        a, b = _sqes(fast, t0, len(ops)), _sqes(slow, t0, len(ops))
         assert a == b
-        ops = [s[0] for s in a]
-        assert ops == [A.IORING_OP_OPENAT2, A.IORING_OP_READ, A.IORING_OP_OPENAT2]
-        assert fast.ring.stats.sqes_by_op == slow.ring.stats.sqes_by_op == {"OPENAT2": 2, "READ": 1}
+        assert [s[0] for s in a] == ops
+        assert fast.ring.stats.sqes_by_op == slow.ring.stats.sqes_by_op == counts
     finally:
         fast.close()
         slow.close()
@@ -137,5 +154,72 @@ def test_both_backends_run_the_chain_alike(tmp_path: Path, backend: str) -> None
         assert missing == [(0, -errno.ENOENT)]
         assert sorted(os.listdir(tmp_path)) == ["file"]
     finally:
+        ex.close()
+        os.close(dfd)
+
+
+@needs_uring
+@pytest.mark.parametrize("start", [14, 15])
+def test_write_linkat_steps_aside_where_the_sq_array_wraps(tmp_path: Path, start: int) -> None:
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = Buffer(4096)
+    buf.view[64:164] = b"y" * 100
+    ex = UringExecutor(entries=16, direct_slots=8)
+    ref = UringExecutor(entries=16, direct_slots=8)
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_TMPFILE, 0o600)
+    try:
+        for e in (ex, ref):
+            for _ in range(start):
+                e.ring._push_raw(A.IORING_OP_NOP, 0, 0, 0, 0, 0, 0,
+                                 A.IOSQE_CQE_SKIP_SUCCESS)
+            e.ring.submit_and_wait(0)
+        events: Events = []
+        _prepare(ex, True, dfd, buf, events, "write_linkat", fd=fd)
+        _prepare(ref, False, dfd, buf, [], "write_linkat", fd=fd)
+        assert _sqes(ex, start, 2) == _sqes(ref, start, 2)
+        while ex.busy():
+            ex.run()
+        assert events == [(2, 0)]
+        assert (tmp_path / "published").read_bytes() == b"y" * 100
+    finally:
+        os.close(fd)
+        ex.close()
+        ref.close()
+        os.close(dfd)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_both_backends_publish_alike(tmp_path: Path, backend: str) -> None:
+    """Written and linked; a name that exists fails the link (EEXIST, the data is
+    written); a write that fails (a read-only fd) links nothing."""
+    check_backend(backend)
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = Buffer(4096)
+    buf.view[:5] = b"hello"
+    (tmp_path / "taken").write_bytes(b"old")
+    ex = make_executor(backend, entries=16, direct_slots=8)
+    fds = [os.open(tmp_path, os.O_WRONLY | os.O_TMPFILE, 0o600) for _ in range(2)]
+    ro = os.open(tmp_path / "taken", os.O_RDONLY)
+    try:
+        got: Events = []
+        taken: Events = []
+        failed: Events = []
+        ex.write_linkat(lambda i, r, x: got.append((i, r)), 0, fds[0], buf, 0, 5, 2, dfd,
+                        b"new")
+        ex.write_linkat(lambda i, r, x: taken.append((i, r)), 0, fds[1], buf, 0, 5, 2, dfd,
+                        b"taken")
+        ex.write_linkat(lambda i, r, x: failed.append((i, r)), 0, ro, buf, 0, 5, 2, dfd,
+                        b"never")
+        while ex.busy():
+            ex.run()
+        assert got == [(2, 0)]
+        assert (tmp_path / "new").read_bytes() == b"hello"
+        assert taken == [(2, -errno.EEXIST)]
+        assert (tmp_path / "taken").read_bytes() == b"old"
+        assert failed == [(0, -errno.EBADF)]
+        assert sorted(os.listdir(tmp_path)) == ["new", "taken"]
+    finally:
+        for fd in (*fds, ro):
+            os.close(fd)
         ex.close()
         os.close(dfd)

@@ -494,6 +494,12 @@ def _publish(eng: Engine, job: Job, write_n: int) -> None:
     succeeded: a failing FSYNC does not break a link (executor._chain_end_only).
     """
     ex = eng.ex
+    if write_n > 0 and not job.tmpname and job.dmeta is None and not eng.opts.fsync:
+        # the common case (a new small file), as one call
+        ex.write_linkat(partial(_on_published, eng, job, write_n), _W, job.dst_fd, eng.pool,
+                        job.slot * eng.slot_size, write_n, _LINK, job.parent.dst_fd,
+                        job.dst_name)
+        return
     cid = ex.chain(partial(_on_published, eng, job, write_n))
     if write_n > 0:
         boff = job.slot * eng.slot_size
