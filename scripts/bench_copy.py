@@ -1060,6 +1060,13 @@ def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _plot_subtitle(info: Dict[str, Any]) -> str:
+    return (f"{info.get('kernel', '?')}, {info.get('cpu', '?')}, "
+            f"{str(info.get('python', '?')).split(' (')[0]}, "
+            f"pyuring {str(info.get('pyuring', '?')).split(' (')[0]}, "
+            f"{str(info.get('date', '?'))[:10]}")
+
+
 def write_svg(path: str, results: List[ShapeResult], subtitle: str) -> None:
     groups = [r for r in results if any(r.runs.values())]
     keys = [k for k in TOOL_KEYS if any(k in r.runs and r.runs[k] for r in groups)]
@@ -1137,6 +1144,25 @@ def write_svg(path: str, results: List[ShapeResult], subtitle: str) -> None:
 # main
 # ---------------------------------------------------------------------------
 
+def results_from_json(paths: Sequence[str]) -> Tuple[List[ShapeResult], Dict[str, Any]]:
+    """Shape results saved with --json-file, for --replot.  A shape found in
+    several files comes from the last of them (a rerun of some shapes, merged
+    with an earlier full run); the machine info is the last file's."""
+    shapes: Dict[str, ShapeResult] = {}
+    info: Dict[str, Any] = {}
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        info = data.get("machine", {})
+        for key, s in data["shapes"].items():
+            tools = [Tool(k, t["label"], [], is_pyuring=k.startswith("pyuring"))
+                     for k, t in s["tools"].items()]
+            runs = {k: [Run(r["wall"], r["user"], r["sys"], r["rc"]) for r in t["runs"]]
+                    for k, t in s["tools"].items()}
+            shapes[key] = ShapeResult(key, s["title"], s["repeats"], tools, runs)
+    return [shapes[k] for k in SHAPE_NAMES if k in shapes], info
+
+
 def parse_repeats(spec: str) -> Tuple[int, Dict[str, int]]:
     default = 5
     per: Dict[str, int] = {}
@@ -1197,6 +1223,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="also write the JSON results to FILE (next to the tables)")
     ap.add_argument("--plot", default=None, metavar="FILE.svg",
                     help="write a bar chart of the ratios (SVG)")
+    ap.add_argument("--replot", nargs="+", default=None, metavar="RESULTS.json",
+                    help="measure nothing: draw --plot from results saved with --json-file "
+                         "(a shape in several files is taken from the last)")
     ap.add_argument("--no-apt", action="store_true", help="do not apt-get install rsync")
     ap.add_argument("--snapshot", action="store_true",
                     help="run pyuring from a copy of the package taken at start (PYTHONPATH "
@@ -1204,6 +1233,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "not leak into it")
     args = ap.parse_args(argv)
 
+    if args.replot:
+        if not args.plot:
+            raise SystemExit("--replot needs --plot FILE.svg")
+        saved, info = results_from_json(args.replot)
+        write_svg(args.plot, saved, _plot_subtitle(info))
+        log(f"plot written to {args.plot}")
+        return 0
     if os.geteuid() != 0:
         raise SystemExit("needs root (mkfs.ext4, mount)")
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
@@ -1347,9 +1383,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for p in problems:
                 print(f"- {p}")
     if args.plot and results:
-        sub = (f"{info['kernel']}, {info['cpu']}, {info['python'].split(' (')[0]}, "
-               f"pyuring {info['pyuring'].split(' (')[0]}, {info['date'][:10]}")
-        write_svg(args.plot, results, sub)
+        write_svg(args.plot, results, _plot_subtitle(info))
         log(f"plot written to {args.plot}")
     if problems:
         log("FAILED: pyuring destinations differ from the source or pyuring exited non-zero")
