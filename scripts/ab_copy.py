@@ -15,6 +15,9 @@ another -- the same careful way:
 A variant is ``NAME=DIR`` (a checkout or a copy of one: its ``pyuring``
 package is what runs) optionally followed by ``::`` and extra CLI arguments,
 e.g. ``head=/work/main`` and ``old=/tmp/old``, or ``t0=/work/main::--copy-threads 0``.
+With ``--mode inproc`` the pseudo-option ``--ab-split=N`` runs the variant as N forked
+processes, each copying every N-th top-level entry (what splitting a copy between
+processes would give; pyuring itself has no such mode).
 
 ``--mode cli`` (the default) times ``python -m pyuring.copy -a SRC/ DST`` as a
 user runs it, start-up included (working directory ``/``: ``python -m`` puts it
@@ -64,6 +67,29 @@ print(json.dumps({"rc": rc, "wall": time.perf_counter() - t,
                   "thread": time.thread_time() - c}))
 """
 
+# --ab-split=N: N forked processes, each copying every N-th top-level entry of
+# SRC into DST (rsync's rule: SRC/NAME without a slash lands in DST/NAME).  A
+# measurement of what splitting a copy between processes would give, nothing
+# pyuring offers; the thread CPU reported is the parent's (idle) and not useful.
+_SPLIT = """\
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from pyuring.copy.cli import main
+n, opts, src, dst = int(sys.argv[2]), sys.argv[3:-2], sys.argv[-2].rstrip("/"), sys.argv[-1]
+names = sorted(os.listdir(src))
+os.mkdir(dst)
+t = time.perf_counter(); c = time.thread_time()
+pids = []
+for k in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(main([*opts, *(os.path.join(src, x) for x in names[k::n]), dst + "/"]))
+    pids.append(pid)
+rc = max(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids)
+print(json.dumps({"rc": rc, "wall": time.perf_counter() - t,
+                  "thread": time.thread_time() - c}))
+"""
+
 
 class Variant:
     def __init__(self, spec: str) -> None:
@@ -93,8 +119,12 @@ def run_once(py: str, v: Variant, mode: str, src: str, dst: str) -> Tuple[float,
         if r.returncode:
             raise SystemExit(f"{v.name}: exit {r.returncode}: {r.stderr.strip()[-500:]}")
         return wall, float("nan")
-    r = subprocess.run([py, "-c", _INPROC, v.root, *argv], env=env, cwd="/",
-                       capture_output=True, text=True)
+    split = [a for a in v.args if a.startswith("--ab-split=")]
+    if split:
+        argv = [str(int(split[-1].split("=", 1)[1])), "-a",
+                *(a for a in v.args if not a.startswith("--ab-split=")), src, dst]
+    r = subprocess.run([py, "-c", _SPLIT if split else _INPROC, v.root, *argv], env=env,
+                       cwd="/", capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"{v.name}: exit {r.returncode}: {r.stderr.strip()[-500:]}")
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -130,6 +160,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     variants = [Variant(s) for s in a.variants]
     if len({v.name for v in variants}) != len(variants):
         raise SystemExit("variant names must differ")
+    if a.mode == "cli" and any(x.startswith("--ab-split=") for v in variants for x in v.args):
+        raise SystemExit("--ab-split needs --mode inproc")
     py = real_python(a.python)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up on kill, too
     per_copy, entries = tree_size(a.tree) if a.tree else (40 << 20, 5100)
