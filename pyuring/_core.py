@@ -200,16 +200,18 @@ if hasattr(os, "register_at_fork"):
 class _Personality:
     """The context manager of RingCore.personality (contextlib costs start-up)."""
 
-    __slots__ = ("old", "pid", "ring")
+    __slots__ = ("olds", "pid", "ring")
 
     def __init__(self, ring: RingCore, pid: int) -> None:
-        self.ring, self.pid, self.old = ring, pid, 0
+        self.ring, self.pid = ring, pid
+        self.olds: List[int] = []  # (a stack: the same object may be entered again)
 
     def __enter__(self) -> None:
-        self.old, self.ring._personality = self.ring._personality, self.pid
+        self.olds.append(self.ring._personality)
+        self.ring._personality = self.pid
 
     def __exit__(self, *exc: object) -> None:
-        self.ring._personality = self.old
+        self.ring._personality = self.olds.pop()
 
 
 class RingCore:
@@ -556,15 +558,26 @@ class RingCore:
         return (tail & self._sq_mask) << self._sqe_shift
 
     def _reserve(self, n: int) -> int:
-        """Byte offset of ``n`` consecutive free SQEs at the tail, now taken by the
-        caller (who writes all of them before anything else is prepared); -1 when
-        there is no room or the SQE array wraps inside them: then write them one
-        by one.  Lets a layer above write a whole chain with one ``pack_into``."""
+        """Byte offset of ``n`` consecutive free 64-byte SQEs at the tail, now taken
+        by the caller, who writes all of them before anything else is prepared
+        (or gives them back with ``_unreserve`` if that fails).  -1 when there is
+        no room, when the SQE array wraps inside them or when SQEs are 128 bytes
+        (SQE128): then write them one by one.  Lets a layer above write a whole
+        chain with one ``pack_into`` of 64-byte layouts back to back."""
         tail = self._sq_tail
-        if tail + n > self._sq_limit or (tail & self._sq_mask) + n > self.sq_entries:
+        if tail + n > self._sq_limit:
+            # (the limit is refreshed only when the SQ looked full; look again)
+            self._sq_limit = self._sq_words[self._k_sq_head] + self.sq_entries
+            if tail + n > self._sq_limit:
+                return -1
+        if (tail & self._sq_mask) + n > self.sq_entries or self._sqe_shift != 6:
             return -1
         self._sq_tail = tail + n
-        return (tail & self._sq_mask) << self._sqe_shift
+        return (tail & self._sq_mask) << 6
+
+    def _unreserve(self, n: int) -> None:
+        """Give back the last ``_reserve(n)``: writing its SQEs failed."""
+        self._sq_tail -= n
 
     def _make_room(self) -> None:
         """The SQ is full: hand prepared SQEs to the kernel until a slot frees up.

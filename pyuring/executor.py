@@ -452,14 +452,14 @@ class UringExecutor(Executor):
             self._push_sqe(A.IORING_OP_OPENAT, dfd, 0, self._name(name), mode,
                            oflags | os.O_NOFOLLOW, ud, flags, file_index)
 
-    def _packed_chain(self, callback: Callback, name: bytes) -> int:
-        """A new chain whose SQEs the caller writes itself: its user_data base.
-        ``name`` is pinned until submitted (b"" and b"." are constants)."""
+    def _packed_chain(self, callback: Callback, name: bytes) -> None:
+        """Register the chain whose SQEs the caller has just written, with user_data
+        based on ``self._next_chain << 7``; ``name`` is pinned until submitted
+        (b"" and b"." are constants)."""
         cid = self._next_chain
         self._next_chain = cid + 1
         self._chains[cid] = callback
         self._pins.append(name)
-        return cid << 7
 
     def open_read_tmpfile(self, callback: Callback, sdfd: int, name: bytes, slot: int,
                           buf: Buffer, boff: int, n: int, ddfd: int, mode: int) -> None:
@@ -471,19 +471,24 @@ class UringExecutor(Executor):
         if at < 0:
             super().open_read_tmpfile(callback, sdfd, name, slot, buf, boff, n, ddfd, mode)
             return
-        ud = self._packed_chain(callback, name)
+        ud = self._next_chain << 7
         pers = ring._personality
         how_size = A.OPEN_HOW.size
-        _SQE3_PACK(
-            ring._sqes, at,
-            A.IORING_OP_OPENAT2, LINK | SKIP, sdfd, self._how(_O_SRC, 0, RESOLVE_SAFE),
-            id(name) + bo, how_size, 0, ud | _ENDS[LINK | SKIP], pers, slot + 1,
-            A.IORING_OP_READ, HARDLINK | A.IOSQE_FIXED_FILE, slot, 0, buf.addr + boff, n, 0,
-            ud | 1 | _ENDS[HARDLINK], pers, 0,
-            A.IORING_OP_OPENAT2, 0, ddfd,
-            self._how(os.O_WRONLY | _O_TMPFILE | os.O_CLOEXEC, mode, RESOLVE_SAFE),
-            id(_DOT) + bo, how_size, 0, ud | 2 | _ENDS[0], pers, 0,
-        )
+        try:
+            _SQE3_PACK(
+                ring._sqes, at,
+                A.IORING_OP_OPENAT2, LINK | SKIP, sdfd, self._how(_O_SRC, 0, RESOLVE_SAFE),
+                id(name) + bo, how_size, 0, ud | _ENDS[LINK | SKIP], pers, slot + 1,
+                A.IORING_OP_READ, HARDLINK | A.IOSQE_FIXED_FILE, slot, 0, buf.addr + boff, n,
+                0, ud | 1 | _ENDS[HARDLINK], pers, 0,
+                A.IORING_OP_OPENAT2, 0, ddfd,
+                self._how(os.O_WRONLY | _O_TMPFILE | os.O_CLOEXEC, mode, RESOLVE_SAFE),
+                id(_DOT) + bo, how_size, 0, ud | 2 | _ENDS[0], pers, 0,
+            )
+        except BaseException:
+            ring._unreserve(3)  # (or old SQEs in those slots would be submitted)
+            raise
+        self._packed_chain(callback, name)
         counts = ring._op_counts
         counts[A.IORING_OP_OPENAT2] += 2
         counts[A.IORING_OP_READ] += 1
@@ -497,15 +502,20 @@ class UringExecutor(Executor):
         if at < 0:
             super().write_linkat(callback, widx, fd, buf, boff, n, lidx, dfd, name)
             return
-        ud = self._packed_chain(callback, name)
+        ud = self._next_chain << 7
         pers = ring._personality
-        _SQE2_PACK(
-            ring._sqes, at,
-            A.IORING_OP_WRITE, LINK | SKIP, fd, 0, buf.addr + boff, n, 0,
-            ud | widx | _ENDS[LINK | SKIP], pers, 0,
-            A.IORING_OP_LINKAT, 0, fd, id(name) + bo, id(_EMPTY) + bo, dfd & 0xFFFFFFFF,
-            A.AT_EMPTY_PATH, ud | lidx | _ENDS[0], pers, 0,
-        )
+        try:
+            _SQE2_PACK(
+                ring._sqes, at,
+                A.IORING_OP_WRITE, LINK | SKIP, fd, 0, buf.addr + boff, n, 0,
+                ud | widx | _ENDS[LINK | SKIP], pers, 0,
+                A.IORING_OP_LINKAT, 0, fd, id(name) + bo, id(_EMPTY) + bo, dfd & 0xFFFFFFFF,
+                A.AT_EMPTY_PATH, ud | lidx | _ENDS[0], pers, 0,
+            )
+        except BaseException:
+            ring._unreserve(2)
+            raise
+        self._packed_chain(callback, name)
         counts = ring._op_counts
         counts[A.IORING_OP_WRITE] += 1
         counts[A.IORING_OP_LINKAT] += 1

@@ -1147,19 +1147,25 @@ def write_svg(path: str, results: List[ShapeResult], subtitle: str) -> None:
 def results_from_json(paths: Sequence[str]) -> Tuple[List[ShapeResult], Dict[str, Any]]:
     """Shape results saved with --json-file, for --replot.  A shape found in
     several files comes from the last of them (a rerun of some shapes, merged
-    with an earlier full run); the machine info is the last file's."""
+    with an earlier full run); the machine info is the last file's, the pyuring
+    version every file's."""
     shapes: Dict[str, ShapeResult] = {}
     info: Dict[str, Any] = {}
+    versions: List[str] = []
     for path in paths:
         with open(path) as f:
             data = json.load(f)
-        info = data.get("machine", {})
+        info = dict(data.get("machine", {}))
+        version = str(info.get("pyuring", "?")).split(" (")[0]
+        if version not in versions:
+            versions.append(version)
         for key, s in data["shapes"].items():
             tools = [Tool(k, t["label"], [], is_pyuring=k.startswith("pyuring"))
                      for k, t in s["tools"].items()]
             runs = {k: [Run(r["wall"], r["user"], r["sys"], r["rc"]) for r in t["runs"]]
                     for k, t in s["tools"].items()}
             shapes[key] = ShapeResult(key, s["title"], s["repeats"], tools, runs)
+    info["pyuring"] = " + ".join(versions)  # (the subtitle names every run's version)
     return [shapes[k] for k in SHAPE_NAMES if k in shapes], info
 
 

@@ -38,11 +38,11 @@ def test_replot_merges_runs_the_later_file_wins(tmp_path: Path) -> None:
     a, b = results
     assert a.median("pyuring") == 4.0 and a.reference() == ("cp", 2.0)  # from the rerun
     assert b.median("pyuring") == 3.0 and b.reference() == ("cp", 2.0)  # from the full run
-    assert info["pyuring"] == "new"
+    assert info["pyuring"] == "old + new"  # the subtitle names both runs
     svg = tmp_path / "p.svg"
     assert bench_main(["--replot", first, again, "--plot", str(svg)]) == 0
     text = svg.read_text()
-    assert ">2.00<" in text and ">1.50<" in text and "pyuring new" in text
+    assert ">2.00<" in text and ">1.50<" in text and "pyuring old + new" in text
 
 
 def test_replot_needs_a_plot_file(tmp_path: Path) -> None:

@@ -115,6 +115,25 @@ def test_console_script_entry_point(tmp_path: Path, tree: Path) -> None:
     assert "Traceback" not in p.stderr
 
 
+def test_help_reads_as_argparse_would_print_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser finds the terminal width once instead of per add_argument; the
+    help must come out exactly as argparse's own formatter lays it out."""
+    import argparse
+
+    from pyuring.copy.cli import build_parser
+
+    for columns in ("71", "123"):
+        monkeypatch.setenv("COLUMNS", columns)
+        p = build_parser()
+        ours = p.format_help()
+        usage = ours.split("\n\n")[0].splitlines()
+        assert len(usage) > 1 and max(len(line) for line in usage) <= int(columns) - 2
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
+        monkeypatch.setattr(type(p), "_get_formatter", argparse.ArgumentParser._get_formatter)
+        assert p.format_help() == ours
+        monkeypatch.undo()
+
+
 def test_a_copy_does_not_import_what_it_does_not_use(tmp_path: Path) -> None:
     """Start-up is paid by every copy: a copy of small files (no large file, so no
     worker threads) must not import shutil (argparse's default formatter does,

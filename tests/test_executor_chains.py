@@ -14,6 +14,7 @@ import ctypes
 import errno
 import os
 import stat
+import struct
 from pathlib import Path
 from typing import Any, List, Tuple
 
@@ -221,5 +222,62 @@ def test_both_backends_publish_alike(tmp_path: Path, backend: str) -> None:
     finally:
         for fd in (*fds, ro):
             os.close(fd)
+        ex.close()
+        os.close(dfd)
+
+
+@needs_uring
+def test_sqe128_rings_take_the_long_way(tmp_path: Path) -> None:
+    """The packed layouts are 64 bytes each: on a ring with 128-byte SQEs the chains
+    must be written one SQE at a time -- and still run."""
+    from pyuring import Ring
+
+    (tmp_path / "file").write_bytes(b"q" * 10)
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = Buffer(4096)
+    ring = Ring(16, flags=A.IORING_SETUP_SQE128)
+    ex = UringExecutor(ring, direct_slots=8)
+    try:
+        assert ring._reserve(1) == -1
+        events: Events = []
+        link: Events = []
+        for _ in range(3):  # around the ring: stale SQEs would show
+            events.clear()
+            link.clear()
+            _prepare(ex, True, dfd, buf, events)
+            while ex.busy():
+                ex.run()
+            assert sorted(events)[0] == (1, 10)
+            (_, fd), = [e for e in events if e[0] == 2]
+            ex.write_linkat(lambda i, r, x: link.append((i, r)), 0, fd, buf, 64, 10, 2, dfd,
+                            b"out%d" % len(os.listdir(tmp_path)))
+            while ex.busy():
+                ex.run()
+            assert link == [(2, 0)]
+            os.close(fd)
+        assert ex.background_errors == []
+        assert sorted(os.listdir(tmp_path)) == ["file", "out1", "out2", "out3"]
+        assert (tmp_path / "out3").read_bytes() == b"q" * 10
+    finally:
+        ex.close()
+        ring.close()
+        os.close(dfd)
+
+
+@needs_uring
+def test_a_chain_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) -> None:
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = Buffer(4096)
+    ex = UringExecutor(entries=16, direct_slots=8)
+    try:
+        tail = ex.ring._sq_tail
+        with pytest.raises(struct.error):
+            ex.write_linkat(lambda i, r, x: None, 0, 5, buf, 0, -1, 2, dfd, b"x")
+        with pytest.raises(struct.error):
+            ex.open_read_tmpfile(lambda i, r, x: None, dfd, b"x", 1, buf, 0, 10, dfd, -5)
+        assert ex.ring._sq_tail == tail and ex.ring.pending() == 0
+        assert not ex.busy()
+        assert ex.ring.stats.sqes == 0
+    finally:
         ex.close()
         os.close(dfd)

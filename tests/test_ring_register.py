@@ -453,6 +453,20 @@ def test_eventfd_async_only(efd: int) -> None:
 # personality
 # ---------------------------------------------------------------------------
 
+def test_personality_block_entered_twice_restores_what_was_before(ring: Ring) -> None:
+    """The same personality() object used in nested blocks (contextlib's version
+    refused that): each exit restores what its own entry found."""
+    block = ring.personality(4321)  # never registered: requests with it get EINVAL
+    with block:
+        with block:
+            ring.prep_nop(user_data=1)
+        ring.prep_nop(user_data=2)
+    ring.prep_nop(user_data=3)
+    got = by_ud(run(ring, 3))
+    assert got[1].res == got[2].res == -errno.EINVAL
+    assert got[3].res == 0
+
+
 def test_personality_register_use_unregister(ring: Ring, tmp_path: Any) -> None:
     assert ring.features & A.IORING_FEAT_CUR_PERSONALITY
     pid = ring.register_personality()

@@ -59,28 +59,25 @@ def _columns() -> int:
     return columns if columns > 0 else 80
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """argparse makes a formatter for every add_argument; the stock one imports
-    shutil (bz2, lzma, ...) and asks for the terminal size each time.  Start-up
-    of every copy pays for that, so the width is found once, when asked."""
-
-    _columns = 0
-
-    def __init__(self, prog: str) -> None:
-        if not _Formatter._columns:
-            _Formatter._columns = _columns()
-        super().__init__(prog, width=_Formatter._columns - 2)
-
-
 class _Parser(argparse.ArgumentParser):
+    """argparse makes a help formatter for every add_argument, and the stock one
+    imports shutil (bz2, lzma, ...) and asks for the terminal's size each time:
+    every copy's start-up paid for that.  This parser finds the width once."""
+
+    _width = 0
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        if not self._width:
+            self._width = _columns() - 2
+        return argparse.RawDescriptionHelpFormatter(prog=self.prog, width=self._width)
+
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{PROG}: {message}\n{PROG}: try '{PROG} --help'\n")
         raise SystemExit(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
-                formatter_class=_Formatter)
+    p = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("paths", nargs="*", metavar="SRC... DST", help="sources, then destination")
     g = p.add_argument_group("what to keep (-a is -rlptgoD)")
     g.add_argument("-a", "--archive", action="store_true", help="archive mode: -rlptgoD")
