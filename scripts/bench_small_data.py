@@ -84,6 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = ap.parse_args(argv)
     if a.rounds < 1:
         raise SystemExit("--rounds must be at least 1")
+    if not hasattr(os, "splice") or not hasattr(os, "copy_file_range"):
+        raise SystemExit("needs Python 3.10 or later (os.splice)")
     if os.geteuid() != 0:
         raise SystemExit("needs root (mkfs, mount)")
     fs = LoopFs(a.shm, 2 * GiB, 65536 + 5100 * 3 * (a.rounds + 1))

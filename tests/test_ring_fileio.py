@@ -147,6 +147,7 @@ def test_readv_writev_match_preadv_pwritev(ring: Ring, tmp_path: Any) -> None:
         assert mine == theirs
 
 
+@pytest.mark.skipif(not hasattr(os, "RWF_APPEND"), reason="os.RWF_APPEND needs Python 3.10")
 def test_writev_rwf_append(ring: Ring, tmp_path: Any) -> None:
     a = os.path.join(str(tmp_path), "ring")
     b = os.path.join(str(tmp_path), "os")
@@ -407,6 +408,7 @@ def test_splice_file_pipe_file(ring: Ring, tmp_path: Any, datafile: Tuple[str, b
     assert read_file(out) == bytes(64) + data[1000:6000]
 
 
+@pytest.mark.skipif(not hasattr(os, "splice"), reason="os.splice needs Python 3.10")
 def test_splice_errors_match_os(ring: Ring, datafile: Tuple[str, bytes]) -> None:
     path, _ = datafile
     with opened(path, os.O_RDONLY) as src, opened(path + "2", os.O_WRONLY | os.O_CREAT) as dst:
