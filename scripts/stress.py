@@ -91,7 +91,7 @@ from tests.copy_attack import (  # noqa: E402
     run_api,
     run_cli,
 )
-from tests.race_support import has_exchange  # noqa: E402
+from tests.race_support import has_exchange, uring_works  # noqa: E402
 from tests.treecompare import Entry, diff_trees, snapshot  # noqa: E402
 
 BACKENDS = ("uring", "sync")
@@ -101,14 +101,6 @@ class Violation(Exception):
     """A broken promise: the message says which, where and how to reproduce."""
 
 
-def _uring_works() -> bool:
-    try:
-        from pyuring import Ring
-
-        Ring(2).close()
-        return True
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------------------
@@ -784,7 +776,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     avoid = set(KNOWN_BUGS) if ns.skip_known else set()
     seed = ns.seed if ns.seed is not None else random.randrange(2**31)
     backends: List[str] = list(BACKENDS) if ns.backend == "both" else [ns.backend]
-    if "uring" in backends and not _uring_works():
+    if "uring" in backends and not uring_works():
         if ns.backend == "uring":
             print("stress: io_uring is unavailable here", file=sys.stderr)
             return 1

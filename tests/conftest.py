@@ -9,6 +9,8 @@ from typing import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from .race_support import uring_works
+
 settings.register_profile(
     "ci", max_examples=100, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -27,17 +29,7 @@ requires_cc = pytest.mark.skipif(
 )
 
 
-def _uring_works() -> bool:
-    try:
-        from pyuring import Ring
-
-        Ring(2).close()
-        return True
-    except OSError:
-        return False
-
-
-URING = _uring_works()
+URING = uring_works()
 requires_uring = pytest.mark.skipif(not URING, reason="io_uring is unavailable here")
 
 

@@ -113,3 +113,14 @@ def inotify_works() -> bool:
 def describe(events: List[Tuple[bytes, bytes, str]]) -> List[str]:
     """One readable line per event: "EVENT|NAMES path"."""
     return [f"{what} {os.fsdecode(os.path.join(where, name))}" for where, name, what in events]
+
+
+def uring_works() -> bool:
+    """Can this process set up an io_uring at all (kernel, seccomp, io_uring_disabled)?"""
+    try:
+        from pyuring import Ring
+
+        Ring(2).close()
+        return True
+    except OSError:
+        return False
