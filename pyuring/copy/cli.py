@@ -129,8 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--copy-threads", type=int, default=4, metavar="N",
                    help="threads copying the data of larger files (copy_file_range) while "
                         "the ring goes on with the rest (default 4; 0: in turn)")
+    e.add_argument("--io-workers", type=_io_workers, default=-1, metavar="N|auto",
+                   help="at most N kernel io-wq threads of each kind run the ring's blocking "
+                        "operations (default auto: one less than the usable CPUs, at least "
+                        "1, and no cap with --fsync; 0: the kernel's own limit)")
     p.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     return p
+
+
+def _io_workers(text: str) -> int:
+    if text == "auto":
+        return -1
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or auto: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
 
 
 def _version() -> str:
@@ -163,6 +179,7 @@ def options_from(ns: argparse.Namespace) -> Options:
     opts.data_path = ns.data_path
     opts.small_file_max = ns.small_file_max
     opts.copy_threads = ns.copy_threads
+    opts.io_workers = ns.io_workers
     return opts
 
 

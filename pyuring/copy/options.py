@@ -28,6 +28,7 @@ _DEFAULTS: Dict[str, Any] = {
     "data_path": "auto",  # auto | ring | copy_file_range (files above small_file_max)
     "small_file_max": 128 * 1024,  # files up to this size take the one-read path
     "copy_threads": 4,  # threads copying large files' data (io_uring backend; 0: inline)
+    "io_workers": -1,  # cap on io-wq workers of each kind: -1 auto, 0 the kernel's own
     "progress": False,
 }
 
@@ -63,6 +64,7 @@ class Options:
     data_path: str
     small_file_max: int
     copy_threads: int
+    io_workers: int
     progress: bool
 
     def __init__(self, **fields: Any) -> None:
@@ -107,6 +109,8 @@ class Options:
             return "--small-file-max must be between 0 and 64 MiB"
         if not 0 <= self.copy_threads <= 64:
             return "--copy-threads must be between 0 and 64"
+        if not -1 <= self.io_workers <= 4096:
+            return "--io-workers must be auto, 0 or between 1 and 4096"
         if self.quiet and self.verbose:
             return "-q and -v cannot be combined"
         return None

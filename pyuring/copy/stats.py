@@ -25,6 +25,7 @@ class CopyStats:
     elapsed: float = 0.0
     backend: str = ""
     backend_note: str = ""
+    io_workers: int = 0  # the cap on io-wq workers of each kind (0: the kernel's own)
     sqes: int = 0
     enters: int = 0
     completions: int = 0
@@ -84,6 +85,8 @@ class CopyStats:
                 f"io_uring: {self.sqes:,} SQEs in {self.enters:,} io_uring_enter calls "
                 f"({self.sqes_per_enter:.1f} SQEs per enter), {self.completions:,} completions",
                 f"SQEs by opcode: {ops}",
+                "io-wq workers: " + (f"at most {self.io_workers} of each kind"
+                                     if self.io_workers else "the kernel's limit"),
             ]
         direct = ", ".join(f"{k} {v:,}" for k, v in sorted(self.direct_syscalls.items(),
                                                            key=lambda kv: -kv[1]))
