@@ -17,11 +17,13 @@ from typing import Dict, List
 
 import pytest
 
-from pyuring.copy import Options
+from pyuring.copy import Options, api
+from pyuring.executor import make_executor
 
 from .conftest import IS_ROOT, requires_root
 from .test_copy_support import (
     BACKENDS,
+    RACE_ACTIONS,
     SMALL_FILE_MAX,
     UNPRIV_PRELUDE,
     acl_blob,
@@ -30,6 +32,7 @@ from .test_copy_support import (
     check_backend,
     copy_api,
     fix_times,
+    install_statx_hook,
     make_socket,
     make_sparse,
     run_cli,
@@ -369,6 +372,29 @@ def test_xattrs_with_X(tmp_path: Path, backend: str) -> None:
     if IS_ROOT:
         assert os.getxattr(tmp_path / "dst" / "link", "trusted.on-link",
                            follow_symlinks=False) == b"l"
+
+
+def test_X_on_a_file_that_grows_during_the_copy(tmp_path: Path, backend: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The small path's source fd (kept for the xattrs) is closed when the file turns
+    out to have grown and is copied the large way instead: no fd is left open."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "victim", b"v" * 100)
+    os.setxattr(src / "victim", "user.v", b"kept")
+    for i in range(5):
+        write(src / f"other{i}", b"o" * i)
+    fix_times(src)
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(src), {b"victim": RACE_ACTIONS["grow"]})
+    before = sorted(os.listdir("/proc/self/fd"))
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert fired == [b"victim"]
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert stats.exit_code == 0, msgs
+    assert stats.changed_during_copy == 1  # reported; copied to its new end
+    assert (tmp_path / "dst" / "victim").read_bytes() == (src / "victim").read_bytes()
+    assert os.getxattr(tmp_path / "dst" / "victim", "user.v") == b"kept"
 
 
 @requires_root

@@ -245,6 +245,9 @@ def _write_small(eng: Engine, job: Job) -> None:
         eng.free_slots.append(job.slot)
         job.slot = -1
         job.waiting = 1
+        if job.src_fd >= 0:  # (-X / -A kept it for the xattrs: the reopen gets a new one)
+            eng.ex.close_fd(0, 0, job.src_fd, SKIP)
+            job.src_fd = -1
         _reopen_src_large(eng, job)
         return
     if n < md.size:
