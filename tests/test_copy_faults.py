@@ -27,6 +27,7 @@ from .test_copy_support import (
     BACKENDS,
     HANG_GUARD,
     SMALL_COPY_GUARD,
+    SMALL_FILE_MAX,
     Result,
     archive_all,
     assert_clean_failure,
@@ -462,3 +463,67 @@ def test_sigint_while_an_open_waits_on_a_swapped_in_fifo(tmp_path: Path, backend
     for rel, full in regular_files(tmp_path / "dst"):
         assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()
     assert not tmp_names(tmp_path / "dst")
+
+
+# --------------------------------------------------------------------------------------
+# a destination open that fails while the source side is still in flight
+# --------------------------------------------------------------------------------------
+def _dst_fails_first(monkeypatch: pytest.MonkeyPatch, victim: bytes,
+                     reads: List[int]) -> None:
+    """Sync backend: hold back the source open of ``victim`` until its O_TMPFILE
+    open has been issued -- and fail that one (EBADF) -- so that the destination's
+    failure is delivered first, as io-wq may deliver it.  Every READ's offset
+    into the buffer pool goes to ``reads``."""
+    import pyuring.copy.api as api
+    from pyuring.executor import make_executor
+
+    def make(*a: object, **kw: object) -> object:
+        ex = make_executor(*a, **kw)  # type: ignore[arg-type]
+        real_open, real_read = ex.openat2, ex.read
+        held: List[Tuple[object, ...]] = []
+        done: List[bool] = []
+
+        def openat2(cid: int, idx: int, dfd: int, name: bytes, oflags: int,
+                    *rest: object, **k: object) -> None:
+            if name == victim and not done:
+                held.append((cid, idx, dfd, name, oflags, *rest))
+                done.append(True)
+                return
+            if oflags & os.O_TMPFILE == os.O_TMPFILE and held:
+                real_open(cid, idx, -1, name, oflags, *rest, **k)  # type: ignore[arg-type]
+                real_open(*held.pop(), **k)  # type: ignore[arg-type]
+                return
+            real_open(cid, idx, dfd, name, oflags, *rest, **k)  # type: ignore[arg-type]
+
+        def read(cid: int, idx: int, fd: int, buf: object, boff: int,
+                 *rest: object, **k: object) -> None:
+            reads.append(boff)
+            real_read(cid, idx, fd, buf, boff, *rest, **k)  # type: ignore[arg-type]
+
+        ex.openat2, ex.read = openat2, read  # type: ignore[method-assign]
+        return ex
+
+    monkeypatch.setattr(api, "make_executor", make)
+
+
+@pytest.mark.parametrize("size, xattrs", [(100, True), (SMALL_FILE_MAX * 3, False)],
+                         ids=["small-X", "large"])
+def test_a_failed_destination_open_waits_for_the_source_side(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, xattrs: bool) -> None:
+    """The job ends once both halves are in: the source's fd is closed, and its
+    slot in the buffer pool is not given away while a READ into it may come."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "victim", os.urandom(size))
+    for i in range(4):
+        write(src / f"other{i}", os.urandom(50 + i))
+    fix_times(src)
+    reads: List[int] = []
+    _dst_fails_first(monkeypatch, b"victim", reads)
+    before = sorted(os.listdir("/proc/self/fd"))
+    stats, msgs = copy_api(src, tmp_path / "dst", backend="sync", xattrs=xattrs)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert min(reads, default=0) >= 0
+    assert stats.exit_code == 23 and stats.errors == 1, msgs
+    assert len(msgs) == 1 and msgs[0].startswith('cannot create "victim"'), msgs
+    assert sorted(os.listdir(tmp_path / "dst")) == [f"other{i}" for i in range(4)]

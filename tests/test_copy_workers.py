@@ -52,6 +52,16 @@ def _thread_limits() -> Tuple[int, int]:
         ex.close()
 
 
+def _set_thread_limits(bounded: int, unbounded: int) -> Tuple[int, int]:
+    ex = make_executor("uring", entries=8)
+    try:
+        before: Tuple[int, int] = ex.ring.register_iowq_max_workers(  # type: ignore[attr-defined]
+            bounded, unbounded)
+        return before
+    finally:
+        ex.close()
+
+
 def _spy_limits(monkeypatch: pytest.MonkeyPatch) -> List[Tuple[int, int]]:
     """Record the ring's io-wq limits at the copy's first wait for completions."""
     seen: List[Tuple[int, int]] = []
@@ -95,9 +105,86 @@ def test_the_cap_holds_during_the_copy_and_is_undone_after(
     stats, msgs = copy_api(src, tmp_path / "dst", backend=uring, io_workers=asked)
     assert stats.exit_code == 0, msgs
     assert_same_tree(src, tmp_path / "dst")
-    assert seen == [(asked, asked)]
-    assert stats.io_workers == asked
+    # (never above the thread's own limits: its io-wq was sized by its first ring)
+    expected = (min(asked, before[0]), min(asked, before[1]))
+    assert seen == [expected]
+    assert stats.io_workers == expected[0]
     assert _thread_limits() == before
+
+
+@pytest.mark.parametrize("mine, asked, during", [((5, 6), 2, (2, 2)), ((1, 2), 3, (1, 2))])
+def test_limits_the_program_set_are_kept_and_never_raised(
+        tmp_path: Path, uring: str, monkeypatch: pytest.MonkeyPatch, mine: Tuple[int, int],
+        asked: int, during: Tuple[int, int]) -> None:
+    original = _set_thread_limits(*mine)
+    try:
+        seen = _spy_limits(monkeypatch)
+        src = _tree(tmp_path / "src", 30)
+        stats, msgs = copy_api(src, tmp_path / "dst", backend=uring, io_workers=asked)
+        assert stats.exit_code == 0, msgs
+        assert seen == [during]
+        assert stats.io_workers == during[0]
+        assert _thread_limits() == mine
+    finally:
+        _set_thread_limits(*original)
+
+
+def test_the_limits_come_back_after_a_copy_that_fails(tmp_path: Path, uring: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _thread_limits()
+    during: List[Tuple[int, int]] = []
+
+    def broken(*a: Any, **kw: Any) -> None:
+        during.append(_thread_limits())
+        raise RuntimeError("engine broke")
+
+    monkeypatch.setattr(api.Copier, "_run_engine", broken)
+    src = _tree(tmp_path / "src", 5)
+    with pytest.raises(RuntimeError, match="engine broke"):
+        copy_api(src, tmp_path / "dst", backend=uring, io_workers=1)
+    assert during == [(1, 1)]
+    assert _thread_limits() == before
+
+
+class _FakeRing:
+    sq_entries = 256
+
+    def __init__(self, answer: Tuple[int, int]) -> None:
+        self.answer = answer
+        self.calls: List[Tuple[int, int]] = []
+
+    def register_iowq_max_workers(self, bounded: int, unbounded: int) -> Tuple[int, int]:
+        self.calls.append((bounded, unbounded))
+        return self.answer
+
+
+class _FakeExecutor:
+    def __init__(self, ring: _FakeRing) -> None:
+        self.ring = ring
+
+
+@pytest.mark.parametrize("before, restored", [
+    ((8, 96362), (8, 96362)),
+    # RLIMIT_NPROC unlimited: the unbounded limit reads back as 0
+    ((8, 0), (8, 0x7FFFFFFF)),
+    # the thread had no io-wq yet: the ring made one with the kernel's defaults
+    ((0, 0), (min(256, 4 * (os.cpu_count() or 1)), 0x7FFFFFFF)),
+])
+def test_what_the_restore_gives_back(before: Tuple[int, int],
+                                     restored: Tuple[int, int]) -> None:
+    ring = _FakeRing(before)
+    ex: Any = _FakeExecutor(ring)
+    cap, got = api.cap_io_workers(ex, 3)
+    assert (cap, got) == (min(3, before[0]) if before[0] else 3, before)
+    api.restore_io_workers(ex, got)
+    assert ring.calls[0] == (0, 0)  # asked first
+    assert ring.calls[-1] == restored
+
+
+@pytest.mark.parametrize("value", [-2, 4097])
+def test_api_io_workers_out_of_range(value: int) -> None:
+    problem = Options.archive(io_workers=value).validate()
+    assert problem is not None and "--io-workers" in problem
 
 
 @pytest.mark.parametrize("kw", [{"io_workers": 0}, {"fsync": True}],

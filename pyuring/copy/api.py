@@ -71,11 +71,11 @@ def io_worker_cap(opts: Options) -> int:
     return max(1, cpus - 1)
 
 
-def cap_io_workers(ex: Executor, cap: int) -> Optional[Tuple[int, int]]:
-    """Cap the io-wq workers of this thread at ``cap`` of each kind; returns
-    the limits in force before (to give to ``restore_io_workers``), or None
-    when nothing was changed: the sync backend, a cap of 0, or a kernel older
-    than 5.15 that cannot set one.
+def cap_io_workers(ex: Executor, cap: int) -> Tuple[int, Optional[Tuple[int, int]]]:
+    """Cap the io-wq workers of this thread at ``cap`` of each kind (never above
+    a limit the program set lower); returns the bounded cap now in force and
+    the limits before, for ``restore_io_workers`` -- or (0, None) when nothing
+    was changed: the sync backend, a cap of 0, or a kernel older than 5.15.
 
     The limits belong to the thread's io-wq, which every ring the thread uses
     shares and which outlives the ring: without the restore, a program that
@@ -83,20 +83,36 @@ def cap_io_workers(ex: Executor, cap: int) -> Optional[Tuple[int, int]]:
     """
     ring = getattr(ex, "ring", None)
     if ring is None or cap <= 0:
-        return None
+        return 0, None
     try:
-        before: Tuple[int, int] = ring.register_iowq_max_workers(cap, cap)
+        before: Tuple[int, int] = ring.register_iowq_max_workers(0, 0)  # (0, 0: only ask)
+        bounded, unbounded = (min(cap, b) if b > 0 else cap for b in before)
+        ring.register_iowq_max_workers(bounded, unbounded)
     except OSError:
-        return None
-    return before
+        return 0, None
+    return bounded, before
+
+
+#: the largest limit the kernel accepts; it lowers it to RLIMIT_NPROC itself
+_NO_LIMIT = 0x7FFFFFFF
 
 
 def restore_io_workers(ex: Executor, before: Optional[Tuple[int, int]]) -> None:
+    """Give the thread's io-wq back the limits ``cap_io_workers`` found.
+
+    A 0 read back is no limit of ours to restore, and passing 0 would keep the
+    cap: an unbounded limit above INT_MAX (RLIMIT_NPROC unlimited, as for root
+    in many containers) reads back as 0, and so do both when the thread had no
+    io-wq yet -- which this ring then created with the kernel's defaults.
+    """
     ring = getattr(ex, "ring", None)
     if ring is None or before is None:
         return
+    bounded, unbounded = before
+    if not bounded:
+        bounded = min(ring.sq_entries, 4 * (os.cpu_count() or 1))
     try:
-        ring.register_iowq_max_workers(*before)
+        ring.register_iowq_max_workers(bounded, unbounded or _NO_LIMIT)
     except OSError:
         pass  # (the ring is still open: it cannot have become unable to)
 
@@ -221,11 +237,26 @@ class Copier:
         ex = make_executor(self.opts.backend, entries=max(8, self.opts.queue_depth),
                            direct_slots=min(fd_budget(self.opts.max_files_in_flight), 256),
                            reasons=self.backend_reasons)
-        stats.backend = ex.kind
-        workers_before = cap_io_workers(ex, io_worker_cap(self.opts))
-        stats.io_workers = io_worker_cap(self.opts) if workers_before is not None else 0
-        if self.backend_reasons:
-            stats.backend_note = "io_uring unavailable: " + self.backend_reasons[0]
+        workers: Optional[Tuple[int, int]] = None  # the thread's io-wq limits before
+        try:
+            stats.backend = ex.kind
+            if self.backend_reasons:
+                stats.backend_note = "io_uring unavailable: " + self.backend_reasons[0]
+            stats.io_workers, workers = cap_io_workers(ex, io_worker_cap(self.opts))
+            self._run_engine(ex, roots, dst, single_file and not dest_is_dir,
+                             dst_st is not None)
+        finally:
+            try:
+                self._collect(ex)
+                restore_io_workers(ex, workers)
+            finally:
+                ex.close()
+        stats.elapsed = time.monotonic() - t0
+        return stats
+
+    def _run_engine(self, ex: Executor, roots: List[_Root], dst: bytes, file_to_file: bool,
+                    dst_exists: bool) -> None:
+        stats = self.stats
         old_umask = os.umask(0)  # modes are given exactly at creation
         eng: Optional[Engine] = None
         try:
@@ -236,10 +267,10 @@ class Copier:
                 eng.on_progress = lambda: cb(stats)
             self.engine = eng
             eng.interrupted = self.interrupted
-            if single_file and not dest_is_dir:
-                self._copy_file_root(eng, roots[0], dst, dst_st is not None)
+            if file_to_file:
+                self._copy_file_root(eng, roots[0], dst, dst_exists)
             else:
-                dst_fd, fresh = self._open_dest_dir(dst, dst_st is not None)
+                dst_fd, fresh = self._open_dest_dir(dst, dst_exists)
                 try:
                     for root in roots:
                         if eng.interrupted or eng.fatal is not None:
@@ -265,11 +296,6 @@ class Copier:
                 # lets the data threads end without a pipe or fds to report to)
                 eng.bulk.abandon()
                 eng.bulk.close()
-            self._collect(ex)
-            restore_io_workers(ex, workers_before)
-            ex.close()
-        stats.elapsed = time.monotonic() - t0
-        return stats
 
     def _collect(self, ex: Executor) -> None:
         st = self.stats

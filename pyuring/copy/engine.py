@@ -131,8 +131,8 @@ class DirTask:
 class Job:
     """One source entry on its way to the destination."""
 
-    __slots__ = ("dmeta", "dst_fd", "dst_name", "dtype", "eng", "fresh", "meta", "name",
-                 "nread", "parent", "slot", "src_fd", "tmpname", "waiting")
+    __slots__ = ("dmeta", "dst_err", "dst_fd", "dst_name", "dtype", "eng", "fresh", "meta",
+                 "name", "nread", "parent", "slot", "src_fd", "tmpname", "waiting")
 
     def __init__(self, eng: Engine, parent: DirTask, name: bytes, dtype: int,
                  dst_name: Optional[bytes] = None) -> None:
@@ -147,6 +147,7 @@ class Job:
         self.slot = -1
         self.src_fd = -1
         self.dst_fd = -1
+        self.dst_err = 0  # a failed destination open, while the source side was in flight
         self.nread = 0
         self.tmpname = b""
         self.fresh = False  # a directory we created (so it starts empty)

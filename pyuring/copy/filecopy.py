@@ -119,6 +119,12 @@ def _on_dst_open(eng: Engine, job: Job, res: int) -> None:
             _open_dst(eng, job)
             return
         job.tmpname = b""
+        job.waiting -= 1
+        if job.waiting:
+            # the source's open or read is still on its way (its fd, its slot
+            # in the pool): the job fails when that has arrived, not before
+            job.dst_err = err
+            return
         eng.dst_failed(job, err, "create")
         return
     job.dst_fd = res
@@ -129,6 +135,9 @@ def _arrived(eng: Engine, job: Job) -> None:
     """One of the two things a copy waits for (source data, destination fd) is here."""
     job.waiting -= 1
     if not job.waiting:
+        if job.dst_err:
+            eng.dst_failed(job, job.dst_err, "create")
+            return
         _both_open(eng, job)
 
 
@@ -215,6 +224,9 @@ def _src_error(eng: Engine, job: Job, err: int, what: str) -> None:
 
 
 def _fail_src(eng: Engine, job: Job) -> None:
+    if job.dst_err:  # the destination failed as well: that is reported (it may stop the copy)
+        eng.dst_failed(job, job.dst_err, "create")
+        return
     if job.dst_fd >= 0 and job.tmpname:
         eng.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
         job.tmpname = b""
