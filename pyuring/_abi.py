@@ -35,6 +35,7 @@ SYSCALLS: Dict[str, Dict[str, int]] = {
         "close_range": 436,
         "statx": 332,
         "getdents64": 217,
+        "statfs": 137,
         "renameat2": 316,
         "copy_file_range": 326,
         "utimensat": 280,
@@ -62,6 +63,7 @@ SYSCALLS: Dict[str, Dict[str, int]] = {
         "close_range": 436,
         "statx": 291,
         "getdents64": 61,
+        "statfs": 43,
         "renameat2": 276,
         "copy_file_range": 285,
         "utimensat": 88,
@@ -634,6 +636,32 @@ IOVEC_FIELDS = ("iov_base", "iov_len")
 DIRENT64_HEADER = struct.Struct("=QqHB")
 DIRENT64_HEADER_FIELDS = ("d_ino", "d_off", "d_reclen", "d_type")
 DIRENT64_NAME_OFFSET = 19
+
+# struct statfs (glibc <sys/vfs.h>, 64-bit): only f_type is read, the file
+# system's magic number
+STATFS_HEAD = struct.Struct("=q")
+STATFS_HEAD_FIELDS = ("f_type",)
+STATFS_SIZE = 120
+
+# File systems where every metadata operation waits on a server or a cluster
+# (<linux/magic.h>): there a copy wants many io-wq workers at once.
+AFS_FS_MAGIC = 0x6B414653
+AFS_SUPER_MAGIC = 0x5346414F
+CEPH_SUPER_MAGIC = 0x00C36400
+CIFS_SUPER_MAGIC = 0xFF534D42
+CODA_SUPER_MAGIC = 0x73757245
+FUSE_SUPER_MAGIC = 0x65735546
+NCP_SUPER_MAGIC = 0x564C
+NFS_SUPER_MAGIC = 0x6969
+OCFS2_SUPER_MAGIC = 0x7461636F
+SMB_SUPER_MAGIC = 0x517B
+SMB2_SUPER_MAGIC = 0xFE534D42
+V9FS_MAGIC = 0x01021997
+REMOTE_FS_MAGICS = frozenset((
+    AFS_FS_MAGIC, AFS_SUPER_MAGIC, CEPH_SUPER_MAGIC, CIFS_SUPER_MAGIC, CODA_SUPER_MAGIC,
+    FUSE_SUPER_MAGIC, NCP_SUPER_MAGIC, NFS_SUPER_MAGIC, OCFS2_SUPER_MAGIC, SMB_SUPER_MAGIC,
+    SMB2_SUPER_MAGIC, V9FS_MAGIC,
+))
 
 # d_type values (<dirent.h>)
 DT_UNKNOWN = 0

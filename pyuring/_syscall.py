@@ -136,6 +136,13 @@ def getdents64(fd: int, buf: Any, size: int) -> int:
     return raw("getdents64", fd, buf, ctypes.c_size_t(size))
 
 
+def statfs_type(path: bytes) -> int:
+    """The magic number of the file system ``path`` is on (statfs f_type)."""
+    buf = ctypes.create_string_buffer(_abi.STATFS_SIZE)
+    raw("statfs", ctypes.c_char_p(path), buf)
+    return int(_abi.STATFS_HEAD.unpack_from(buf)[0]) & 0xFFFFFFFF
+
+
 def renameat2(olddirfd: int, old: bytes, newdirfd: int, new: bytes, flags: int) -> None:
     raw("renameat2", olddirfd, ctypes.c_char_p(old), newdirfd, ctypes.c_char_p(new), flags)
 

@@ -656,6 +656,7 @@ UPSTREAM_SYSCALL_64_TBL = """
 193     common  fgetxattr               sys_fgetxattr
 196     common  flistxattr              sys_flistxattr
 199     common  fremovexattr            sys_fremovexattr
+137     common  statfs                  sys_statfs
 217     common  getdents64              sys_getdents64
 259     common  mknodat                 sys_mknodat
 260     common  fchownat                sys_fchownat
@@ -686,6 +687,7 @@ UPSTREAM_GENERIC_SYSCALL_TBL = """
 13      common  flistxattr              sys_flistxattr
 16      common  fremovexattr            sys_fremovexattr
 33      common  mknodat                 sys_mknodat
+43      64      statfs                  sys_statfs
 53      common  fchmodat                sys_fchmodat
 54      common  fchownat                sys_fchownat
 61      common  getdents64              sys_getdents64
@@ -741,6 +743,7 @@ HEADERS = (
     Header("linux/time_types.h"),
     Header("linux/prctl.h"),
     Header("linux/seccomp.h"),
+    Header("linux/magic.h"),
 )
 
 # Names the headers define that _abi deliberately leaves out.
@@ -793,6 +796,7 @@ EXPRESSIONS = {
     "BUF_RING_TAIL_OFFSET": Expr("offsetof(struct io_uring_buf_ring, tail)", IO_URING_H, True),
     "STATX_STRUCT_SIZE": Expr("sizeof(struct statx)", "linux/stat.h"),
     "DIRENT64_NAME_OFFSET": Expr("offsetof(struct dirent64, d_name)", GLIBC),
+    "STATFS_SIZE": Expr("sizeof(struct statfs)", GLIBC),
 }
 
 
@@ -846,6 +850,7 @@ LAYOUTS = (
     Layout("STATX", "statx", "linux/stat.h", size_name="STATX_STRUCT_SIZE"),
     Layout("IOVEC", "iovec", GLIBC),
     Layout("DIRENT64_HEADER", "dirent64", GLIBC, whole=False),
+    Layout("STATFS_HEAD", "statfs", GLIBC, whole=False),
 )
 
 # Fields whose Python format deliberately differs in signedness from C.
@@ -1224,7 +1229,8 @@ def installed_source() -> str:
 def glibc_source() -> str:
     """Translation unit over glibc's headers (they clash with <linux/*.h>)."""
     lines = ["#define _GNU_SOURCE", "#include <dirent.h>", "#include <fcntl.h>",
-             "#include <sys/uio.h>", C_MACROS, "void dump_glibc(void) {"]
+             "#include <sys/uio.h>", "#include <sys/vfs.h>", C_MACROS,
+             "void dump_glibc(void) {"]
     for name in GLIBC_CONSTANTS:
         lines.append(f'#ifdef {name}\n  K("glibc", {name});\n#endif')
     for layout in LAYOUTS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import Any, List, Tuple
 
 import pytest
 
+from pyuring import _syscall
 from pyuring.copy import Options, api
 from pyuring.errors import UringError
 from pyuring.executor import make_executor
@@ -93,6 +95,46 @@ def test_the_cap_a_copy_asks_for(monkeypatch: pytest.MonkeyPatch, cpus: int, fsy
                                  asked: int, expected: int) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)))
     assert api.io_worker_cap(Options.archive(fsync=fsync, io_workers=asked)) == expected
+
+
+@pytest.mark.parametrize("magic, expected", [(0xEF53, 1), (0x6969, 0), (0x65735546, 0),
+                                             (0xFF534D42, 0), (0x01021994, 1)],
+                         ids=["ext4", "nfs", "fuse", "cifs", "tmpfs"])
+def test_no_cap_on_network_file_systems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        magic: int, expected: int) -> None:
+    """A root on a network or cluster file system: its operations wait on a
+    server, and many at once is what makes them fast."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    remote = os.fsencode(tmp_path / "remote")
+    looked: List[bytes] = []
+
+    def statfs_type(path: bytes) -> int:
+        looked.append(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "No such file or directory")
+        return magic if path == remote else 0xEF53
+
+    monkeypatch.setattr(_syscall, "statfs_type", statfs_type)
+    os.mkdir(remote)
+    local = os.fsencode(tmp_path)
+    assert api.io_worker_cap(Options.archive(), [local, remote]) == expected
+    # a destination that does not exist yet: its directory's file system decides
+    assert api.io_worker_cap(Options.archive(), [local, remote + b"/new/"]) == expected
+    assert remote + b"/new/" in looked
+    # an explicit --io-workers is taken as given
+    assert api.io_worker_cap(Options.archive(io_workers=2), [remote]) == 2
+
+
+@pytest.mark.skipif(shutil.which("stat") is None, reason="needs coreutils stat")
+@pytest.mark.parametrize("where", ["/", "/proc", "/sys", "/dev/shm", "tmp"])
+def test_statfs_type_is_what_stat_f_says(tmp_path: Path, where: str) -> None:
+    """The f_type read from struct statfs against coreutils' ``stat -f -c %t``."""
+    path = str(tmp_path) if where == "tmp" else where
+    if not os.path.isdir(path):
+        pytest.skip(f"no {path} here")
+    out = subprocess.run(["stat", "-f", "-c", "%t", path], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert _syscall.statfs_type(os.fsencode(path)) == int(out, 16)
 
 
 @pytest.mark.parametrize("asked", [1, 3])

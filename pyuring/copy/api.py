@@ -16,6 +16,7 @@ import time
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from .. import _abi as A
+from .. import _syscall
 from ..dirfd import DirEntry
 from ..executor import Executor, make_executor
 from ..metadata import Metadata
@@ -50,25 +51,38 @@ def _inside(inner: bytes, outer: bytes) -> bool:
     return inner == outer or inner.startswith(outer.rstrip(b"/") + b"/")
 
 
-def io_worker_cap(opts: Options) -> int:
-    """The cap on io-wq workers a copy with ``opts`` asks for (0: none).
+def io_worker_cap(opts: Options, paths: Sequence[bytes] = ()) -> int:
+    """The cap on io-wq workers a copy with ``opts`` between ``paths`` asks for
+    (0: none).
 
     A small file's STATX, O_TMPFILE open, WRITE and LINKAT run on io-wq
     workers.  In a copy from the page cache they only need CPU, and more
     workers than the CPUs left over by the ring's own thread preempt it and
     each other: on 2 CPUs one worker copied 5,000 small files ~15 % faster
-    than the kernel's default (docs/benchmarks.md).  An fsync waits for the
-    journal instead, and there many at once is what makes them fast.
+    than the kernel's default (docs/benchmarks.md).  Where operations wait
+    instead -- an fsync on the journal, anything on a network or cluster file
+    system -- many at once is what makes them fast: no cap there.
     """
     if opts.io_workers >= 0:
         return opts.io_workers
-    if opts.fsync:
+    if opts.fsync or any(_on_remote_fs(p) for p in paths):
         return 0
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return max(1, cpus - 1)
+
+
+def _on_remote_fs(path: bytes) -> bool:
+    """Is ``path`` (or, when it does not exist yet, its directory) on NFS, SMB,
+    FUSE, Ceph, 9p and the like?  (A root the user named: looked up by path.)"""
+    for candidate in (path, os.path.dirname(path.rstrip(b"/")) or b"."):
+        try:
+            return _syscall.statfs_type(candidate) in A.REMOTE_FS_MAGICS
+        except OSError:
+            continue
+    return False
 
 
 def cap_io_workers(ex: Executor, cap: int) -> Tuple[int, Optional[Tuple[int, int]]]:
@@ -242,7 +256,9 @@ class Copier:
             stats.backend = ex.kind
             if self.backend_reasons:
                 stats.backend_note = "io_uring unavailable: " + self.backend_reasons[0]
-            stats.io_workers, workers = cap_io_workers(ex, io_worker_cap(self.opts))
+            roots_paths = [r.src for r in roots] + [dst]
+            stats.io_workers, workers = cap_io_workers(ex, io_worker_cap(self.opts,
+                                                                         roots_paths))
             self._run_engine(ex, roots, dst, single_file and not dest_is_dir,
                              dst_st is not None)
         finally:

@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--io-workers", type=_io_workers, default=-1, metavar="N|auto",
                    help="at most N kernel io-wq threads of each kind run the ring's blocking "
                         "operations (default auto: one less than the usable CPUs, at least "
-                        "1, and no cap with --fsync; 0: the kernel's own limit)")
+                        "1; no cap with --fsync or on NFS, SMB, FUSE, Ceph and other "
+                        "network file systems; 0: leave the thread's limits)")
     p.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     return p
 
