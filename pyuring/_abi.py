@@ -643,8 +643,9 @@ STATFS_HEAD = struct.Struct("=q")
 STATFS_HEAD_FIELDS = ("f_type",)
 STATFS_SIZE = 120
 
-# File systems where every metadata operation waits on a server or a cluster
-# (<linux/magic.h>): there a copy wants many io-wq workers at once.
+# File systems where every metadata operation waits on a server, a cluster or
+# a daemon (<linux/magic.h>; FUSE includes virtiofs and local FUSE file
+# systems): there a copy wants many io-wq workers at once.
 AFS_FS_MAGIC = 0x6B414653
 AFS_SUPER_MAGIC = 0x5346414F
 CEPH_SUPER_MAGIC = 0x00C36400
@@ -657,10 +658,25 @@ OCFS2_SUPER_MAGIC = 0x7461636F
 SMB_SUPER_MAGIC = 0x517B
 SMB2_SUPER_MAGIC = 0xFE534D42
 V9FS_MAGIC = 0x01021997
+# Out-of-tree (and GFS2, whose magic no UAPI header has) file systems that
+# coreutils' stat.c marks remote, by its S_MAGIC_* names.
+REMOTE_FS_MAGICS_ELSEWHERE: Dict[str, int] = {
+    "ACFS": 0x61636673,  # Oracle ASM cluster file system
+    "FHGFS": 0x19830326,  # BeeGFS
+    "GFS": 0x01161970,  # GFS2
+    "GPFS": 0x47504653,  # IBM Spectrum Scale
+    "IBRIX": 0x013111A8,
+    "LUSTRE": 0x0BD00BD0,
+    "PANFS": 0xAAD7AAEA,
+    "PRL_FS": 0x7C7C6673,  # Parallels shared folders
+    "SNFS": 0xBEEFDEAD,  # StorNext
+    "VBOXSF": 0x786F4256,  # VirtualBox shared folders
+    "VMHGFS": 0xBACBACBC,  # VMware shared folders
+}
 REMOTE_FS_MAGICS = frozenset((
     AFS_FS_MAGIC, AFS_SUPER_MAGIC, CEPH_SUPER_MAGIC, CIFS_SUPER_MAGIC, CODA_SUPER_MAGIC,
     FUSE_SUPER_MAGIC, NCP_SUPER_MAGIC, NFS_SUPER_MAGIC, OCFS2_SUPER_MAGIC, SMB_SUPER_MAGIC,
-    SMB2_SUPER_MAGIC, V9FS_MAGIC,
+    SMB2_SUPER_MAGIC, V9FS_MAGIC, *REMOTE_FS_MAGICS_ELSEWHERE.values(),
 ))
 
 # d_type values (<dirent.h>)

@@ -709,6 +709,30 @@ UPSTREAM_GENERIC_SYSCALL_TBL = """
 465     common  listxattrat             sys_listxattrat
 466     common  removexattrat           sys_removexattrat
 """
+# coreutils src/stat.c, human_fstype(): the lines for the file systems it marks
+# remote that no UAPI header defines.  From coreutils/coreutils (master, 2025).
+COREUTILS_STAT_C_REMOTE = """
+    case S_MAGIC_ACFS: /* 0x61636673 remote */
+    case S_MAGIC_FHGFS: /* 0x19830326 remote */
+    case S_MAGIC_GFS: /* 0x01161970 remote */
+    case S_MAGIC_GPFS: /* 0x47504653 remote */
+    case S_MAGIC_IBRIX: /* 0x013111A8 remote */
+    case S_MAGIC_LUSTRE: /* 0x0BD00BD0 remote */
+    case S_MAGIC_PANFS: /* 0xAAD7AAEA remote */
+    case S_MAGIC_PRL_FS: /* 0x7C7C6673 remote */
+    case S_MAGIC_SNFS: /* 0xBEEFDEAD remote */
+    case S_MAGIC_VBOXSF: /* 0x786F4256 remote */
+    case S_MAGIC_VMHGFS: /* 0xBACBACBC remote */
+"""
+
+
+def test_out_of_tree_remote_fs_magics_match_coreutils() -> None:
+    listed = {m.group(1): int(m.group(2), 16) for m in re.finditer(
+        r"case S_MAGIC_(\w+): /\* (0x[0-9A-Fa-f]+) remote \*/", COREUTILS_STAT_C_REMOTE)}
+    assert listed == _abi.REMOTE_FS_MAGICS_ELSEWHERE
+    assert set(listed.values()) <= _abi.REMOTE_FS_MAGICS
+
+
 UPSTREAM_SYSCALL_TABLES = {
     "x86_64": UPSTREAM_SYSCALL_64_TBL,
     "aarch64": UPSTREAM_GENERIC_SYSCALL_TBL,

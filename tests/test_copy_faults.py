@@ -18,7 +18,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -527,3 +527,87 @@ def test_a_failed_destination_open_waits_for_the_source_side(
     assert stats.exit_code == 23 and stats.errors == 1, msgs
     assert len(msgs) == 1 and msgs[0].startswith('cannot create "victim"'), msgs
     assert sorted(os.listdir(tmp_path / "dst")) == [f"other{i}" for i in range(4)]
+
+
+def _wrap_opens(monkeypatch: pytest.MonkeyPatch,
+                change: Callable[[int, bytes, int], Tuple[int, int]]) -> None:
+    """Every executor's ``openat2(cid, idx, dfd, name, oflags, ...)`` goes through
+    ``change(dfd, name, oflags) -> (dfd, oflags)`` first."""
+    import pyuring.copy.api as api
+    from pyuring.executor import make_executor
+
+    def make(*a: object, **kw: object) -> object:
+        ex = make_executor(*a, **kw)  # type: ignore[arg-type]
+        real = ex.openat2
+
+        def openat2(cid: int, idx: int, dfd: int, name: bytes, oflags: int,
+                    *rest: object, **k: object) -> None:
+            dfd, oflags = change(dfd, name, oflags)
+            real(cid, idx, dfd, name, oflags, *rest, **k)  # type: ignore[arg-type]
+
+        ex.openat2 = openat2  # type: ignore[method-assign]
+        return ex
+
+    monkeypatch.setattr(api, "make_executor", make)
+
+
+def _is_tmpfile(oflags: int) -> bool:
+    return oflags & os.O_TMPFILE == os.O_TMPFILE
+
+
+def test_no_o_tmpfile_on_the_destination(tmp_path: Path, backend: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every O_TMPFILE open fails with EINVAL (as on a file system without it):
+    all of them -- also those already in flight when the first failure is seen --
+    are retried under temporary names, and every file arrives."""
+    check_backend(backend)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(40):
+        write(src / f"f{i:02}", os.urandom(i * 37))
+    fix_times(src)
+    _wrap_opens(monkeypatch, lambda dfd, name, fl: (
+        dfd, fl & ~os.O_WRONLY if _is_tmpfile(fl) else fl))  # (EINVAL without O_WRONLY)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert_same_tree(src, tmp_path / "dst")
+    assert not tmp_names(tmp_path / "dst")
+
+
+def test_a_failed_first_name_of_a_hard_link_group(tmp_path: Path, backend: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first name of an inode fails to be created: the names waiting to link
+    to it are copied on their own (linked to each other), not lost; their
+    directory is finished (mode, times) and no fd is left open."""
+    check_backend(backend)
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    write(src / "d" / "a", os.urandom(SMALL_FILE_MAX * 2))  # large: its own opens
+    os.link(src / "d" / "a", src / "d" / "b")
+    os.link(src / "d" / "a", src / "d" / "c")
+    write(src / "d" / "z", b"other")
+    os.chmod(src / "d", 0o750)
+    fix_times(src)
+    failed: List[bool] = []
+
+    def fail_first_create(dfd: int, name: bytes, fl: int) -> Tuple[int, int]:
+        if _is_tmpfile(fl) and not failed:
+            failed.append(True)
+            return -1, fl  # EBADF
+        return dfd, fl
+
+    _wrap_opens(monkeypatch, fail_first_create)
+    before = sorted(os.listdir("/proc/self/fd"))
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, hard_links=True)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert stats.exit_code == 23 and stats.errors == 1, msgs
+    assert len(msgs) == 1 and msgs[0].startswith('cannot create "d/'), msgs
+    dst = tmp_path / "dst" / "d"
+    copied = sorted(os.listdir(dst))
+    assert len(copied) == 3 and "z" in copied, copied  # two of a/b/c, and z
+    inodes = {os.stat(dst / n).st_ino for n in copied if n != "z"}
+    assert len(inodes) == 1  # the two survivors are one file again
+    for n in copied:
+        assert (dst / n).read_bytes() == (src / "d" / n).read_bytes()
+    assert stat.S_IMODE(os.stat(dst).st_mode) == 0o750
+    assert os.stat(dst).st_mtime_ns == os.stat(src / "d").st_mtime_ns

@@ -60,8 +60,8 @@ def io_worker_cap(opts: Options, paths: Sequence[bytes] = ()) -> int:
     workers than the CPUs left over by the ring's own thread preempt it and
     each other: on 2 CPUs one worker copied 5,000 small files ~15 % faster
     than the kernel's default (docs/benchmarks.md).  Where operations wait
-    instead -- an fsync on the journal, anything on a network or cluster file
-    system -- many at once is what makes them fast: no cap there.
+    instead -- an fsync on the journal, anything on a network, cluster or FUSE
+    file system -- many at once is what makes them fast: no cap there.
     """
     if opts.io_workers >= 0:
         return opts.io_workers
@@ -76,12 +76,15 @@ def io_worker_cap(opts: Options, paths: Sequence[bytes] = ()) -> int:
 
 def _on_remote_fs(path: bytes) -> bool:
     """Is ``path`` (or, when it does not exist yet, its directory) on NFS, SMB,
-    FUSE, Ceph, 9p and the like?  (A root the user named: looked up by path.)"""
+    FUSE, Ceph, 9p, Lustre and the like?  (A root the user named: looked up by
+    path.)  When statfs fails otherwise (blocked, a stale NFS handle), no:
+    the parent would most likely be some local file system."""
     for candidate in (path, os.path.dirname(path.rstrip(b"/")) or b"."):
         try:
             return _syscall.statfs_type(candidate) in A.REMOTE_FS_MAGICS
-        except OSError:
-            continue
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                return False
     return False
 
 
@@ -256,9 +259,9 @@ class Copier:
             stats.backend = ex.kind
             if self.backend_reasons:
                 stats.backend_note = "io_uring unavailable: " + self.backend_reasons[0]
-            roots_paths = [r.src for r in roots] + [dst]
-            stats.io_workers, workers = cap_io_workers(ex, io_worker_cap(self.opts,
-                                                                         roots_paths))
+            if ex.kind == "uring":  # (the sync backend has no io-wq to cap)
+                cap = io_worker_cap(self.opts, [r.src for r in roots] + [dst])
+                stats.io_workers, workers = cap_io_workers(ex, cap)
             self._run_engine(ex, roots, dst, single_file and not dest_is_dir,
                              dst_st is not None)
         finally:

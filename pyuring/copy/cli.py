@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--io-workers", type=_io_workers, default=-1, metavar="N|auto",
                    help="at most N kernel io-wq threads of each kind run the ring's blocking "
                         "operations (default auto: one less than the usable CPUs, at least "
-                        "1; no cap with --fsync or on NFS, SMB, FUSE, Ceph and other "
-                        "network file systems; 0: leave the thread's limits)")
+                        "1; no cap with --fsync or on FUSE, NFS, SMB, Ceph, Lustre and "
+                        "other network file systems; 0: leave the thread's limits)")
     p.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     return p
 

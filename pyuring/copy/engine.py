@@ -357,12 +357,28 @@ class Engine:
         else:
             self.stats.errors += 1
             self.report(f'cannot {what} "{show(job.path)}": {_errtext(err)}')
-        self.close_job_fds(job)
-        self.finish(job)
+        self.drop_job(job)
 
     def dst_failed(self, job: Job, err: int, what: str) -> None:
         self.dst_error(job, err, what)
+        self.drop_job(job)
+
+    def drop_job(self, job: Job) -> None:
+        """End a job that failed (and has reported): its fds go, and when it was
+        the first name of a hard-link group still waiting for it, the names
+        parked on the group are served (each copied on its own) -- or, when the
+        copy is stopping, ended with it."""
         self.close_job_fds(job)
+        group = self._group_of(job) if self.opts.hard_links else None
+        if group is not None and not group.ready and not group.failed \
+                and job not in group.waiters:
+            group.failed = True
+            if self.interrupted or self.fatal is not None:
+                waiters, group.waiters = group.waiters, []
+                for w in waiters:
+                    self.finish(w)
+            else:
+                self._release_waiters(self, group)
         self.finish(job)
 
     def dst_error(self, job: Job, err: int, what: str) -> None:

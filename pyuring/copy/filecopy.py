@@ -113,16 +113,19 @@ def _open_dst(eng: Engine, job: Job) -> None:
 def _on_dst_open(eng: Engine, job: Job, res: int) -> None:
     if res < 0:
         err = -res
-        if eng.tmpfile_ok and not job.tmpname and err in (errno.EOPNOTSUPP, errno.EISDIR,
-                                                           errno.EINVAL):
-            eng.tmpfile_ok = False  # this filesystem has no O_TMPFILE: use temporary names
+        if not job.tmpname and err in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            # this filesystem has no O_TMPFILE: temporary names, for this file
+            # and for the others whose O_TMPFILE opens are still in flight
+            eng.tmpfile_ok = False
             _open_dst(eng, job)
             return
         job.tmpname = b""
         job.waiting -= 1
         if job.waiting:
             # the source's open or read is still on its way (its fd, its slot
-            # in the pool): the job fails when that has arrived, not before
+            # in the pool): reported now (ENOSPC stops the copy at once), the
+            # job ends when that has arrived
+            eng.dst_error(job, err, "create")
             job.dst_err = err
             return
         eng.dst_failed(job, err, "create")
@@ -135,8 +138,8 @@ def _arrived(eng: Engine, job: Job) -> None:
     """One of the two things a copy waits for (source data, destination fd) is here."""
     job.waiting -= 1
     if not job.waiting:
-        if job.dst_err:
-            eng.dst_failed(job, job.dst_err, "create")
+        if job.dst_err:  # (reported when it happened)
+            eng.drop_job(job)
             return
         _both_open(eng, job)
 
@@ -192,7 +195,8 @@ def _on_small(eng: Engine, job: Job, idx: int, res: int, _extra: Any) -> None:
         if res == -errno.ECANCELED:
             return
         job.waiting = 1
-        if job.nread < 0:
+        if job.nread < 0:  # the READ failed too: both are reported
+            eng.dst_error(job, -res, "create")
             _fail_src(eng, job)
             return
         _on_dst_open(eng, job, res)  # reports, or retries with a temporary name
@@ -207,6 +211,9 @@ def _on_src_fd(eng: Engine, job: Job, res: int) -> None:
         _src_error(eng, job, -res, "open")
         return
     job.src_fd = res
+    if job.dst_err:  # nothing to read for: the destination failed
+        _arrived(eng, job)
+        return
     md = job.meta
     assert md is not None
     cid = eng.ex.chain(lambda idx, r, extra: _on_read(eng, job, r))
@@ -224,9 +231,6 @@ def _src_error(eng: Engine, job: Job, err: int, what: str) -> None:
 
 
 def _fail_src(eng: Engine, job: Job) -> None:
-    if job.dst_err:  # the destination failed as well: that is reported (it may stop the copy)
-        eng.dst_failed(job, job.dst_err, "create")
-        return
     if job.dst_fd >= 0 and job.tmpname:
         eng.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
         job.tmpname = b""
