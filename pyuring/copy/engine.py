@@ -224,7 +224,8 @@ class Engine:
         self._xattr_names = self._xattr_filter()
         # large files' data: inline on the sync backend, else worker threads
         # (bulk.py), started when the first large file turns up
-        self.data = DataCopy(opts.data_path != "ring", lambda: False)
+        self.data = DataCopy(opts.data_path != "ring",
+                             lambda: self.interrupted or self.fatal is not None)
         self.bulk: Optional[BulkPool] = None
         self.bulk_threads = opts.copy_threads if ex.kind == "uring" else 0
         # bound now, so that no module is imported (no stat of .py files) mid-walk
@@ -404,8 +405,20 @@ class Engine:
             self.ex.close_fd(0, 0, job.dst_fd, SKIP)
             job.dst_fd = -1
         if job.tmpname:
-            self.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
+            self.unlink_tmp(job.parent, job.tmpname)
             job.tmpname = b""
+
+    def unlink_tmp(self, d: DirTask, name: bytes) -> None:
+        """Remove a temporary name at once.  (Not as a background UNLINKAT:
+        io-wq resolves the directory fd only when it runs it, and by then the
+        directory -- its job done -- or the copy may have closed it.)"""
+        if d.dst_fd < 0:
+            return
+        self.ex.direct_syscalls["unlinkat"] += 1
+        try:
+            os.unlink(name, dir_fd=d.dst_fd)
+        except OSError:
+            pass  # (gone already; or left for the next run, which removes it)
 
     # ======================================================================
     # dispatch by type
@@ -741,7 +754,7 @@ class Engine:
             return
         if res < 0:
             if job.tmpname and idx == 1:
-                self.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
+                self.unlink_tmp(job.parent, job.tmpname)
             job.tmpname = b""
             self.dst_failed(job, -res, "create symlink")
             return

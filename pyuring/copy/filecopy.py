@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import os
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Tuple
 
 from .. import _abi as A
 from ..executor import LINK, RESOLVE_SAFE, SKIP
@@ -232,7 +232,7 @@ def _src_error(eng: Engine, job: Job, err: int, what: str) -> None:
 
 def _fail_src(eng: Engine, job: Job) -> None:
     if job.dst_fd >= 0 and job.tmpname:
-        eng.ex.unlinkat(0, 0, job.parent.dst_fd, job.tmpname, 0, SKIP)
+        eng.unlink_tmp(job.parent, job.tmpname)
         job.tmpname = b""
     eng.src_failed(job, -job.nread, "open" if job.dtype == -1 else "read")
 
@@ -355,8 +355,7 @@ def _large_done(eng: Engine, job: Job, task: DataTask) -> None:
     for name, n in task.counts.items():
         count[name] += n
     if task.stopped:
-        eng.close_job_fds(job)  # the copy is stopping: no message, nothing published
-        eng.finish(job)
+        eng.drop_job(job)  # the copy is stopping: no message, nothing published
         return
     if task.error and task.src_side:
         eng.src_failed(job, task.error, "read")  # (closes both fds, drops a temporary name)
@@ -393,6 +392,7 @@ class _RingCopy:
         self.inflight = 0
         self.eof = False
         self.failed = False
+        self.error: Tuple[int, str, bool] = (0, "", False)
         self.total = 0
         self.bufs = eng.chunk_buffers(self.DEPTH)
         self.free = list(range(self.DEPTH))
@@ -411,53 +411,81 @@ class _RingCopy:
         ex.write(cid, 1, self.job.dst_fd, self.bufs, b * _CHUNK, _CHUNK, off)
 
     def _done(self, b: int, off: int, idx: int, res: int) -> None:
-        ex, job = self.eng.ex, self.job
-        if idx == 0:
+        if idx == 0:  # the READ broke its link: an error, or a short read
             if res < 0:
                 self._fail(-res, "read", src=True)
                 return
-            # a short read: the write was cancelled; write what we have
-            self.eof = True
-            if res > 0:
-                cid = ex.chain(lambda i, r, extra: self._done(b, off, 2, r))
-                ex.write(cid, 0, job.dst_fd, self.bufs, b * _CHUNK, res, off)
-                self.total += res
+            self.eof = True  # (the WRITE of the pair was cancelled)
+            if res > 0 and not self.failed:
+                ex = self.eng.ex
+                cid = ex.chain(lambda i, r, extra: self._written(b, off, res, r))
+                ex.write(cid, 0, self.job.dst_fd, self.bufs, b * _CHUNK, res, off)
                 return
             self._chunk_done(b)
             return
         if res == -errno.ECANCELED:
-            return  # reported by the READ of this pair
+            return  # the READ of this pair has answered for it
+        self._written(b, off, _CHUNK, res)
+
+    def _written(self, b: int, off: int, n: int, res: int) -> None:
+        """The WRITE of ``n`` bytes at ``off`` returned ``res``."""
         if res < 0:
             self._fail(-res, "write", src=False)
             return
-        if idx == 1:
-            self.total += res
-            if res < _CHUNK:  # a short write at full read: finish it synchronously
-                try:
-                    self.eng.ex.direct_syscalls["pwrite64"] += 1
-                    done = res
-                    view = self.bufs.view[b * _CHUNK: (b + 1) * _CHUNK]
-                    while done < _CHUNK:
-                        done += os.pwrite(job.dst_fd, view[done:], off + done)
-                except OSError as exc:
-                    self._fail(exc.errno or errno.EIO, "write", src=False)
-                    return
+        if res < n and not self.failed:  # a short write: finish it synchronously
+            try:
+                self.eng.ex.direct_syscalls["pwrite64"] += 1
+                done = res
+                view = self.bufs.view[b * _CHUNK: b * _CHUNK + n]
+                while done < n:
+                    done += os.pwrite(self.job.dst_fd, view[done:], off + done)
+            except OSError as exc:
+                self._fail(exc.errno or errno.EIO, "write", src=False)
+                return
+        self.total += n
         self._chunk_done(b)
 
     def _chunk_done(self, b: int) -> None:
         self.inflight -= 1
-        if self.failed:
-            if not self.inflight:
-                self.eng.release_chunks(self.bufs)
-            return
-        if not self.eof:
+        eng = self.eng
+        if not (self.eof or self.failed or eng.interrupted or eng.fatal is not None):
             self._issue(b)
             return
         self.free.append(b)
+        self._end()
+
+    def _fail(self, err: int, what: str, src: bool) -> None:
+        self.inflight -= 1
+        if not self.failed:
+            self.failed = True
+            self.error = (err, what, src)
+        self._end()
+
+    def _end(self) -> None:
+        """Once no pair is in flight: fail, stop or publish the file.  (Not
+        before: a linked WRITE gets its file only when the kernel issues it,
+        and the job's fd numbers, closed, may by then be another file's.)"""
         if self.inflight:
             return
         eng, job = self.eng, self.job
         eng.release_chunks(self.bufs)
+        if self.failed:
+            err, what, src = self.error
+            if src:
+                eng.src_failed(job, err, what)
+            else:
+                eng.dst_failed(job, err, what)
+            return
+        if not self.eof:  # the copy is stopping: nothing published, no message
+            eng.drop_job(job)
+            return
+        if eng.opts.fsync:  # (the small files' FSYNC is in their publishing chain)
+            try:
+                eng.ex.direct_syscalls["fsync"] += 1
+                os.fsync(job.dst_fd)
+            except OSError as exc:
+                eng.dst_failed(job, exc.errno or errno.EIO, "fsync")
+                return
         md = job.meta
         assert md is not None
         eng.ex.close_fd(0, 0, job.src_fd, SKIP)
@@ -466,21 +494,6 @@ class _RingCopy:
             _changed(eng, job, self.total)
         eng.stats.bytes_transferred += self.total
         _finalize(eng, job)
-
-    def _fail(self, err: int, what: str, src: bool) -> None:
-        self.inflight -= 1
-        if self.failed:
-            return
-        self.failed = True
-        self.eof = True
-        if not self.inflight:
-            self.eng.release_chunks(self.bufs)
-        if src:
-            self.eng.ex.close_fd(0, 0, self.job.src_fd, SKIP)
-            self.job.src_fd = -1
-            self.eng.src_failed(self.job, err, what)
-        else:
-            self.eng.dst_failed(self.job, err, what)
 
 
 # --------------------------------------------------------------------------------------
@@ -592,7 +605,7 @@ def _on_published(eng: Engine, job: Job, write_n: int, idx: int, res: int, _extr
         return
     if res < 0:
         if job.tmpname and idx == _RENAME:
-            ex.unlinkat(0, 0, d.dst_fd, job.tmpname, 0, SKIP)
+            eng.unlink_tmp(d, job.tmpname)
         job.tmpname = b""
         eng.dst_failed(job, -res, "fsync" if idx == _F else "publish")
         return
@@ -707,7 +720,7 @@ def _on_linked(eng: Engine, job: Job, group: HardlinkGroup, idx: int, res: int) 
     group.linking -= 1
     if res < 0:
         if job.tmpname and idx == _RENAME:
-            eng.ex.unlinkat(0, 0, d.dst_fd, job.tmpname, 0, SKIP)
+            eng.unlink_tmp(d, job.tmpname)
         job.tmpname = b""
         _group_done(eng, group)
         eng.dst_failed(job, -res, "hard link")
