@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Callable
 
 from .. import _syscall
+from ..dirfd import _chmod_o_path
 from ..executor import RESOLVE_SAFE, SKIP
 from ..metadata import Metadata
 from .text import show
@@ -154,8 +155,7 @@ def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool,
             uid, gid = eng.owner_target(md)
             ex.empty_path_chown(fd, uid, gid)
         if eng.opts.perms:
-            ex.direct_syscalls["fchmodat2"] += 1
-            _syscall.raw("fchmodat2", fd, b"", md.mode & 0o7777, 0x1000)
+            _chmod_o_path(ex, fd, md.mode & 0o7777)  # (with the fallback before 6.6)
     except OSError as exc:
         eng.stats.errors += 1
         eng.report(f'cannot set attributes of "{show(job.path)}": '

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 from .. import _abi as A
 from .. import _syscall
 from .._mem import Buffer
-from ..dirfd import DirEntry, parse_dirents
+from ..dirfd import DirEntry, _chmod_o_path, parse_dirents
 from ..executor import RESOLVE_SAFE, SKIP, Executor
 from ..metadata import Metadata
 from .bulk import BulkPool, DataCopy
@@ -589,7 +589,6 @@ class Engine:
 
     def list_src(self, fd: int) -> Iterator[DirEntry]:
         buf = bytearray(_DIRENT_BUF)
-        from .. import _syscall
 
         anchor = _syscall.ctypes.c_char.from_buffer(buf)
         addr = _syscall.ctypes.addressof(anchor)
@@ -715,7 +714,10 @@ class Engine:
                 same = False
             if same:
                 self.stats.unchanged += 1
-                if self._link_meta_differs(job) or self._group_of(job) is not None:
+                if self.opts.dry_run:  # (nothing is changed in a dry run, not even times)
+                    self._group_first_done(job, -1)
+                    self.finish(job)
+                elif self._link_meta_differs(job) or self._group_of(job) is not None:
                     self._open_for_meta(job, target)
                 else:
                     self.finish(job)
@@ -805,8 +807,7 @@ class Engine:
                 ex.empty_path_chown(fd, uid, gid)
                 if target is None and self.opts.perms and md.mode & 0o6000:
                     # chown cleared setuid/setgid (as it does for anyone)
-                    ex.direct_syscalls["fchmodat2"] += 1
-                    _syscall.raw("fchmodat2", fd, b"", md.mode & 0o7777, A.AT_EMPTY_PATH)
+                    _chmod_o_path(ex, fd, md.mode & 0o7777)
             if self.opts.times:
                 ex.empty_path_utime(fd, md.atime_ns, md.mtime_ns)
         except OSError as exc:

@@ -59,8 +59,11 @@ def start_file(eng: Engine, job: Job) -> None:
         def after() -> None:
             if group is not None and not opts.dry_run:
                 _open_group_fd(eng, job, group)
-            else:
-                eng.finish(job)
+                return
+            if group is not None:  # a dry run: the other names are compared with it
+                group.ready = True
+                release_waiters(eng, group)
+            eng.finish(job)
 
         if opts.dry_run:
             after()
