@@ -96,3 +96,40 @@ def test_mode_fix_without_fchmodat2(tmp_path: Path, backend: str,
     stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
     assert stats.exit_code == 0 and msgs == [], msgs
     assert os.stat(tmp_path / "dst" / "f").st_mode & 0o7777 == 0o640
+
+
+def test_hard_linked_symlinks_retargeted(tmp_path: Path, backend: str) -> None:
+    """Both names of a hard-linked symlink point elsewhere on the re-run: both
+    are updated (the first name is re-created; the second must not be taken as
+    unchanged because it is the first's *old* inode)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    os.symlink("A", src / "l1")
+    os.link(src / "l1", src / "l2", follow_symlinks=False)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, hard_links=True)
+    assert stats.exit_code == 0, msgs
+    for n in ("l1", "l2"):
+        os.unlink(src / n)
+    os.symlink("B", src / "l1")
+    os.link(src / "l1", src / "l2", follow_symlinks=False)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, hard_links=True)
+    assert stats.exit_code == 0, msgs
+    dst = tmp_path / "dst"
+    assert os.readlink(dst / "l1") == os.readlink(dst / "l2") == "B"
+    assert os.lstat(dst / "l1").st_ino == os.lstat(dst / "l2").st_ino
+
+
+def test_skipped_entries_leave_a_directory_of_their_name(tmp_path: Path,
+                                                         backend: str) -> None:
+    """-r without -l/-D: a symlink or FIFO is skipped, and an (empty) directory of
+    that name in the destination is not removed for it, as with rsync -r."""
+    src = tmp_path / "src"
+    src.mkdir()
+    os.symlink("t", src / "x")
+    os.mkfifo(src / "p")
+    for n in ("x", "p"):
+        (tmp_path / "dst" / n).mkdir(parents=True)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend,
+                           opts=Options(recursive=True))
+    assert stats.skipped == 2, msgs
+    assert (tmp_path / "dst" / "x").is_dir() and (tmp_path / "dst" / "p").is_dir()

@@ -429,7 +429,10 @@ class Engine:
         t = md.mode & 0o170000
         opts = self.opts
         dm = job.dmeta
-        if dm is not None and dm.is_dir() and t != stat.S_IFDIR:
+        skipped = (t == stat.S_IFLNK and not opts.links) or (
+            t not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+            and not (opts.devices if t in (stat.S_IFCHR, stat.S_IFBLK) else opts.specials))
+        if dm is not None and dm.is_dir() and t != stat.S_IFDIR and not skipped:
             # a directory where the source has something else: rsync removes
             # it when it is empty, and reports it otherwise
             if not opts.dry_run:
@@ -685,7 +688,15 @@ class Engine:
             return False
         md = job.meta
         assert md is not None
-        if job.dmeta is not None:
+        if fd >= 0:
+            # the inode now in place: a re-created entry is not the old one, and
+            # names still linked to that must be linked anew
+            try:
+                self.ex.direct_syscalls["fstat"] += 1
+                group.dst_ino = os.fstat(fd).st_ino
+            except OSError:
+                pass
+        elif job.dmeta is not None:
             group.dst_ino = job.dmeta.ino
         group.ready = True
         if fd < 0 or self.opts.dry_run:
