@@ -133,3 +133,27 @@ def test_skipped_entries_leave_a_directory_of_their_name(tmp_path: Path,
                            opts=Options(recursive=True))
     assert stats.skipped == 2, msgs
     assert (tmp_path / "dst" / "x").is_dir() and (tmp_path / "dst" / "p").is_dir()
+
+
+def test_capability_survives_an_owner_change(tmp_path: Path, backend: str) -> None:
+    """-X re-run of an unchanged file whose owner changed: the chown comes before
+    the xattrs (a chown clears security.capability)."""
+    import struct
+
+    cap = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)  # cap_net_bind_service
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "f", b"x")
+    fix_times(src)
+    try:
+        os.setxattr(src / "f", "security.capability", cap)
+    except OSError as exc:
+        pytest.skip(f"cannot set file capabilities here: {exc}")
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert stats.exit_code == 0, msgs
+    os.chown(src / "f", 1234, 1234)
+    os.setxattr(src / "f", "security.capability", cap)  # (the chown cleared it)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert stats.exit_code == 0, msgs
+    assert os.stat(tmp_path / "dst" / "f").st_uid == 1234
+    assert os.getxattr(tmp_path / "dst" / "f", "security.capability") == cap

@@ -126,9 +126,9 @@ def fix_unchanged(eng: Engine, job: Job, done: Callable[[], None]) -> None:
     assert md is not None and dm is not None
     want_mode = eng.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
     want_ids = _ids_change(eng, md, dm.uid, dm.gid)
-    if eng.opts.xattrs or eng.opts.acls:
-        _sync_unchanged_xattrs(eng, job)
     if not (want_mode or want_ids):
+        if eng.opts.xattrs or eng.opts.acls:
+            _sync_unchanged_xattrs(eng, job)
         done()
         return
     ex = eng.ex
@@ -154,6 +154,9 @@ def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool,
         if want_ids:
             uid, gid = eng.owner_target(md)
             ex.empty_path_chown(fd, uid, gid)
+        if eng.opts.xattrs or eng.opts.acls:
+            # after the chown, which clears security.capability; before the mode
+            _sync_unchanged_xattrs(eng, job)
         if eng.opts.perms:
             _chmod_o_path(ex, fd, md.mode & 0o7777)  # (with the fallback before 6.6)
     except OSError as exc:
