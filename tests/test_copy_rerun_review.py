@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 from typing import Any, List
 
@@ -157,3 +158,40 @@ def test_capability_survives_an_owner_change(tmp_path: Path, backend: str) -> No
     assert stats.exit_code == 0, msgs
     assert os.stat(tmp_path / "dst" / "f").st_uid == 1234
     assert os.getxattr(tmp_path / "dst" / "f", "security.capability") == cap
+
+
+def test_a_special_file_that_cannot_be_made_leaves_the_old_entry(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The destination has a regular file where the source now has a FIFO, and
+    the node cannot be made (EPERM, as a device for a non-root user): the old
+    file stays -- it is replaced only by a node that exists."""
+    from pyuring.copy import api
+    from pyuring.executor import make_executor
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "n", b"old contents")
+    fix_times(src)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+    assert stats.exit_code == 0, msgs
+    os.unlink(src / "n")
+    os.mkfifo(src / "n")
+
+    def make(*a: Any, **kw: Any) -> Any:
+        ex = make_executor(*a, **kw)
+
+        def refuse(*_a: Any, **_k: Any) -> None:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+        ex.mknodat = refuse  # type: ignore[method-assign]
+        return ex
+
+    monkeypatch.setattr(api, "make_executor", make)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+    assert stats.exit_code == 23 and len(msgs) == 1, msgs
+    assert (tmp_path / "dst" / "n").read_bytes() == b"old contents"
+    assert sorted(os.listdir(tmp_path / "dst")) == ["n"]  # (no temporary name left)
+    monkeypatch.undo()
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)  # now it can
+    assert stats.exit_code == 0, msgs
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "dst" / "n").st_mode)

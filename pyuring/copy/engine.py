@@ -852,13 +852,23 @@ class Engine:
             self._group_first_done(job, -1)
             self.finish(job)
             return
+        mode = md.mode & (0o170000 | (0o7777 if self.opts.perms else 0o777 & ~self.umask))
+        d.touched = True
         try:
-            if dm is not None:
-                ex.direct_syscalls["unlinkat"] += 1
-                os.unlink(job.dst_name, dir_fd=d.dst_fd)
-            mode = md.mode & (0o170000 | (0o7777 if self.opts.perms else 0o777 & ~self.umask))
-            d.touched = True
-            ex.mknodat(d.dst_fd, job.dst_name, mode, md.rdev)
+            if dm is None:
+                ex.mknodat(d.dst_fd, job.dst_name, mode, md.rdev)
+            else:
+                # under a temporary name, renamed over the old entry once it
+                # exists: a node that cannot be made (a device, as non-root)
+                # leaves the old entry in place
+                tmp = self.tmp_name(job.dst_name)
+                ex.mknodat(d.dst_fd, tmp, mode, md.rdev)
+                try:
+                    ex.direct_syscalls["renameat"] += 1
+                    os.rename(tmp, job.dst_name, src_dir_fd=d.dst_fd, dst_dir_fd=d.dst_fd)
+                except OSError:
+                    self.unlink_tmp(d, tmp)
+                    raise
         except OSError as exc:
             self.dst_failed(job, exc.errno or errno.EIO, "create")
             return
