@@ -195,3 +195,20 @@ def test_a_special_file_that_cannot_be_made_leaves_the_old_entry(
     stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)  # now it can
     assert stats.exit_code == 0, msgs
     assert stat.S_ISFIFO(os.lstat(tmp_path / "dst" / "n").st_mode)
+
+
+def test_unchanged_fifo_gets_its_new_mode_owner_and_times(tmp_path: Path,
+                                                          backend: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    os.mkfifo(src / "p", 0o600)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+    assert stats.exit_code == 0, msgs
+    os.chmod(src / "p", 0o644)
+    os.chown(src / "p", 1234, 1234)
+    os.utime(src / "p", ns=(10**18, 10**18))
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+    assert stats.exit_code == 0, msgs
+    s, d = os.lstat(src / "p"), os.lstat(tmp_path / "dst" / "p")
+    assert (d.st_mode, d.st_uid, d.st_gid, d.st_mtime_ns) == \
+        (s.st_mode, s.st_uid, s.st_gid, s.st_mtime_ns)

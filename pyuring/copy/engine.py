@@ -805,6 +805,7 @@ class Engine:
             # The name could have been swapped since we created it: make sure the
             # fd is still our symlink (readlink works on an O_PATH fd of a symlink
             # and fails on anything else) or our special file, before changing it.
+            mode_off = False  # (symlinks have no mode of their own)
             if target is not None:
                 if ex.readlinkat(fd, b"") != target:
                     raise OSError(errno.ESTALE, "entry replaced during the copy")
@@ -813,12 +814,16 @@ class Engine:
                 st = os.fstat(fd)
                 if st.st_mode & 0o170000 != md.mode & 0o170000 or st.st_rdev != md.rdev:
                     raise OSError(errno.ESTALE, "entry replaced during the copy")
+                # (an existing node's mode may be out of date)
+                mode_off = self.opts.perms and st.st_mode & 0o7777 != md.mode & 0o7777
             uid, gid = self.owner_target(md)
             if (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid):
                 ex.empty_path_chown(fd, uid, gid)
-                if target is None and self.opts.perms and md.mode & 0o6000:
-                    # chown cleared setuid/setgid (as it does for anyone)
-                    _chmod_o_path(ex, fd, md.mode & 0o7777)
+                # chown cleared setuid/setgid (as it does for anyone)
+                mode_off = mode_off or (target is None and self.opts.perms
+                                        and bool(md.mode & 0o6000))
+            if mode_off:
+                _chmod_o_path(ex, fd, md.mode & 0o7777)
             if self.opts.times:
                 ex.empty_path_utime(fd, md.atime_ns, md.mtime_ns)
         except OSError as exc:
@@ -841,7 +846,9 @@ class Engine:
         if dm is not None and dm.type == md.type and dm.rdev == md.rdev \
                 and not self.opts.ignore_times:
             self.stats.unchanged += 1
-            if self._group_of(job) is not None and not self.opts.dry_run:
+            mode_differs = self.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
+            if not self.opts.dry_run and (self._group_of(job) is not None or mode_differs
+                                          or self._link_meta_differs(job)):
                 self._open_for_meta(job, None)
             else:
                 self._group_first_done(job, -1)
