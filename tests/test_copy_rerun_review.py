@@ -212,3 +212,26 @@ def test_unchanged_fifo_gets_its_new_mode_owner_and_times(tmp_path: Path,
     s, d = os.lstat(src / "p"), os.lstat(tmp_path / "dst" / "p")
     assert (d.st_mode, d.st_uid, d.st_gid, d.st_mtime_ns) == \
         (s.st_mode, s.st_uid, s.st_gid, s.st_mtime_ns)
+
+
+def test_a_file_vanishing_during_the_unchanged_xattr_sync(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-X re-run: an unchanged file removed from the source between its statx and
+    the xattr sync is a vanished file (exit 24), not an error (23)."""
+    from pyuring.copy import api
+    from pyuring.executor import make_executor
+
+    from .test_copy_support import RACE_ACTIONS, install_statx_hook
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "v", b"x")
+    write(src / "w", b"y")
+    fix_times(src)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert stats.exit_code == 0, msgs
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(src), {b"v": RACE_ACTIONS["vanish"]})
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert fired == [b"v"]
+    assert stats.exit_code == 24 and stats.vanished == 1 and stats.errors == 0, msgs

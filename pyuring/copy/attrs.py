@@ -178,7 +178,12 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
     src = dst = -1
     try:
         count["openat"] += 2
-        src = os.open(job.name, flags, dir_fd=job.parent.src_fd)
+        try:
+            src = os.open(job.name, flags, dir_fd=job.parent.src_fd)
+        except FileNotFoundError:
+            eng.stats.vanished += 1  # (exit 24, as for a file that vanished before)
+            eng.report(f'file has vanished: "{show(job.path)}"')
+            return
         dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
         count["fstat"] += 1
         st = os.fstat(dst)
