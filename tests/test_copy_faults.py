@@ -611,3 +611,26 @@ def test_a_failed_first_name_of_a_hard_link_group(tmp_path: Path, backend: str,
         assert (dst / n).read_bytes() == (src / "d" / n).read_bytes()
     assert stat.S_IMODE(os.stat(dst).st_mode) == 0o750
     assert os.stat(dst).st_mtime_ns == os.stat(src / "d").st_mtime_ns
+
+
+def _nofile_256_of_4096() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))
+
+
+@requires_root  # (a hard limit of 4096 may be above an unprivileged one)
+def test_hard_links_outside_the_tree_under_a_low_soft_fd_limit(tmp_path: Path) -> None:
+    """-H: every file also has a name outside SRC (as in snapshots), so each group
+    keeps its fd to the end of the copy.  The CLI raises the soft RLIMIT_NOFILE to
+    the hard one: 600 such files under a soft limit of 256 all copy."""
+    src, outside = tmp_path / "src", tmp_path / "outside"
+    src.mkdir()
+    outside.mkdir()
+    for i in range(600):
+        write(src / f"f{i:03}", b"x%d" % i)
+        os.link(src / f"f{i:03}", outside / f"f{i:03}")
+    fix_times(src)
+    r = run_cli(["-aH", f"{src}/", str(tmp_path / "dst")], preexec_fn=_nofile_256_of_4096)
+    assert r.returncode == 0, r
+    assert len(os.listdir(tmp_path / "dst")) == 600

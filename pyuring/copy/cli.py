@@ -209,6 +209,23 @@ class _Progress:
             self.stream.flush()
 
 
+def _more_fds() -> None:
+    """-H keeps an fd of each hard-link group's first copy until the group's last
+    name is seen -- with names outside the tree (snapshots), to the end of the
+    copy.  Raise the soft RLIMIT_NOFILE to the hard limit, as a process that
+    needs many fds should (this one never uses select()).  CLI only: a library
+    must not change its caller's limits."""
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (OSError, ValueError):
+        pass  # (the old limit stays; fd_budget works within it)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return _main(argv)
@@ -251,6 +268,8 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     def itemize(line: str) -> None:
         sys.stdout.write(line + "\n")
 
+    if opts.hard_links:
+        _more_fds()
     copier = Copier(opts, report, itemize if opts.verbose and not opts.quiet else None)
     progress = _Progress(sys.stderr) if opts.progress and sys.stderr.isatty() else None
     if progress is not None:
