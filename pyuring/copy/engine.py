@@ -429,10 +429,7 @@ class Engine:
         t = md.mode & 0o170000
         opts = self.opts
         dm = job.dmeta
-        skipped = (t == stat.S_IFLNK and not opts.links) or (
-            t not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
-            and not (opts.devices if t in (stat.S_IFCHR, stat.S_IFBLK) else opts.specials))
-        if dm is not None and dm.is_dir() and t != stat.S_IFDIR and not skipped:
+        if dm is not None and dm.is_dir() and t != stat.S_IFDIR and not self._skipped(t):
             # a directory where the source has something else: rsync removes
             # it when it is empty, and reports it otherwise
             if not opts.dry_run:
@@ -459,23 +456,28 @@ class Engine:
                 return
             self.stats.dirs += 1
             self.start_dir(job)
-        elif t == stat.S_IFLNK:
-            self.stats.symlinks += 1
-            if not opts.links:
-                self.stats.skipped += 1
-                self.report(f'skipping non-regular file "{show(job.path)}"')
-                self.finish(job)
-                return
-            self.start_symlink(job)
         else:
-            self.stats.specials += 1
-            is_dev = t in (stat.S_IFCHR, stat.S_IFBLK)
-            if (is_dev and not opts.devices) or (not is_dev and not opts.specials):
+            if t == stat.S_IFLNK:
+                self.stats.symlinks += 1
+            else:
+                self.stats.specials += 1
+            if self._skipped(t):
                 self.stats.skipped += 1
                 self.report(f'skipping non-regular file "{show(job.path)}"')
                 self.finish(job)
-                return
-            self.start_special(job)
+            elif t == stat.S_IFLNK:
+                self.start_symlink(job)
+            else:
+                self.start_special(job)
+
+    def _skipped(self, t: int) -> bool:
+        """Does -l / --devices / --specials leave out a non-directory of type ``t``?"""
+        o = self.opts
+        if t == stat.S_IFLNK:
+            return not o.links
+        if t in (stat.S_IFCHR, stat.S_IFBLK):
+            return not o.devices
+        return t != stat.S_IFREG and not o.specials
 
     # ======================================================================
     # directories
