@@ -491,6 +491,9 @@ def test_readonly_destination_directory_as_non_root(tmp_path: Path, backend: str
     for dirpath, dirs, files in os.walk(work):
         for n in [dirpath, *[os.path.join(dirpath, x) for x in dirs + files]]:
             os.chown(n, 65534, 65534)
+    # someone else's: a directory of its own a non-root copy opens up for the
+    # time it works in there (as rsync does; tests/test_copy_rsync_modes.py)
+    os.chown(dst / "ro", 1000, 1000)
     os.chmod(dst / "ro", 0o555)
     with traversable(work):
         r = run_cli(["-a", "--backend", backend, f"{s}/", str(dst)], prelude=UNPRIV_PRELUDE,

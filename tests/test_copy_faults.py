@@ -36,6 +36,7 @@ from .test_copy_support import (
     cli_env,
     copy_api,
     fix_times,
+    install_statx_hook,
     mounted,
     regular_files,
     run_cli,
@@ -634,3 +635,81 @@ def test_hard_links_outside_the_tree_under_a_low_soft_fd_limit(tmp_path: Path) -
     r = run_cli(["-aH", f"{src}/", str(tmp_path / "dst")], preexec_fn=_nofile_256_of_4096)
     assert r.returncode == 0, r
     assert len(os.listdir(tmp_path / "dst")) == 600
+
+
+def _linked_groups(src: Path, outside: Path, n: int) -> None:
+    """n files in a/, each also in z/ (walked after all of a/) and outside SRC."""
+    (src / "a").mkdir(parents=True)
+    (src / "z").mkdir()
+    outside.mkdir()
+    for i in range(n):
+        write(src / "a" / f"f{i:03}", b"group %d" % i)
+        os.link(src / "a" / f"f{i:03}", src / "z" / f"f{i:03}")
+        os.link(src / "a" / f"f{i:03}", outside / f"f{i:03}")
+    fix_times(src)
+
+
+def test_hard_link_groups_past_the_fd_limit_let_go_their_fds(tmp_path: Path,
+                                                             backend: str) -> None:
+    """-H through the API (which leaves the caller's limits alone) under a soft
+    RLIMIT_NOFILE of 128: 300 groups that never complete (a name outside SRC)
+    would hold 300 fds.  Past the budget the oldest is closed and its first copy
+    found again by name when z/ comes: every pair is linked, no fd is left."""
+    import resource
+
+    src = tmp_path / "src"
+    _linked_groups(src, tmp_path / "outside", 300)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    before = sorted(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))
+    try:
+        stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, hard_links=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert stats.exit_code == 0, msgs[:5]
+    assert stats.hardlinks == 300
+    assert stats.direct_syscalls.get("openat2", 0) >= 2 * (300 - 16)  # found again
+    dst = tmp_path / "dst"
+    for i in range(300):
+        a, z = os.stat(dst / "a" / f"f{i:03}"), os.stat(dst / "z" / f"f{i:03}")
+        assert a.st_ino == z.st_ino and a.st_nlink == 2
+    assert_same_tree(src, dst, hardlinks=False)  # (nlink: the outside names)
+
+
+def test_a_let_go_first_copy_that_is_gone_makes_a_new_first(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first copy of a group whose fd was let go is replaced in the
+    destination before the group's next name comes: that name is copied on its
+    own (not linked to whatever has the old name now), the others are linked."""
+    from pyuring.copy import api, engine
+    from pyuring.executor import make_executor
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    # (one file in flight: the walk takes one of a/, z/ whole, then the other,
+    # so the first one's f000 is done, and its fd let go, when the other's comes)
+    _linked_groups(src, tmp_path / "outside", 200)
+    monkeypatch.setattr(engine, "group_fd_budget", lambda: 4)
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    swapped: List[str] = []
+
+    def swap(_path: bytes) -> None:
+        for first in ("a", "z"):  # whichever was copied already
+            if (dst / first / "f000").exists():
+                os.unlink(dst / first / "f000")
+                write(dst / first / "f000", b"someone else's file")
+                swapped.append(first)
+                return
+
+    fired_a = install_statx_hook(api, os.fsencode(src / "a"), {b"f000": swap})
+    fired_z = install_statx_hook(api, os.fsencode(src / "z"), {b"f000": swap})
+    stats, msgs = copy_api(src, dst, backend=backend, hard_links=True, max_files_in_flight=1)
+    assert fired_a == fired_z == [b"f000"] and len(swapped) == 1, (fired_a, fired_z, swapped)
+    assert stats.exit_code == 0, msgs
+    assert stats.hardlinks == 199
+    later = "z" if swapped[0] == "a" else "a"
+    assert (dst / later / "f000").read_bytes() == b"group 0"
+    assert (dst / swapped[0] / "f000").read_bytes() == b"someone else's file"
+    assert os.stat(dst / later / "f000").st_nlink == 1
+    for i in range(1, 200):
+        assert os.stat(dst / "a" / f"f{i:03}").st_ino == os.stat(dst / "z" / f"f{i:03}").st_ino

@@ -39,8 +39,8 @@ class CopyError(Exception):
         self.exit_code = exit_code
 
 
-def _q(path: bytes) -> str:
-    return f'"{show(path)}"'
+def _q(path: PathArg) -> str:
+    return f'"{show(os.fsencode(path))}"'
 
 
 def _realpath(path: bytes) -> bytes:
@@ -289,7 +289,7 @@ class Copier:
             if file_to_file:
                 self._copy_file_root(eng, roots[0], dst, dst_exists)
             else:
-                dst_fd, fresh = self._open_dest_dir(dst, dst_exists)
+                dst_fd, fresh = self._open_dest_dir(dst, dst_exists, roots[0].contents)
                 try:
                     for root in roots:
                         if eng.interrupted or eng.fatal is not None:
@@ -325,13 +325,15 @@ class Copier:
             st.sqes_by_op = dict(rs.sqes_by_op)
         st.direct_syscalls = dict(ex.direct_syscalls)
 
-    def _open_dest_dir(self, dst: bytes, exists: bool) -> tuple[int, bool]:
+    def _open_dest_dir(self, dst: bytes, exists: bool, gets_meta: bool) -> tuple[int, bool]:
         fresh = False
         if not exists:
             if self.opts.dry_run:
                 return -1, True  # nothing will be created
             try:
-                os.mkdir(dst, 0o755)  # its final mode comes from the source's, if any
+                # as every directory the copy makes (the source's mode comes at
+                # the end); or, when it is only the parent of the copies, 0755
+                os.mkdir(dst, 0o700 if gets_meta else 0o755)
                 fresh = True
             except OSError as exc:
                 raise CopyError(f"cannot create destination directory {_q(dst)}: "
@@ -349,7 +351,7 @@ class Copier:
             src_fd = _open_dir(root.src)
             md = Metadata.from_stat(os.fstat(src_fd))
             task = DirTask(None, src_fd, dst_fd, b"", md)
-            if dst_fd >= 0:
+            if dst_fd >= 0 and not fresh:  # (fresh: as a directory the copy made)
                 task.dst_meta = Metadata.from_stat(os.fstat(dst_fd))
             if not fresh:
                 eng._list_dst(task)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, List, Optional
 
+from .. import _abi as A
 from .. import _syscall
 from ..dirfd import _chmod_o_path
 from ..executor import RESOLVE_SAFE, SKIP
@@ -42,12 +43,18 @@ def needs_meta_before_publish(eng: Engine, job: Job) -> bool:
         return True
     if _ids_change(eng, md, eng.euid, job.parent.dst_gid_new):
         return True
-    return bool(opts.perms and md.mode & 0o6000 and not eng.is_root)
+    return not eng.is_root and bool(final_mode(eng, md, job.dmeta) & 0o6000)
 
 
-def final_mode(eng: Engine, mode: int) -> int:
-    """The permission bits a copy of ``mode`` ends with."""
-    return mode & 0o7777 if eng.opts.perms else mode & 0o777 & ~eng.umask
+def final_mode(eng: Engine, md: Metadata, dm: Optional[Metadata]) -> int:
+    """The permission bits the copy of ``md`` ends with, replacing ``dm`` (None:
+    nothing there).  Without -p an entry that exists as the same type keeps its
+    permissions, as with rsync; a new one gets the source's less the umask."""
+    if eng.opts.perms:
+        return md.mode & 0o7777
+    if dm is not None and dm.mode & 0o170000 == md.mode & 0o170000:
+        return dm.mode & 0o7777
+    return md.mode & 0o777 & ~eng.umask
 
 
 def xattrs_need_write(eng: Engine, mode: int) -> bool:
@@ -71,14 +78,14 @@ def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
         except OSError as exc:
             if exc.errno != errno.EPERM or eng.is_root:
                 raise
+    final = final_mode(eng, md, job.dmeta)
     # chown clears setuid/setgid, and so does a write by a non-root user
-    if opts.perms and md.mode & 0o6000 and (chowned or not eng.is_root):
-        ex.fchmod(fd, md.mode & 0o7777)
+    if final & 0o6000 and (chowned or not eng.is_root):
+        ex.fchmod(fd, final)
     if (opts.xattrs or opts.acls) and job.src_fd >= 0:
         copy_xattrs_fd(eng, job.src_fd, fd, job.path)
     elif opts.xattrs or opts.acls:
         _copy_xattrs_reopen(eng, job, fd)
-    final = final_mode(eng, md.mode)
     if xattrs_need_write(eng, final):
         ex.fchmod(fd, final)  # created writable for the xattrs: now its real mode
     if opts.times:
@@ -96,7 +103,9 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
     cur_uid, cur_gid = (have.uid, have.gid) if have is not None else (eng.euid,
                                                                        d.dst_gid_new)
     cur_mode = have.mode & 0o7777 if have is not None else 0o700
-    want_mode = md.mode & 0o7777 if opts.perms else md.mode & 0o777 & ~eng.umask
+    if d.dst_mode_now >= 0:
+        cur_mode = d.dst_mode_now  # opened up for this copy (Engine._open_up)
+    want_mode = final_mode(eng, md, have)
     try:
         if _ids_change(eng, md, cur_uid, cur_gid):
             uid, gid = eng.owner_target(md)
@@ -111,6 +120,7 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
             copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True)
         if want_mode != cur_mode:
             ex.fchmod(fd, want_mode)
+        d.dst_mode_now = -1
         # mtime decides: our own getdents of the destination may move its atime
         if opts.times and (have is None or d.touched or have.mtime_ns != md.mtime_ns):
             ex.futimens(fd, md.atime_ns, md.mtime_ns)
@@ -189,7 +199,10 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
         st = os.fstat(dst)
         if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):
             raise OSError(errno.ESTALE, "entry replaced during the copy")
-        copy_xattrs_fd(eng, src, dst, job.path, replace=True)
+        unlock = -1
+        if not eng.is_root and st.st_uid == eng.euid and not st.st_mode & 0o200:
+            unlock = st.st_mode & 0o7777  # a read-only file of ours (rsync does the same)
+        copy_xattrs_fd(eng, src, dst, job.path, replace=True, unlock=unlock)
     except OSError as exc:
         _xattr_error(eng, job.path, exc)
     finally:
@@ -214,9 +227,12 @@ def _xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
 
 
 def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
-                   replace: bool = False) -> None:
-    """Copy the xattrs ``-X`` / ``-A`` select; with ``replace`` also remove the
-    destination's that the source lacks."""
+                   replace: bool = False, unlock: int = -1) -> None:
+    """Copy the xattrs ``-X`` / ``-A`` select.  With ``replace`` (a destination
+    that existed before) change only what differs -- a no-change re-run writes
+    nothing -- and remove the destination's that the source lacks.  ``unlock``
+    >= 0: the destination's mode, which lacks u+w (a non-root owner cannot set
+    user.* xattrs then); it gets u+w for the changes and this mode back."""
     count = eng.ex.direct_syscalls
     keep: Callable[[str], bool] = eng._xattr_names
     try:
@@ -226,16 +242,49 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
         if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
             _xattr_error(eng, path, exc)
         return
-    if replace:
+    if not replace:
+        _set_xattrs(eng, src, dst, path, names)
+        return
+    try:
+        count["flistxattr"] += 1
+        have = {n for n in os.listxattr(dst) if keep(n)}
+        drop = [n for n in have if n not in names]
+        change = []
+        for name in names:
+            count["fgetxattr"] += 1
+            value = os.getxattr(src, name)
+            if name in have:
+                count["fgetxattr"] += 1
+                if os.getxattr(dst, name) == value:
+                    continue
+            change.append((name, value))
+    except OSError as exc:
+        _xattr_error(eng, path, exc)
+        return
+    if not (drop or change):
+        return
+    if unlock >= 0:
         try:
-            count["flistxattr"] += 1
-            for name in os.listxattr(dst):
-                if keep(name) and name not in names:
-                    count["fremovexattr"] += 1
-                    os.removexattr(dst, name)
-        except OSError as exc:
-            _xattr_error(eng, path, exc)
-            return
+            eng.ex.fchmod(dst, unlock | 0o200)
+        except OSError:
+            unlock = -1  # (the sets below fail and say why)
+    try:
+        for name in drop:
+            count["fremovexattr"] += 1
+            os.removexattr(dst, name)
+        for name, value in change:
+            count["fsetxattr"] += 1
+            os.setxattr(dst, name, value)
+    except OSError as exc:
+        _xattr_error(eng, path, exc)
+    finally:
+        # (a new access ACL has set the mode to its own: that one stays)
+        if unlock >= 0 and not any(n == "system.posix_acl_access" for n, _ in change):
+            eng.ex.fchmod(dst, unlock)
+
+
+def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) -> None:
+    count = eng.ex.direct_syscalls
     for name in names:
         try:
             count["fgetxattr"] += 1
@@ -265,21 +314,36 @@ def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> None:
         os.close(fd)
 
 
-def copy_xattrs_by_name(eng: Engine, job: Job) -> None:
-    """Symlinks (no usable fd): the *xattrat syscalls (Linux 6.13) by name."""
+def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False) -> None:
+    """Symlinks (no usable fd): the *xattrat syscalls (Linux 6.13) by name.
+    With ``replace`` (an unchanged symlink on a re-run) only what differs is
+    changed, and the destination's names the source lacks are removed."""
     from ..dirfd import _xattrat_get, _xattrat_list
 
     keep = eng._xattr_names
     d = job.parent
     count = eng.ex.direct_syscalls
+    nofollow = A.AT_SYMLINK_NOFOLLOW
     try:
         count["listxattrat"] += 1
         names = [n for n in _xattrat_list(d.src_fd, job.name) if keep(os.fsdecode(n))]
+        have: List[bytes] = []
+        if replace:
+            count["listxattrat"] += 1
+            have = [n for n in _xattrat_list(d.dst_fd, job.dst_name) if keep(os.fsdecode(n))]
+            for name in have:
+                if name not in names:
+                    count["removexattrat"] += 1
+                    _syscall.removexattrat(d.dst_fd, job.dst_name, nofollow, name)
         for name in names:
             count["getxattrat"] += 1
             value = _xattrat_get(d.src_fd, job.name, name)
+            if name in have:
+                count["getxattrat"] += 1
+                if _xattrat_get(d.dst_fd, job.dst_name, name) == value:
+                    continue
             count["setxattrat"] += 1
-            _syscall.setxattrat(d.dst_fd, job.dst_name, 0x100, name, value, 0)
+            _syscall.setxattrat(d.dst_fd, job.dst_name, nofollow, name, value, 0)
     except OSError as exc:
         if exc.errno == errno.ENOSYS:
             return  # kernel before 6.13: symlink xattrs cannot be reached by fd or name

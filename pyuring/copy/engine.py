@@ -63,19 +63,32 @@ def _errtext(err: int) -> str:
     return f"{os.strerror(err)} ({err})"
 
 
-def fd_budget(wanted: int) -> int:
-    """Files in flight that RLIMIT_NOFILE allows (each may hold two fds and a
-    direct-descriptor slot, which the kernel counts against the same limit)."""
+def _soft_nofile() -> int:
+    """The soft RLIMIT_NOFILE (-1: none)."""
     try:
         import resource
 
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, ValueError, OSError):
+        return -1
+    return -1 if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def group_fd_budget() -> int:
+    """Hard-link groups (-H) that may keep their first copy's fd open at once."""
+    soft = _soft_nofile()
+    return 1 << 20 if soft < 0 else max(16, soft // 8)
+
+
+def fd_budget(wanted: int) -> int:
+    """Files in flight that RLIMIT_NOFILE allows (each may hold two fds and a
+    direct-descriptor slot, which the kernel counts against the same limit)."""
+    soft = _soft_nofile()
+    if soft < 0:
         return wanted
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    # keep room for the ring, stdio, directory fds of a moderately deep walk
-    return max(1, min(wanted, (int(soft) - 40) // 3))
+    # keep room for the ring, stdio, directory fds of a moderately deep walk,
+    # and the fds of hard-link groups
+    return max(1, min(wanted, (soft - 40 - group_fd_budget()) // 3))
 
 
 class DirTask:
@@ -86,6 +99,7 @@ class DirTask:
         "dst_fd",
         "dst_gid_new",
         "dst_meta",
+        "dst_mode_now",
         "dst_names",
         "dst_sgid",
         "entries",
@@ -122,6 +136,7 @@ class DirTask:
         self.stale: Optional[Set[bytes]] = None  # temporary names of an interrupted run
         # what the destination directory was before the copy (None: we created it)
         self.dst_meta: Optional[Metadata] = None
+        self.dst_mode_now = -1  # >= 0: the mode was opened up to this until the end
         self.touched = False  # this run created, replaced or removed an entry in it
 
     def path(self, name: bytes) -> bytes:
@@ -176,7 +191,8 @@ class Job:
 
 
 class HardlinkGroup:
-    __slots__ = ("dst_ino", "failed", "fd", "linking", "ready", "remaining", "waiters")
+    __slots__ = ("dst_ino", "dst_mtime", "failed", "fd", "home", "linking", "ready",
+                 "remaining", "waiters")
 
     def __init__(self, remaining: int) -> None:
         self.remaining = remaining  # names of this inode not seen yet
@@ -184,8 +200,12 @@ class HardlinkGroup:
         self.ready = False  # the first name is in place (fd set; or a dry run)
         self.fd = -1  # an fd of the published first copy, kept for linkat(AT_EMPTY_PATH)
         self.dst_ino = -1
+        self.dst_mtime = -1  # of the first copy when its fd was let go
         self.failed = False
         self.waiters: List[Job] = []
+        # where the first copy is (destination directory, name) while fd is
+        # held: found again by name if the fd is let go (Engine.hold_group_fd)
+        self.home: Optional[Tuple[bytes, bytes]] = None
 
 
 class Engine:
@@ -217,6 +237,11 @@ class Engine:
         self.free_slots = list(range(self.nslots - 1, -1, -1))
         self.direct = getattr(ex, "direct_slots", 0) >= self.nslots
         self.hardlinks: Dict[Tuple[int, int], HardlinkGroup] = {}
+        # groups holding their first copy's fd, oldest first (by id: a dict
+        # keeps the order and removes in O(1))
+        self.held: Dict[int, HardlinkGroup] = {}
+        self.held_max = group_fd_budget()
+        self.dst_root_fd = -1  # the destination root: where a group's home is from
         self.tmpfile_ok = bool(O_TMPFILE)
         self.tmp_counter = 0
         self.xattr_warned = False
@@ -573,11 +598,28 @@ class Engine:
             child.dst_gid_new = self.egid
         if not job.fresh and child.dst_fd >= 0:
             self._list_dst(child)
+            self._open_up(child)
         child.entries = self.list_src(child.src_fd)
         # the job is over as an entry; the directory stays pending in its parent
         job.parent.pending += 1
         self.finish(job)
         self.stack.append(child)
+
+    def _open_up(self, d: DirTask) -> None:
+        """Without root's override nothing can be added to a directory that
+        lacks u+wx: a non-root copy into an existing one it owns adds them for
+        the time it works in there (as rsync does).  At the end the directory
+        gets the source's mode (-p) or its own back (_finish_dir)."""
+        have = d.dst_meta
+        if have is None or self.is_root or have.mode & 0o300 == 0o300 \
+                or have.uid != self.euid or d.dst_fd < 0 or self.opts.dry_run:
+            return
+        mode = (have.mode & 0o7777) | 0o300
+        try:
+            self.ex.fchmod(d.dst_fd, mode)
+        except OSError:
+            return  # (the entries that cannot be made will say why)
+        d.dst_mode_now = mode
 
     def _list_dst(self, d: DirTask) -> None:
         names: Dict[bytes, int] = {}
@@ -631,6 +673,16 @@ class Engine:
         if d.apply_meta and md is not None and not self.opts.dry_run and d.dst_fd >= 0 \
                 and self.fatal is None and not self.interrupted:
             self._apply_dir_meta(self, d, md)
+        if d.dst_mode_now >= 0 and d.dst_meta is not None and d.dst_fd >= 0:
+            # opened up by _open_up and not given its mode above (no -p, no
+            # source metadata, a failure, or the copy stopped): put it back
+            try:
+                self.ex.fchmod(d.dst_fd, d.dst_meta.mode & 0o7777)
+            except OSError as exc:
+                self.stats.errors += 1
+                self.report(f'cannot set attributes of directory "{show(d.rel or b".")}": '
+                            f"{_errtext(exc.errno or errno.EIO)}")
+            d.dst_mode_now = -1
         if d.owns_fds:
             if d.src_fd >= 0:
                 self.ex.close_fd(0, 0, d.src_fd, SKIP)
@@ -682,6 +734,76 @@ class Engine:
             return None
         return self.hardlinks.get((md.dev, md.ino))
 
+    def hold_group_fd(self, group: HardlinkGroup, fd: int, rel: bytes, name: bytes) -> None:
+        """Keep ``fd`` of a group's first copy (``name`` in the destination
+        directory ``rel``) for the LINKATs of its other names.  nlink counts
+        names outside the tree too (snapshots), so a group may never complete:
+        past ``held_max`` such fds the oldest idle one is closed, and its first
+        copy found again by name when another name turns up."""
+        group.fd = fd
+        group.home = (rel, name)
+        held = self.held
+        held[id(group)] = group
+        if len(held) <= self.held_max:
+            return
+        for old in held.values():
+            if old.linking == 0 and old is not group:
+                break
+        else:
+            return  # (every one is in use by a LINKAT in flight)
+        del held[id(old)]
+        ex = self.ex
+        try:
+            # to know it again: an inode number alone may have been reused
+            ex.direct_syscalls["fstat"] += 1
+            st = os.fstat(old.fd)
+            old.dst_ino, old.dst_mtime = st.st_ino, st.st_mtime_ns
+        except OSError:
+            old.failed = True
+        ex.close_fd(0, 0, old.fd, SKIP)
+        old.fd = -1
+
+    def let_go_group(self, group: HardlinkGroup) -> None:
+        """The group is complete (or failed): no fd of it is kept."""
+        self.held.pop(id(group), None)
+        group.home = None
+
+    def find_group_fd(self, group: HardlinkGroup) -> bool:
+        """Open the first copy of a group whose fd was let go, by name: one name
+        at a time from the destination root (each component with RESOLVE_SAFE,
+        as every open below the roots), and only if it is still that inode."""
+        home = group.home
+        if home is None:
+            return False
+        rel, name = home
+        ex = self.ex
+        count = ex.direct_syscalls
+        fd = self.dst_root_fd
+        opened: List[int] = []
+        try:
+            for part in rel.split(b"/") if rel else ():
+                count["openat2"] += 1
+                fd = _syscall.openat2(fd, part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+                                      | os.O_CLOEXEC, 0, RESOLVE_SAFE)
+                opened.append(fd)
+            count["openat2"] += 1
+            fd = _syscall.openat2(fd, name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
+                                  RESOLVE_SAFE)
+            count["fstat"] += 1
+            st = os.fstat(fd)
+            if (st.st_ino, st.st_mtime_ns) != (group.dst_ino, group.dst_mtime):
+                count["close"] += 1
+                os.close(fd)
+                return False
+        except OSError:
+            return False
+        finally:
+            for f in opened:
+                count["close"] += 1
+                os.close(f)
+        self.hold_group_fd(group, fd, rel, name)
+        return True
+
     def _group_first_done(self, job: Job, fd: int) -> bool:
         """The first name of a group is in place: keep ``fd`` (O_PATH) for the
         others' LINKATs.  Returns True when the fd was taken."""
@@ -705,7 +827,7 @@ class Engine:
             group.failed = fd < 0 and not self.opts.dry_run
             self._release_waiters(self, group)
             return False
-        group.fd = fd
+        self.hold_group_fd(group, fd, job.parent.rel, job.dst_name)
         self._release_waiters(self, group)
         return True
     def start_symlink(self, job: Job) -> None:
@@ -730,8 +852,11 @@ class Engine:
                 if self.opts.dry_run:  # (nothing is changed in a dry run, not even times)
                     self._group_first_done(job, -1)
                     self.finish(job)
-                elif self._link_meta_differs(job) or self._group_of(job) is not None:
-                    self._open_for_meta(job, target)
+                    return
+                if self.opts.xattrs or self.opts.acls:
+                    self._copy_xattrs_by_name(self, job, True)
+                if self._link_meta_differs(job) or self._group_of(job) is not None:
+                    self._open_for_meta(job, target, xattrs=False)
                 else:
                     self.finish(job)
                 return
@@ -784,14 +909,15 @@ class Engine:
         else:
             self.finish(job)
 
-    def _open_for_meta(self, job: Job, target: Optional[bytes]) -> None:
-        """Open the created entry O_PATH|O_NOFOLLOW and set owner and times through it."""
+    def _open_for_meta(self, job: Job, target: Optional[bytes], xattrs: bool = True) -> None:
+        """Open the created entry O_PATH|O_NOFOLLOW and set owner and times through
+        it (and the xattrs by name, unless ``xattrs`` is False: done already)."""
         ex = self.ex
-        cid = ex.chain(lambda idx, res, extra: self._on_meta_fd(job, target, res))
+        cid = ex.chain(lambda idx, res, extra: self._on_meta_fd(job, target, res, xattrs))
         ex.openat2(cid, 0, job.parent.dst_fd, job.dst_name, os.O_PATH | os.O_NOFOLLOW, 0,
                    RESOLVE_SAFE)
 
-    def _on_meta_fd(self, job: Job, target: Optional[bytes], res: int) -> None:
+    def _on_meta_fd(self, job: Job, target: Optional[bytes], res: int, xattrs: bool) -> None:
         if res < 0:
             group = self._group_of(job)
             if group is not None and not group.ready:
@@ -832,7 +958,7 @@ class Engine:
             self.stats.errors += 1
             self.report(f'cannot set attributes of "{show(job.path)}": '
                         f"{_errtext(exc.errno or errno.EIO)}")
-        if self.opts.xattrs or self.opts.acls:
+        if xattrs and (self.opts.xattrs or self.opts.acls):
             self._copy_xattrs_by_name(self, job)
         if not self._group_first_done(job, fd):
             ex.close_fd(0, 0, fd, SKIP)
@@ -849,9 +975,11 @@ class Engine:
                 and not self.opts.ignore_times:
             self.stats.unchanged += 1
             mode_differs = self.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
+            if not self.opts.dry_run and (self.opts.xattrs or self.opts.acls):
+                self._copy_xattrs_by_name(self, job, True)
             if not self.opts.dry_run and (self._group_of(job) is not None or mode_differs
                                           or self._link_meta_differs(job)):
-                self._open_for_meta(job, None)
+                self._open_for_meta(job, None, xattrs=False)
             else:
                 self._group_first_done(job, -1)
                 self.finish(job)
@@ -894,12 +1022,14 @@ class Engine:
 
     def init_root(self, d: DirTask) -> None:
         """Which gid files created directly in a root destination get."""
+        self.dst_root_fd = d.dst_fd
         if d.dst_fd < 0:
             d.dst_gid_new = self.egid
             return
         st = os.fstat(d.dst_fd)
         d.dst_sgid = bool(st.st_mode & stat.S_ISGID)
         d.dst_gid_new = st.st_gid if d.dst_sgid else self.egid
+        self._open_up(d)
 
     def owner_target(self, md: Metadata) -> Tuple[int, int]:
         """(uid, gid) to give the copy; -1 leaves that id as created."""
@@ -960,6 +1090,7 @@ class Engine:
                 self.ex.close_fd(0, 0, group.fd, SKIP)
                 group.fd = -1
         self.hardlinks.clear()
+        self.held.clear()
         while self.ex.busy():
             self.ex.run(wait=True)
         if self.bulk is not None:

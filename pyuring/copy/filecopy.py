@@ -91,8 +91,10 @@ def start_file(eng: Engine, job: Job) -> None:
 # --------------------------------------------------------------------------------------
 # opening the destination
 # --------------------------------------------------------------------------------------
-def _create_mode(eng: Engine, mode: int) -> int:
-    final = final_mode(eng, mode)
+def _create_mode(eng: Engine, job: Job) -> int:
+    md = job.meta
+    assert md is not None
+    final = final_mode(eng, md, job.dmeta)
     if xattrs_need_write(eng, final):
         return final | 0o200  # until the xattrs are on (apply_file_meta)
     return final
@@ -103,7 +105,7 @@ def _open_dst(eng: Engine, job: Job) -> None:
     ex, d = eng.ex, job.parent
     md = job.meta
     assert md is not None
-    mode = _create_mode(eng, md.mode)
+    mode = _create_mode(eng, job)
     cid = ex.chain(lambda idx, res, extra: _on_dst_open(eng, job, res))
     if eng.tmpfile_ok:
         ex.openat2(cid, 0, d.dst_fd, b".", os.O_WRONLY | O_TMPFILE, mode, RESOLVE_SAFE)
@@ -178,7 +180,7 @@ def _small(eng: Engine, job: Job) -> None:
         # OPENAT2 the O_TMPFILE.  A failed source open silences the rest.
         # (partial, not a lambda: one Python frame less per completion)
         ex.open_read_tmpfile(partial(_on_small, eng, job), d.src_fd, job.name, slot, eng.pool,
-                             boff, want, d.dst_fd, _create_mode(eng, md.mode))
+                             boff, want, d.dst_fd, _create_mode(eng, job))
         return
     else:
         cid = ex.chain(lambda idx, res, extra: _on_src_fd(eng, job, res))
@@ -631,7 +633,7 @@ def _on_published(eng: Engine, job: Job, write_n: int, idx: int, res: int, _extr
     group = eng.hardlinks.get((md.dev, md.ino)) if eng.opts.hard_links and md.nlink > 1 \
         else None
     if group is not None and not group.ready and not group.failed:
-        group.fd = job.dst_fd
+        eng.hold_group_fd(group, job.dst_fd, job.parent.rel, job.dst_name)
         group.ready = True
         job.dst_fd = -1
         release_waiters(eng, group)
@@ -666,7 +668,7 @@ def _on_group_fd(eng: Engine, job: Job, group: HardlinkGroup, res: int) -> None:
     if res < 0:
         group.failed = True
     else:
-        group.fd = res
+        eng.hold_group_fd(group, res, job.parent.rel, job.dst_name)
         group.ready = True
     release_waiters(eng, group)
     eng.finish(job)
@@ -689,6 +691,17 @@ def link_to_group(eng: Engine, job: Job, group: HardlinkGroup) -> None:
         group.waiters.append(job)  # the first copy is still in flight
         return
     dm = job.dmeta
+    if group.fd < 0 and group.home is not None and not eng.opts.dry_run \
+            and (dm is None or dm.ino != group.dst_ino) and not eng.find_group_fd(group):
+        # its fd was let go (Engine.hold_group_fd), and the first copy is not
+        # where it was: this name is copied on its own, and becomes a new first
+        group.failed = True
+        eng.let_go_group(group)
+        if job.meta is not None and job.meta.is_file():
+            start_file(eng, job)
+        else:
+            eng.dispatch_unlinked(job)
+        return
     group.remaining -= 1
     if dm is not None and dm.ino == group.dst_ino:
         eng.stats.unchanged += 1
@@ -743,4 +756,5 @@ def _group_done(eng: Engine, group: HardlinkGroup) -> None:
         eng.ex.close_fd(0, 0, group.fd, SKIP)
         group.fd = -1
         group.failed = True  # nothing more will link to it
+        eng.let_go_group(group)
 
