@@ -67,6 +67,9 @@ Callback = Callable[[int, int, Any], None]
 # with the workers posting completions themselves (COOP_TASKRUN) one
 # io_uring_enter then carries 130-150 SQEs of a copy of small files.
 _WAIT_DIV = 8
+# user_data of the completion wake() posts: its chain id (ud >> 7) is never
+# handed out, and no flag bit is set, so run() finds no callback and goes on
+_WAKE_UD = 1 << 63
 _STATX_UD = 0x40
 _END_MASK = LINK | HARDLINK | SKIP
 _ENDS_CHAIN = 0x30
@@ -166,6 +169,12 @@ class Executor:
 
     def abandon(self) -> None:
         """Give up on operations still in flight (their memory is kept)."""
+
+    def wake(self) -> bool:
+        """From another thread: make a wait in ``run()`` return soon.  False
+        where that cannot be done (the sync backend: its wait is a syscall of
+        that thread's own)."""
+        return False
 
     def busy(self) -> bool:
         """True while any chain awaits a completion."""
@@ -347,6 +356,31 @@ class UringExecutor(Executor):
     def stop(self) -> None:
         """A stop was requested: waits that a signal interrupts return."""
         self.ring.eintr_hook = lambda: True
+
+    def wake(self) -> bool:
+        """A completion nobody owns (user_data _WAKE_UD, which run() skips) is
+        posted on the ring from this thread: a wait for completions returns.
+        MSG_RING without a ring of our own where the kernel has that (6.13),
+        else from a throwaway ring (5.18)."""
+        ring = self.ring
+        if ring.closed:
+            return False
+        from .register import sync_msg_ring
+
+        try:
+            sync_msg_ring(ring.fd, _WAKE_UD)
+            return True
+        except UringError:
+            pass
+        try:
+            from .ring import Ring
+
+            with Ring(2) as tmp:
+                tmp.prep_msg_ring(ring.fd, 0, _WAKE_UD, user_data=1)
+                tmp.submit_and_wait(1)
+                return all(c.res >= 0 for c in tmp.reap())
+        except (OSError, ValueError):
+            return False
 
     def abandon(self) -> None:
         """Give up on operations still in flight (after stop(), on a deadline).

@@ -29,6 +29,30 @@ def _nbytes(buf: Any) -> int:
     return buf.size if type(buf) is Buffer else memoryview(buf).nbytes
 
 
+def sync_msg_ring(ring_fd: int, data: int, res: int = 0) -> None:
+    """Post a completion (user_data ``data``, result ``res``) on the ring whose
+    fd is ``ring_fd``, without a ring of one's own: IORING_REGISTER_SEND_MSG_RING,
+    a "blind" io_uring_register on fd -1 that runs one MSG_RING synchronously
+    (Linux 6.13; liburing's ``io_uring_register_sync_msg``).  Nothing is
+    submitted to the target ring, so any thread may call it -- a way to wake a
+    thread waiting in ``submit_and_wait`` on that ring.  Raises
+    :class:`OpcodeUnsupported` where the kernel lacks it."""
+    sqe = bytearray(A.SQE_SIZE)
+    A.SQE_COMMON.pack_into(sqe, 0, A.IORING_OP_MSG_RING, 0, ring_fd, data & (1 << 64) - 1,
+                           A.IORING_MSG_DATA, res & 0xFFFFFFFF, 0, 0, 0, 0)
+    addr, keep = buffer_address(sqe, True)
+    try:
+        _syscall.io_uring_register(-1, A.IORING_REGISTER_SEND_MSG_RING, addr, 1)
+    except OSError as exc:
+        err = exc.errno or 0
+        if err in (errno.EINVAL, errno.EBADF):  # (before 6.13: fd -1 is no ring)
+            raise OpcodeUnsupported(err, "IORING_REGISTER_SEND_MSG_RING: not supported "
+                                         "by this kernel") from None
+        raise UringError(err, f"IORING_REGISTER_SEND_MSG_RING: {os.strerror(err)}") from None
+    finally:
+        del keep
+
+
 class Registrations(RingCore):
     """The register_* methods; mixed into :class:`pyuring.Ring`."""
 

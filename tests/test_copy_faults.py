@@ -10,6 +10,7 @@ drains the pipe so that the child can react.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import random
@@ -26,6 +27,7 @@ from .conftest import URING, requires_root
 from .test_copy_support import (
     BACKENDS,
     HANG_GUARD,
+    RACE_ACTIONS,
     SMALL_COPY_GUARD,
     SMALL_FILE_MAX,
     Result,
@@ -461,6 +463,76 @@ def test_sigint_while_an_open_waits_on_a_swapped_in_fifo(tmp_path: Path, backend
     assert p.returncode == 20, text
     assert "Traceback" not in text
     assert took < STOP_GRACE + 5
+    for rel, full in regular_files(tmp_path / "dst"):
+        assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()
+    assert not tmp_names(tmp_path / "dst")
+
+
+@pytest.mark.parametrize("how", ["sync_msg_ring", "throwaway_ring"])
+def test_interrupt_from_another_thread_while_an_open_waits_on_a_fifo(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """Copier.interrupt() from another thread is no signal: the ring's wait for
+    the FIFO's open must be ended by a completion posted to the ring (MSG_RING
+    without a ring of one's own, or from a throwaway ring on kernels before
+    6.13).  The copy ends as stopped (exit 20) within the stop grace period."""
+    import threading
+    import time
+
+    from pyuring import register
+    from pyuring.copy import Copier, CopyStats, api
+    from pyuring.copy.engine import STOP_GRACE
+    from pyuring.errors import OpcodeUnsupported
+    from pyuring.executor import make_executor
+
+    check_backend("uring")
+    if how == "throwaway_ring":
+        def unsupported(*_a: object) -> None:
+            raise OpcodeUnsupported(errno.EINVAL, "pretend: before Linux 6.13")
+
+        monkeypatch.setattr(register, "sync_msg_ring", unsupported)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i}").write_bytes(os.urandom(100 + i))
+    (src / "victim").write_bytes(b"soon a fifo")
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    install_statx_hook(api, os.fsencode(src), {b"victim": RACE_ACTIONS["to_fifo"]})
+    opts = archive_all()
+    opts.backend = "uring"
+    msgs: List[str] = []
+    copier = Copier(opts, msgs.append)
+    result: List[object] = []
+
+    def copy() -> None:
+        try:
+            result.append(copier.run([os.fsencode(src) + b"/"], tmp_path / "dst"))
+        except BaseException as exc:
+            result.append(exc)
+
+    worker = threading.Thread(target=copy, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not _is_fifo(src / "victim"):
+            assert time.monotonic() < deadline, "the race never fired"
+            time.sleep(0.02)
+        time.sleep(0.5)  # let the open block
+        assert worker.is_alive(), "the copy ended although an open waits on a FIFO"
+        t0 = time.monotonic()
+        copier.interrupt()
+        worker.join(STOP_GRACE + 10)
+        took = time.monotonic() - t0
+        alive = worker.is_alive()
+    finally:
+        if worker.is_alive():  # free the open (a writer arrives), then the thread
+            fd = os.open(src / "victim", os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+            worker.join(10)
+    assert not alive, "interrupt() from another thread did not end the copy"
+    assert took < STOP_GRACE + 5
+    stats = result[0]
+    assert isinstance(stats, CopyStats), stats
+    assert stats.interrupted and stats.exit_code == 20, msgs
     for rel, full in regular_files(tmp_path / "dst"):
         assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()
     assert not tmp_names(tmp_path / "dst")

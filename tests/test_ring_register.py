@@ -609,6 +609,46 @@ def test_msg_ring_data(ring: Ring, target_mode: str) -> None:
         assert one(ring).res == -errno.EBADFD
 
 
+@pytest.mark.parametrize("target_mode", ["fast", "plain"])
+def test_sync_msg_ring_wakes_a_thread_waiting_on_the_ring(target_mode: str) -> None:
+    """IORING_REGISTER_SEND_MSG_RING (Linux 6.13): a thread with no ring of its own
+    posts a completion that ends another thread's wait in submit_and_wait."""
+    import threading
+    import time
+
+    from pyuring.errors import OpcodeUnsupported
+    from pyuring.register import sync_msg_ring
+
+    with make_ring(target_mode, 8) as target:
+        try:
+            sync_msg_ring(target.fd, 0x77, -3)
+        except OpcodeUnsupported:
+            pytest.skip("kernel without IORING_REGISTER_SEND_MSG_RING (6.13)")
+        c = one(target)
+        assert (c.user_data, c.res) == (0x77, -3)
+        errors: List[BaseException] = []
+
+        def post() -> None:
+            time.sleep(0.2)
+            try:
+                sync_msg_ring(target.fd, 0xFEED, 42)
+            except BaseException as exc:  # (reported by the assertion below)
+                errors.append(exc)
+
+        t = threading.Thread(target=post)
+        t0 = time.monotonic()
+        t.start()
+        c = one(target)  # waits until the other thread posts
+        t.join()
+        assert not errors
+        assert (c.user_data, c.res) == (0xFEED, 42)
+        assert time.monotonic() - t0 >= 0.15
+        nothing_more(target)
+    with pipe() as (r, _w), pytest.raises(UringError) as info:
+        sync_msg_ring(r, 0, 1)  # not a ring
+    assert info.value.errno == errno.EBADFD
+
+
 def test_msg_ring_fd(ring: Ring, tmp_path: Any) -> None:
     path = os.path.join(str(tmp_path), "f")
     write_file(path, b"passed along")

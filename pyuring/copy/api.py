@@ -216,6 +216,9 @@ class Copier:
         if self.engine is not None:
             self.engine.interrupted = True
             self.engine.ex.stop()  # a wait the signal interrupted comes back
+            # (a call from another thread is no signal: the ring's wait is
+            # ended by a completion posted to it)
+            self.engine.ex.wake()
             if self.engine.bulk is not None:
                 self.engine.bulk.poke()  # (a call from another thread is no signal)
 
