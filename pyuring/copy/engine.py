@@ -377,7 +377,9 @@ class Engine:
     # errors
     # ======================================================================
     def src_failed(self, job: Job, err: int, what: str) -> None:
-        if err == errno.ENOENT and what in ("stat", "open"):
+        if err == errno.EINTR and self.interrupted:
+            pass  # the stop ended a wait (an open of a FIFO): not an error of its own
+        elif err == errno.ENOENT and what in ("stat", "open"):
             self.stats.vanished += 1
             self.report(f'file has vanished: "{show(job.path)}"')
         else:
