@@ -220,3 +220,201 @@ def test_symlink_and_fifo_xattrs_follow_the_source_on_a_rerun(tmp_path: Path,
     assert sorted(os.listxattr(dst / "fifo")) == ["trusted.f"]
     assert os.getxattr(dst / "fifo", "trusted.f") == b"2"
     assert_same_tree(src, dst, atime=False)
+
+
+# --------------------------------------------------------------------------------------
+# found by a review of the above (2026-12-03); each failed before its fix
+# --------------------------------------------------------------------------------------
+_UNPRIV_FIFO_CHILD = """
+import json, os, signal, sys
+import pyuring.copy.api as api
+from tests.test_copy_support import RACE_ACTIONS, UNPRIV_PRELUDE, install_statx_hook
+spec = json.loads(sys.argv[1])
+install_statx_hook(api, os.fsencode(spec["src"]), {b"victim": RACE_ACTIONS["to_fifo"]})
+sys.argv[1:] = ["-rt", "--backend", spec["backend"], spec["src"] + "/", spec["dst"]]
+exec(UNPRIV_PRELUDE)
+"""
+
+
+@requires_root
+def test_a_stopped_copy_gives_opened_up_directories_their_mode_back(
+        tmp_path: Path, backend: str) -> None:
+    """SIGINT while an open waits on a FIFO: on the ring the operations in flight
+    are given up after the grace period; the destination directory the copy
+    opened up (0500, ours) still gets its mode back."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .test_copy_support import REPO, cli_env
+
+    work = tmp_path / "work"
+    src, dst = work / "src", work / "dst"
+    src.mkdir(parents=True)
+    for i in range(10):
+        write(src / f"f{i}", b"x" * i)
+    write(src / "victim", b"soon a fifo")
+    dst.mkdir()
+    _give_to_nobody(work)
+    os.chmod(dst, 0o500)
+    spec = {"src": str(src), "dst": str(dst), "backend": backend}
+    with traversable(work):
+        p = subprocess.Popen([sys.executable, "-c", _UNPRIV_FIFO_CHILD, json.dumps(spec)],
+                             env=cli_env(), cwd=str(REPO), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while not stat.S_ISFIFO(_lmode(src / "victim")):
+                assert time.monotonic() < deadline, "the race never fired"
+                assert p.poll() is None, p.communicate()
+                time.sleep(0.02)
+            time.sleep(0.5)
+            p.send_signal(signal.SIGINT)
+            _out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert p.returncode == 20, err
+    assert _mode(dst) == 0o500
+
+
+def _lmode(p: Path) -> int:
+    try:
+        return os.lstat(p).st_mode
+    except FileNotFoundError:
+        return 0
+
+
+@requires_root
+def test_non_root_AX_on_read_only_files_sets_acl_after_the_xattrs(tmp_path: Path,
+                                                                  backend: str) -> None:
+    """An access ACL written first would take u+w away before the user.* xattrs
+    (a read-only file): the first copy and the re-run both write it last."""
+    from .test_copy_support import acl_blob
+
+    work = tmp_path / "work"
+    src, dst = work / "src", work / "dst"
+    src.mkdir(parents=True)
+    write(src / "ro", b"read-only, with an ACL", 0o444)
+    # (the ACL first: listxattr then names it first, here as with the reviewer)
+    _xattr_or_skip(src / "ro", "system.posix_acl_access", acl_blob(0o444, users=[(1000, 4)]))
+    os.setxattr(src / "ro", "user.x", b"one")
+    _give_to_nobody(work)
+    fix_times(src)
+    _as_nobody(work, "-aXA", "--backend", backend, f"{src}/", str(dst))
+    assert os.getxattr(dst / "ro", "user.x") == b"one"
+    os.setxattr(src / "ro", "user.x", b"two")
+    os.setxattr(src / "ro", "system.posix_acl_access", acl_blob(0o444, users=[(1001, 4)]))
+    fix_times(src)
+    _as_nobody(work, "-aXA", "--backend", backend, f"{src}/", str(dst))
+    assert os.getxattr(dst / "ro", "user.x") == b"two"
+    assert_same_tree(src, dst, atime=False)
+
+
+@requires_root
+def test_non_root_rerun_of_several_sources_into_a_read_only_destination(
+        tmp_path: Path, backend: str) -> None:
+    """`-rt a/ b DST`: the first root gives DST its mode back when it is done;
+    the second writes into it again (DST is opened up for each root)."""
+    work = tmp_path / "work"
+    (work / "a").mkdir(parents=True)
+    (work / "b").mkdir()
+    write(work / "a" / "fa", b"a")
+    write(work / "b" / "fb", b"b")
+    (work / "dst").mkdir()
+    _give_to_nobody(work)
+    os.chmod(work / "dst", 0o500)
+    _as_nobody(work, "-rt", "--backend", backend, f"{work / 'a'}/", str(work / "b"),
+               str(work / "dst"))
+    assert (work / "dst" / "fa").read_bytes() == b"a"
+    assert (work / "dst" / "b" / "fb").read_bytes() == b"b"
+    assert _mode(work / "dst") == 0o500
+
+
+def _nofile_128() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+
+@requires_root
+def test_non_root_H_finds_first_copies_behind_directories_without_x(
+        tmp_path: Path, backend: str) -> None:
+    """No -p, existing destination directories 0600 (ours): the copy works in
+    them opened up and gives 0600 back when each is done.  With fds let go
+    (RLIMIT_NOFILE 128: 16 kept), finding a first copy again goes through such
+    a directory: it is searched with u+x for the moment, every pair linked."""
+    work = tmp_path / "work"
+    src, dst = work / "src", work / "dst"
+    (src / "a").mkdir(parents=True)
+    (src / "z").mkdir()
+    (work / "outside").mkdir()
+    for i in range(40):
+        write(src / "a" / f"f{i:02}", b"%d" % i)
+        os.link(src / "a" / f"f{i:02}", src / "z" / f"f{i:02}")
+        os.link(src / "a" / f"f{i:02}", work / "outside" / f"f{i:02}")
+    (dst / "a").mkdir(parents=True)
+    (dst / "z").mkdir()
+    _give_to_nobody(work)
+    os.chmod(dst / "a", 0o600)
+    os.chmod(dst / "z", 0o600)
+    with traversable(work):
+        r = run_cli(["-rtH", "--backend", backend, f"{src}/", str(dst)],
+                    prelude=UNPRIV_PRELUDE, cwd="/", preexec_fn=_nofile_128)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r
+    assert _mode(dst / "a") == 0o600 and _mode(dst / "z") == 0o600
+    os.chmod(dst / "a", 0o700)
+    os.chmod(dst / "z", 0o700)
+    for i in range(40):
+        assert os.stat(dst / "a" / f"f{i:02}").st_ino == os.stat(dst / "z" / f"f{i:02}").st_ino
+
+
+@requires_root
+def test_without_p_a_replaced_device_keeps_its_mode_and_setuid_needs_its_owner(
+        tmp_path: Path, backend: str) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    os.mknod(src / "dev", 0o644 | stat.S_IFCHR, os.makedev(1, 5))
+    os.mknod(dst / "dev", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    write(src / "prog", b"new program", 0o755)
+    write(dst / "prog", b"a user's setuid program", 0o4755)
+    os.chown(dst / "prog", 1000, 1000)
+    os.chmod(dst / "prog", 0o4755)
+    write(src / "mine", b"new contents", 0o755)
+    write(dst / "mine", b"root's own setuid program", 0o4750)
+    stats, msgs = copy_api(src, dst, backend=backend, perms=False, owner=False, group=False)
+    assert stats.exit_code == 0, msgs
+    st = os.lstat(dst / "dev")
+    assert st.st_rdev == os.makedev(1, 5) and stat.S_IMODE(st.st_mode) == 0o600
+    st = os.lstat(dst / "prog")
+    assert (dst / "prog").read_bytes() == b"new program"
+    # root's now: not setuid-root with the contents of whatever SRC had
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o755
+    assert stat.S_IMODE(os.lstat(dst / "mine").st_mode) == 0o4750  # same owner: kept
+
+
+def test_A_implies_p(tmp_path: Path, backend: str) -> None:
+    """rsync's -A implies -p: an existing entry takes the source's mode."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    write(src / "f", b"new", 0o640)
+    write(dst / "f", b"old", 0o606)
+    stats, msgs = copy_api(src, dst, backend=backend, perms=False, acls=True)
+    assert stats.exit_code == 0, msgs
+    assert _mode(dst / "f") == 0o640
+
+
+def test_dry_run_of_several_sources_into_a_new_destination(tmp_path: Path,
+                                                           backend: str) -> None:
+    for n in ("s1", "s2"):
+        (tmp_path / n).mkdir()
+        write(tmp_path / n / f"in-{n}", b"x")
+    r = run_cli(["-n", "-r", "--backend", backend, f"{tmp_path / 's1'}/",
+                 f"{tmp_path / 's2'}/", str(tmp_path / "new")])
+    assert r.returncode == 0 and r.stderr == "", r
+    assert not (tmp_path / "new").exists()

@@ -202,6 +202,9 @@ class Copier:
 
     def __init__(self, opts: Options, report: Callable[[str], None],
                  itemize: Optional[Callable[[str], None]] = None) -> None:
+        if opts.acls and not opts.perms:
+            # an ACL is a superset of the permission bits: -A implies -p (as rsync's)
+            opts = Options(**{**opts.as_dict(), "perms": True})
         self.opts = opts
         self.report = report
         self.itemize = itemize
@@ -356,7 +359,7 @@ class Copier:
             task = DirTask(None, src_fd, dst_fd, b"", md)
             if dst_fd >= 0 and not fresh:  # (fresh: as a directory the copy made)
                 task.dst_meta = Metadata.from_stat(os.fstat(dst_fd))
-            if not fresh:
+            if not fresh and dst_fd >= 0:  # (-1: a dry run into a new destination)
                 eng._list_dst(task)
             task.entries = eng.list_src(src_fd)
             task.owns_fds = False

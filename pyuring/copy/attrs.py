@@ -53,6 +53,13 @@ def final_mode(eng: Engine, md: Metadata, dm: Optional[Metadata]) -> int:
     if eng.opts.perms:
         return md.mode & 0o7777
     if dm is not None and dm.mode & 0o170000 == md.mode & 0o170000:
+        if dm.mode & 0o6000 and dm.mode & 0o170000 != 0o040000:
+            # A replaced file must not keep setuid/setgid for an owner it no
+            # longer has (rsync does keep them: a user's setuid file rewritten
+            # by root would be a setuid-root file with the user's contents).
+            uid, gid = eng.owner_target(md)
+            if (uid if uid >= 0 else eng.euid) != dm.uid or (gid >= 0 and gid != dm.gid):
+                return dm.mode & 0o1777
         return dm.mode & 0o7777
     return md.mode & 0o777 & ~eng.umask
 
@@ -226,6 +233,13 @@ def _xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
                f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
 
 
+def _acls_last(names: List[str]) -> List[str]:
+    """An access ACL sets the permission bits when it is written: when that takes
+    u+w away, user.* xattrs written after it are refused (rsync, too, writes
+    the ACLs after the other xattrs)."""
+    return sorted(names, key=lambda n: n.startswith("system.posix_acl_"))
+
+
 def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
                    replace: bool = False, unlock: int = -1) -> None:
     """Copy the xattrs ``-X`` / ``-A`` select.  With ``replace`` (a destination
@@ -237,7 +251,7 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
     keep: Callable[[str], bool] = eng._xattr_names
     try:
         count["flistxattr"] += 1
-        names = [n for n in os.listxattr(src) if keep(n)]
+        names = _acls_last([n for n in os.listxattr(src) if keep(n)])
     except OSError as exc:
         if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
             _xattr_error(eng, path, exc)
@@ -267,20 +281,27 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
         try:
             eng.ex.fchmod(dst, unlock | 0o200)
         except OSError:
-            unlock = -1  # (the sets below fail and say why)
-    try:
-        for name in drop:
+            unlock = -1  # (the changes below fail and say why)
+    acl_set = False
+    for name in drop:
+        try:
             count["fremovexattr"] += 1
             os.removexattr(dst, name)
-        for name, value in change:
+        except OSError as exc:
+            _xattr_error(eng, path, exc)
+    for name, value in change:
+        try:
             count["fsetxattr"] += 1
             os.setxattr(dst, name, value)
-    except OSError as exc:
-        _xattr_error(eng, path, exc)
-    finally:
-        # (a new access ACL has set the mode to its own: that one stays)
-        if unlock >= 0 and not any(n == "system.posix_acl_access" for n, _ in change):
+            acl_set = acl_set or name == "system.posix_acl_access"
+        except OSError as exc:
+            _xattr_error(eng, path, exc)
+    # (a new access ACL has set the mode to its own, the source's: that one stays)
+    if unlock >= 0 and not acl_set:
+        try:
             eng.ex.fchmod(dst, unlock)
+        except OSError as exc:
+            _xattr_error(eng, path, exc)
 
 
 def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) -> None:

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--specials", action="store_true", help="keep FIFOs and sockets")
     g.add_argument("-H", "--hard-links", action="store_true", help="keep hard links")
     g.add_argument("-X", "--xattrs", action="store_true", help="keep extended attributes")
-    g.add_argument("-A", "--acls", action="store_true", help="keep POSIX ACLs")
+    g.add_argument("-A", "--acls", action="store_true", help="keep POSIX ACLs (implies -p)")
     g.add_argument("--numeric-ids", action="store_true",
                    help="owners by number (always so for a local copy)")
     for name in ("recursive", "links", "perms", "times", "group", "owner", "devices",

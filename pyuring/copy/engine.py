@@ -99,6 +99,7 @@ class DirTask:
         "dst_fd",
         "dst_gid_new",
         "dst_meta",
+        "dst_mode_back",
         "dst_mode_now",
         "dst_names",
         "dst_sgid",
@@ -137,6 +138,7 @@ class DirTask:
         # what the destination directory was before the copy (None: we created it)
         self.dst_meta: Optional[Metadata] = None
         self.dst_mode_now = -1  # >= 0: the mode was opened up to this until the end
+        self.dst_mode_back = -1  # ... from this one
         self.touched = False  # this run created, replaced or removed an entry in it
 
     def path(self, name: bytes) -> bytes:
@@ -242,6 +244,7 @@ class Engine:
         self.held: Dict[int, HardlinkGroup] = {}
         self.held_max = group_fd_budget()
         self.dst_root_fd = -1  # the destination root: where a group's home is from
+        self.opened: Dict[int, DirTask] = {}  # directories opened up (_open_up), by id
         self.tmpfile_ok = bool(O_TMPFILE)
         self.tmp_counter = 0
         self.xattr_warned = False
@@ -254,7 +257,7 @@ class Engine:
         self.bulk: Optional[BulkPool] = None
         self.bulk_threads = opts.copy_threads if ex.kind == "uring" else 0
         # bound now, so that no module is imported (no stat of .py files) mid-walk
-        from .attrs import apply_dir_meta, copy_xattrs_by_name
+        from .attrs import apply_dir_meta, copy_xattrs_by_name, final_mode
         from .filecopy import link_to_group, release_waiters, start_file
 
         self._start_file = start_file
@@ -262,15 +265,19 @@ class Engine:
         self._release_waiters = release_waiters
         self._apply_dir_meta = apply_dir_meta
         self._copy_xattrs_by_name = copy_xattrs_by_name
+        self._final_mode = final_mode
         self._chunk_pool: List[Buffer] = []
 
     def _xattr_filter(self) -> Callable[[str], bool]:
         x, acl = self.opts.xattrs, self.opts.acls
+        # As rsync: root copies every namespace but system.* (ACLs are -A's);
+        # anyone else only user.* (security.* of theirs is not theirs to set)
+        user_only = not self.is_root
 
         def keep(name: str) -> bool:
             if name.startswith("system.posix_acl_"):
                 return acl
-            if name.startswith("system."):
+            if name.startswith("system.") or (user_only and not name.startswith("user.")):
                 return False
             return x
 
@@ -600,28 +607,44 @@ class Engine:
             child.dst_gid_new = self.egid
         if not job.fresh and child.dst_fd >= 0:
             self._list_dst(child)
-            self._open_up(child)
+            if job.dmeta is not None:
+                self._open_up(child, job.dmeta.mode, job.dmeta.uid)
         child.entries = self.list_src(child.src_fd)
         # the job is over as an entry; the directory stays pending in its parent
         job.parent.pending += 1
         self.finish(job)
         self.stack.append(child)
 
-    def _open_up(self, d: DirTask) -> None:
+    def _open_up(self, d: DirTask, mode: int, uid: int) -> None:
         """Without root's override nothing can be added to a directory that
-        lacks u+wx: a non-root copy into an existing one it owns adds them for
-        the time it works in there (as rsync does).  At the end the directory
-        gets the source's mode (-p) or its own back (_finish_dir)."""
-        have = d.dst_meta
-        if have is None or self.is_root or have.mode & 0o300 == 0o300 \
-                or have.uid != self.euid or d.dst_fd < 0 or self.opts.dry_run:
+        lacks u+wx: a non-root copy into an existing one it owns (``mode``,
+        ``uid``: what it has now) adds u+rwx for the time it works in there, as
+        rsync does.  At the end the directory gets the source's mode (-p) or its
+        own back (_give_back)."""
+        if self.is_root or mode & 0o300 == 0o300 or uid != self.euid or d.dst_fd < 0 \
+                or self.opts.dry_run:
             return
-        mode = (have.mode & 0o7777) | 0o300
+        now = (mode & 0o7777) | 0o700
         try:
-            self.ex.fchmod(d.dst_fd, mode)
+            self.ex.fchmod(d.dst_fd, now)
         except OSError:
             return  # (the entries that cannot be made will say why)
-        d.dst_mode_now = mode
+        d.dst_mode_now, d.dst_mode_back = now, mode & 0o7777
+        self.opened[id(d)] = d
+
+    def _give_back(self, d: DirTask) -> None:
+        """The mode an opened-up directory had, unless apply_dir_meta gave it
+        its final one (no -p, no source metadata, a failure, a stop)."""
+        self.opened.pop(id(d), None)
+        if d.dst_mode_now < 0 or d.dst_fd < 0:
+            return
+        d.dst_mode_now = -1
+        try:
+            self.ex.fchmod(d.dst_fd, d.dst_mode_back)
+        except OSError as exc:
+            self.stats.errors += 1
+            self.report(f'cannot set attributes of directory "{show(d.rel or b".")}": '
+                        f"{_errtext(exc.errno or errno.EIO)}")
 
     def _list_dst(self, d: DirTask) -> None:
         names: Dict[bytes, int] = {}
@@ -675,16 +698,7 @@ class Engine:
         if d.apply_meta and md is not None and not self.opts.dry_run and d.dst_fd >= 0 \
                 and self.fatal is None and not self.interrupted:
             self._apply_dir_meta(self, d, md)
-        if d.dst_mode_now >= 0 and d.dst_meta is not None and d.dst_fd >= 0:
-            # opened up by _open_up and not given its mode above (no -p, no
-            # source metadata, a failure, or the copy stopped): put it back
-            try:
-                self.ex.fchmod(d.dst_fd, d.dst_meta.mode & 0o7777)
-            except OSError as exc:
-                self.stats.errors += 1
-                self.report(f'cannot set attributes of directory "{show(d.rel or b".")}": '
-                            f"{_errtext(exc.errno or errno.EIO)}")
-            d.dst_mode_now = -1
+        self._give_back(d)
         if d.owns_fds:
             if d.src_fd >= 0:
                 self.ex.close_fd(0, 0, d.src_fd, SKIP)
@@ -703,6 +717,9 @@ class Engine:
             d.listing_done = True
             if not self.abandoned:
                 self.maybe_finish_dir(d)
+        if self.abandoned:  # (the directories stay open: their modes can be given back)
+            for d in list(self.opened.values()):
+                self._give_back(d)
 
     # ======================================================================
     # symlinks and special files
@@ -778,25 +795,20 @@ class Engine:
         if home is None:
             return False
         rel, name = home
-        ex = self.ex
-        count = ex.direct_syscalls
+        count = self.ex.direct_syscalls
         fd = self.dst_root_fd
         opened: List[int] = []
         try:
             for part in rel.split(b"/") if rel else ():
-                count["openat2"] += 1
-                fd = _syscall.openat2(fd, part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
-                                      | os.O_CLOEXEC, 0, RESOLVE_SAFE)
+                fd = self._open_in(fd, part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
                 opened.append(fd)
-            count["openat2"] += 1
-            fd = _syscall.openat2(fd, name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
-                                  RESOLVE_SAFE)
+            fd = self._open_in(fd, name, os.O_PATH | os.O_NOFOLLOW)
+            opened.append(fd)
             count["fstat"] += 1
             st = os.fstat(fd)
             if (st.st_ino, st.st_mtime_ns) != (group.dst_ino, group.dst_mtime):
-                count["close"] += 1
-                os.close(fd)
                 return False
+            opened.pop()  # (kept)
         except OSError:
             return False
         finally:
@@ -805,6 +817,28 @@ class Engine:
                 os.close(f)
         self.hold_group_fd(group, fd, rel, name)
         return True
+
+    def _open_in(self, dfd: int, name: bytes, flags: int) -> int:
+        """openat2 of one name (synchronous).  A directory of the copy's that was
+        given back a mode without u+x (no -p) is searched with u+x added for
+        the moment, as the copy itself did while it worked in there."""
+        count = self.ex.direct_syscalls
+        count["openat2"] += 1
+        try:
+            return _syscall.openat2(dfd, name, flags | os.O_CLOEXEC, 0, RESOLVE_SAFE)
+        except PermissionError:
+            if self.is_root:
+                raise
+            count["fstat"] += 1
+            st = os.fstat(dfd)
+            if st.st_uid != self.euid or st.st_mode & 0o100:
+                raise
+            _chmod_o_path(self.ex, dfd, (st.st_mode & 0o7777) | 0o100)
+            try:
+                count["openat2"] += 1
+                return _syscall.openat2(dfd, name, flags | os.O_CLOEXEC, 0, RESOLVE_SAFE)
+            finally:
+                _chmod_o_path(self.ex, dfd, st.st_mode & 0o7777)
 
     def _group_first_done(self, job: Job, fd: int) -> bool:
         """The first name of a group is in place: keep ``fd`` (O_PATH) for the
@@ -991,7 +1025,7 @@ class Engine:
             self._group_first_done(job, -1)
             self.finish(job)
             return
-        mode = md.mode & (0o170000 | (0o7777 if self.opts.perms else 0o777 & ~self.umask))
+        mode = md.mode & 0o170000 | self._final_mode(self, md, dm)
         d.touched = True
         try:
             if dm is None:
@@ -1031,7 +1065,8 @@ class Engine:
         st = os.fstat(d.dst_fd)
         d.dst_sgid = bool(st.st_mode & stat.S_ISGID)
         d.dst_gid_new = st.st_gid if d.dst_sgid else self.egid
-        self._open_up(d)
+        # (every root: a later SRC argument writes into it again)
+        self._open_up(d, st.st_mode, st.st_uid)
 
     def owner_target(self, md: Metadata) -> Tuple[int, int]:
         """(uid, gid) to give the copy; -1 leaves that id as created."""
