@@ -418,3 +418,23 @@ def test_dry_run_of_several_sources_into_a_new_destination(tmp_path: Path,
                  f"{tmp_path / 's2'}/", str(tmp_path / "new")])
     assert r.returncode == 0 and r.stderr == "", r
     assert not (tmp_path / "new").exists()
+
+
+@requires_root
+def test_non_root_rerun_into_a_directory_of_its_own_without_read_permission(
+        tmp_path: Path, backend: str) -> None:
+    """rsync works in such a directory (it adds u+rwx); so does the copy, and the
+    directory gets its mode (0300, kept without -p) back."""
+    work = tmp_path / "work"
+    src, dst = work / "src", work / "dst"
+    (src / "d").mkdir(parents=True)
+    write(src / "d" / "new", b"new")
+    (dst / "d").mkdir(parents=True)
+    write(dst / "d" / "old", b"old, not in the source")
+    _give_to_nobody(work)
+    os.chmod(dst / "d", 0o300)
+    _as_nobody(work, "-rt", "--backend", backend, f"{src}/", str(dst))
+    assert _mode(dst / "d") == 0o300
+    os.chmod(dst / "d", 0o700)
+    assert sorted(os.listdir(dst / "d")) == ["new", "old"]
+    assert (dst / "d" / "new").read_bytes() == b"new"

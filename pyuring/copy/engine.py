@@ -554,6 +554,8 @@ class Engine:
         if res >= 0 and idx != _DIR_OPEN:
             self._dst_dir_step(job, idx + 1)
             return
+        if res == -errno.EACCES and idx == _DIR_OPEN:
+            res = self._open_unreadable_dir(job)
         if res < 0:
             what = {_DIR_UNLINK: "replace", _DIR_MKDIR: "mkdir", _DIR_OPEN: "open"}[idx]
             self.dst_error(job, -res, what + " directory")
@@ -563,6 +565,38 @@ class Engine:
         job.waiting -= 1
         if not job.waiting:
             self._dir_ready(job)
+
+    def _open_unreadable_dir(self, job: Job) -> int:
+        """An existing destination directory of ours without u+r cannot be
+        opened for reading (non-root): give it u+rwx first, through an O_PATH
+        fd checked to be that directory (_open_up registers it, to be given its
+        mode back at the end).  The fd, or -EACCES."""
+        dm = job.dmeta
+        if self.is_root or dm is None or dm.uid != self.euid or self.opts.dry_run:
+            return -errno.EACCES
+        d = job.parent
+        try:
+            fd = self._open_in(d.dst_fd, job.dst_name,
+                               os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return -errno.EACCES
+        try:
+            self.ex.direct_syscalls["fstat"] += 1
+            st = os.fstat(fd)
+            if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):
+                return -errno.EACCES
+            _chmod_o_path(self.ex, fd, (st.st_mode & 0o7777) | 0o700)
+            try:
+                return self._open_in(d.dst_fd, job.dst_name,
+                                     os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:
+                _chmod_o_path(self.ex, fd, st.st_mode & 0o7777)
+                raise
+        except OSError as exc:
+            return -(exc.errno or errno.EACCES)
+        finally:
+            self.ex.direct_syscalls["close"] += 1
+            os.close(fd)
 
     def _on_src_dir(self, job: Job, res: int) -> None:
         if res < 0:
@@ -617,11 +651,11 @@ class Engine:
 
     def _open_up(self, d: DirTask, mode: int, uid: int) -> None:
         """Without root's override nothing can be added to a directory that
-        lacks u+wx: a non-root copy into an existing one it owns (``mode``,
-        ``uid``: what it has now) adds u+rwx for the time it works in there, as
-        rsync does.  At the end the directory gets the source's mode (-p) or its
-        own back (_give_back)."""
-        if self.is_root or mode & 0o300 == 0o300 or uid != self.euid or d.dst_fd < 0 \
+        lacks u+wx (nor listed without u+r): a non-root copy into an existing
+        one it owns (``mode``, ``uid``: what it has now) adds u+rwx for the time
+        it works in there, as rsync does.  At the end the directory gets the
+        source's mode (-p) or its own back (_give_back)."""
+        if self.is_root or mode & 0o700 == 0o700 or uid != self.euid or d.dst_fd < 0 \
                 or self.opts.dry_run:
             return
         now = (mode & 0o7777) | 0o700
