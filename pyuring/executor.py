@@ -32,6 +32,7 @@ in ``direct_syscalls``.
 
 from __future__ import annotations
 
+import _thread
 import collections
 import errno
 import os
@@ -41,7 +42,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 from . import _abi as A
 from . import _mem, _syscall
 from ._mem import Buffer, path_address
-from .errors import UringError, UringUnavailable
+from .errors import OpcodeUnsupported, UringError, UringUnavailable
 from .metadata import STATX_WANTED, Metadata
 
 LINK = A.IOSQE_IO_LINK
@@ -349,6 +350,9 @@ class UringExecutor(Executor):
         # submit; statx buffers (the pool) and data buffers (owned by the
         # caller for the chain's life) until completion.
         self._push_sqe = self.ring._push_raw
+        self._wait_nr = 1  # completions the current (or last) wait asks for
+        self._woken = False  # wake() was called: waits ask for one completion
+        self._wake_lock = _thread.allocate_lock()  # wake() against close()
         self._pins: List[Any] = []
         self._boff = _mem.bytes_data_offset()
         self._hows: Dict[Tuple[int, int, int], bytes] = {}
@@ -362,25 +366,38 @@ class UringExecutor(Executor):
         posted on the ring from this thread: a wait for completions returns.
         MSG_RING without a ring of our own where the kernel has that (6.13),
         else from a throwaway ring (5.18)."""
-        ring = self.ring
-        if ring.closed:
-            return False
-        from .register import sync_msg_ring
+        # A wait for k completions needs k of them: _woken makes the next wait
+        # ask for one, and k are posted for a wait already in the kernel.  (The
+        # ring thread writes _wait_nr then reads _woken; this one writes _woken
+        # then reads _wait_nr: one of the two sees the other's write.)
+        self._woken = True
+        n = self._wait_nr
+        with self._wake_lock:
+            ring = self.ring
+            if ring.closed:
+                return False
+            from .register import sync_msg_ring
 
-        try:
-            sync_msg_ring(ring.fd, _WAKE_UD)
-            return True
-        except UringError:
-            pass
-        try:
-            from .ring import Ring
+            try:
+                for _ in range(n):
+                    sync_msg_ring(ring.fd, _WAKE_UD)
+                return True
+            except OpcodeUnsupported:
+                pass
+            except UringError:
+                return False
+            try:
+                from .ring import Ring
 
-            with Ring(2) as tmp:
-                tmp.prep_msg_ring(ring.fd, 0, _WAKE_UD, user_data=1)
-                tmp.submit_and_wait(1)
-                return all(c.res >= 0 for c in tmp.reap())
-        except (OSError, ValueError):
-            return False
+                with Ring(2) as tmp:
+                    for _ in range(n):
+                        tmp.prep_msg_ring(ring.fd, 0, _WAKE_UD, user_data=1)
+                        tmp.submit_and_wait(1)
+                        if any(c.res < 0 for c in tmp.reap()):
+                            return False
+                return True
+            except (OSError, ValueError):
+                return False
 
     def abandon(self) -> None:
         """Give up on operations still in flight (after stop(), on a deadline).
@@ -395,7 +412,8 @@ class UringExecutor(Executor):
 
     def close(self) -> None:
         if self._own_ring:
-            self.ring.close()
+            with self._wake_lock:  # (no wake() between the check and the fd's reuse)
+                self.ring.close()
 
     def chain(self, callback: Callback) -> int:
         cid = self._next_chain
@@ -411,7 +429,9 @@ class UringExecutor(Executor):
         try:
             if wait and len(self._chains) > 1:
                 if timeout is None:
-                    ring.submit_and_wait(max(1, (len(self._chains) - 1) // _WAIT_DIV))
+                    # (_wait_nr first, _woken second: see wake())
+                    k = self._wait_nr = max(1, (len(self._chains) - 1) // _WAIT_DIV)
+                    ring.submit_and_wait(1 if self._woken else k)
                 else:
                     ring.submit_and_wait_timeout(1, timeout)
             else:

@@ -45,12 +45,28 @@ def sync_msg_ring(ring_fd: int, data: int, res: int = 0) -> None:
         _syscall.io_uring_register(-1, A.IORING_REGISTER_SEND_MSG_RING, addr, 1)
     except OSError as exc:
         err = exc.errno or 0
-        if err in (errno.EINVAL, errno.EBADF):  # (before 6.13: fd -1 is no ring)
+        if err == errno.EINVAL or (err == errno.EBADF and not _blind_register()):
             raise OpcodeUnsupported(err, "IORING_REGISTER_SEND_MSG_RING: not supported "
                                          "by this kernel") from None
         raise UringError(err, f"IORING_REGISTER_SEND_MSG_RING: {os.strerror(err)}") from None
     finally:
         del keep
+
+
+_blind: List[bool] = []
+
+
+def _blind_register() -> bool:
+    """Does the kernel take io_uring_register on fd -1 (6.13)?  EBADF is then
+    about the target ring's fd: asked once, with no SQE at all -- a kernel that
+    has it fails to read the SQE (EFAULT), an older one finds no fd -1 (EBADF)."""
+    if not _blind:
+        try:
+            _syscall.io_uring_register(-1, A.IORING_REGISTER_SEND_MSG_RING, 0, 1)
+            _blind.append(True)
+        except OSError as exc:
+            _blind.append(exc.errno != errno.EBADF)
+    return _blind[0]
 
 
 class Registrations(RingCore):

@@ -386,6 +386,10 @@ def test_without_p_a_replaced_device_keeps_its_mode_and_setuid_needs_its_owner(
     os.chmod(dst / "prog", 0o4755)
     write(src / "mine", b"new contents", 0o755)
     write(dst / "mine", b"root's own setuid program", 0o4750)
+    write(src / "sgid", b"new contents", 0o755)
+    write(dst / "sgid", b"setgid for group 50", 0o2755)
+    os.chown(dst / "sgid", 0, 50)
+    os.chmod(dst / "sgid", 0o2755)
     stats, msgs = copy_api(src, dst, backend=backend, perms=False, owner=False, group=False)
     assert stats.exit_code == 0, msgs
     st = os.lstat(dst / "dev")
@@ -395,6 +399,8 @@ def test_without_p_a_replaced_device_keeps_its_mode_and_setuid_needs_its_owner(
     # root's now: not setuid-root with the contents of whatever SRC had
     assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o755
     assert stat.S_IMODE(os.lstat(dst / "mine").st_mode) == 0o4750  # same owner: kept
+    st = os.lstat(dst / "sgid")  # root's group now: not setgid for it
+    assert st.st_gid == 0 and stat.S_IMODE(st.st_mode) == 0o755
 
 
 def test_A_implies_p(tmp_path: Path, backend: str) -> None:

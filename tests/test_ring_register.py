@@ -647,6 +647,26 @@ def test_sync_msg_ring_wakes_a_thread_waiting_on_the_ring(target_mode: str) -> N
     with pipe() as (r, _w), pytest.raises(UringError) as info:
         sync_msg_ring(r, 0, 1)  # not a ring
     assert info.value.errno == errno.EBADFD
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    with pytest.raises(UringError) as info:
+        sync_msg_ring(r, 0, 1)  # no fd at all: that, not "unsupported"
+    assert info.value.errno == errno.EBADF and not isinstance(info.value, OpcodeUnsupported)
+
+
+def test_executor_wake_after_close_posts_nothing() -> None:
+    """wake() (Copier.interrupt from another thread) once the copy's ring is
+    closed: its fd number may already be another ring's, which must get nothing."""
+    from pyuring.executor import UringExecutor
+
+    ex = UringExecutor(entries=8)
+    old_fd = ex.ring.fd
+    ex.close()
+    with Ring(8) as mine:
+        reused = mine.fd == old_fd  # (the case that matters: usual, not certain)
+        assert ex.wake() is False
+        assert mine.reap() == [], f"fd reused: {reused}"
 
 
 def test_msg_ring_fd(ring: Ring, tmp_path: Any) -> None:

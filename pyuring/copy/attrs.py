@@ -43,12 +43,14 @@ def needs_meta_before_publish(eng: Engine, job: Job) -> bool:
         return True
     if _ids_change(eng, md, eng.euid, job.parent.dst_gid_new):
         return True
-    return not eng.is_root and bool(final_mode(eng, md, job.dmeta) & 0o6000)
+    return not eng.is_root and bool(final_mode(eng, md, job.dmeta, job.parent.dst_gid_new)
+                                    & 0o6000)
 
 
-def final_mode(eng: Engine, md: Metadata, dm: Optional[Metadata]) -> int:
+def final_mode(eng: Engine, md: Metadata, dm: Optional[Metadata], gid_new: int = -1) -> int:
     """The permission bits the copy of ``md`` ends with, replacing ``dm`` (None:
-    nothing there).  Without -p an entry that exists as the same type keeps its
+    nothing there; ``gid_new``: the group a new entry gets there unless -g sets
+    it).  Without -p an entry that exists as the same type keeps its
     permissions, as with rsync; a new one gets the source's less the umask."""
     if eng.opts.perms:
         return md.mode & 0o7777
@@ -58,7 +60,8 @@ def final_mode(eng: Engine, md: Metadata, dm: Optional[Metadata]) -> int:
             # longer has (rsync does keep them: a user's setuid file rewritten
             # by root would be a setuid-root file with the user's contents).
             uid, gid = eng.owner_target(md)
-            if (uid if uid >= 0 else eng.euid) != dm.uid or (gid >= 0 and gid != dm.gid):
+            if (uid if uid >= 0 else eng.euid) != dm.uid \
+                    or (gid if gid >= 0 else gid_new) != dm.gid:
                 return dm.mode & 0o1777
         return dm.mode & 0o7777
     return md.mode & 0o777 & ~eng.umask
@@ -85,7 +88,7 @@ def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
         except OSError as exc:
             if exc.errno != errno.EPERM or eng.is_root:
                 raise
-    final = final_mode(eng, md, job.dmeta)
+    final = final_mode(eng, md, job.dmeta, job.parent.dst_gid_new)
     # chown clears setuid/setgid, and so does a write by a non-root user
     if final & 0o6000 and (chowned or not eng.is_root):
         ex.fchmod(fd, final)

@@ -88,7 +88,16 @@ def fd_budget(wanted: int) -> int:
         return wanted
     # keep room for the ring, stdio, directory fds of a moderately deep walk,
     # and the fds of hard-link groups
-    return max(1, min(wanted, (soft - 40 - group_fd_budget()) // 3))
+    room = soft - 40 - group_fd_budget()
+    if room < 3 * wanted + 256:
+        # a tight limit: the fds the program has open already count too (a
+        # library's caller may hold many); counted only then (a listing of
+        # /proc/self/fd costs a few syscalls)
+        try:
+            room -= len(os.listdir("/proc/self/fd"))
+        except OSError:
+            pass
+    return max(1, min(wanted, room // 3))
 
 
 class DirTask:
@@ -1059,7 +1068,7 @@ class Engine:
             self._group_first_done(job, -1)
             self.finish(job)
             return
-        mode = md.mode & 0o170000 | self._final_mode(self, md, dm)
+        mode = md.mode & 0o170000 | self._final_mode(self, md, dm, d.dst_gid_new)
         d.touched = True
         try:
             if dm is None:

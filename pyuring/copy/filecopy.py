@@ -94,7 +94,7 @@ def start_file(eng: Engine, job: Job) -> None:
 def _create_mode(eng: Engine, job: Job) -> int:
     md = job.meta
     assert md is not None
-    final = final_mode(eng, md, job.dmeta)
+    final = final_mode(eng, md, job.dmeta, job.parent.dst_gid_new)
     if xattrs_need_write(eng, final):
         return final | 0o200  # until the xattrs are on (apply_file_meta)
     return final
