@@ -444,3 +444,27 @@ def test_non_root_rerun_into_a_directory_of_its_own_without_read_permission(
     os.chmod(dst / "d", 0o700)
     assert sorted(os.listdir(dst / "d")) == ["new", "old"]
     assert (dst / "d" / "new").read_bytes() == b"new"
+
+
+@requires_root
+def test_non_root_X_rerun_on_an_unchanged_file_of_its_own_without_read_permission(
+        tmp_path: Path, backend: str) -> None:
+    """rsync compares and sets the xattrs of such a file (mode 0000, ours); so
+    does the copy, through u+rw for the moment, and the 0000 stays (no -p)."""
+    work = tmp_path / "work"
+    src, dst = work / "src", work / "dst"
+    src.mkdir(parents=True)
+    dst.mkdir()
+    write(src / "f", b"same data")
+    write(dst / "f", b"same data")
+    _xattr_or_skip(src / "f", "user.x", b"new")
+    os.setxattr(dst / "f", "user.x", b"old")
+    os.setxattr(dst / "f", "user.gone", b"not in the source")
+    fix_times(src)
+    fix_times(dst)
+    _give_to_nobody(work)
+    os.chmod(dst / "f", 0o000)
+    _as_nobody(work, "-rtX", "--backend", backend, f"{src}/", str(dst))
+    assert _mode(dst / "f") == 0o000
+    assert sorted(os.listxattr(dst / "f")) == ["user.x"]
+    assert os.getxattr(dst / "f", "user.x") == b"new"

@@ -195,7 +195,9 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
     assert dm is not None
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     count = eng.ex.direct_syscalls
-    src = dst = -1
+    src = dst = opath = -1
+    restore = -1
+    acl_set = False
     try:
         count["openat"] += 2
         try:
@@ -204,7 +206,23 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
             eng.stats.vanished += 1  # (exit 24, as for a file that vanished before)
             eng.report(f'file has vanished: "{show(job.path)}"')
             return
-        dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
+        try:
+            dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
+        except PermissionError:
+            if eng.is_root or dm.uid != eng.euid:
+                raise
+            # a file of ours without u+r (rsync reads it all the same): u+rw
+            # through an O_PATH fd of that very inode, the mode back at the end
+            count["openat"] += 2
+            opath = os.open(job.dst_name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            dir_fd=job.parent.dst_fd)
+            count["fstat"] += 1
+            st = os.fstat(opath)
+            if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):
+                raise OSError(errno.ESTALE, "entry replaced during the copy") from None
+            _chmod_o_path(eng.ex, opath, (st.st_mode & 0o7777) | 0o600)
+            restore = st.st_mode & 0o7777
+            dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
         count["fstat"] += 1
         st = os.fstat(dst)
         if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):
@@ -212,11 +230,16 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
         unlock = -1
         if not eng.is_root and st.st_uid == eng.euid and not st.st_mode & 0o200:
             unlock = st.st_mode & 0o7777  # a read-only file of ours (rsync does the same)
-        copy_xattrs_fd(eng, src, dst, job.path, replace=True, unlock=unlock)
+        acl_set = copy_xattrs_fd(eng, src, dst, job.path, replace=True, unlock=unlock)
     except OSError as exc:
         _xattr_error(eng, job.path, exc)
     finally:
-        for fd in (src, dst):
+        if restore >= 0 and not acl_set:  # (a new access ACL set the source's mode)
+            try:
+                _chmod_o_path(eng.ex, opath, restore)
+            except OSError as exc:
+                _xattr_error(eng, job.path, exc)
+        for fd in (src, dst, opath):
             if fd >= 0:
                 os.close(fd)
 
@@ -244,12 +267,13 @@ def _acls_last(names: List[str]) -> List[str]:
 
 
 def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
-                   replace: bool = False, unlock: int = -1) -> None:
+                   replace: bool = False, unlock: int = -1) -> bool:
     """Copy the xattrs ``-X`` / ``-A`` select.  With ``replace`` (a destination
     that existed before) change only what differs -- a no-change re-run writes
     nothing -- and remove the destination's that the source lacks.  ``unlock``
     >= 0: the destination's mode, which lacks u+w (a non-root owner cannot set
-    user.* xattrs then); it gets u+w for the changes and this mode back."""
+    user.* xattrs then); it gets u+w for the changes and this mode back.
+    True when an access ACL was written (it set the permission bits)."""
     count = eng.ex.direct_syscalls
     keep: Callable[[str], bool] = eng._xattr_names
     try:
@@ -258,10 +282,10 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
     except OSError as exc:
         if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
             _xattr_error(eng, path, exc)
-        return
+        return False
     if not replace:
         _set_xattrs(eng, src, dst, path, names)
-        return
+        return "system.posix_acl_access" in names
     try:
         count["flistxattr"] += 1
         have = {n for n in os.listxattr(dst) if keep(n)}
@@ -277,9 +301,9 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
             change.append((name, value))
     except OSError as exc:
         _xattr_error(eng, path, exc)
-        return
+        return False
     if not (drop or change):
-        return
+        return False
     if unlock >= 0:
         try:
             eng.ex.fchmod(dst, unlock | 0o200)
@@ -305,6 +329,7 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
             eng.ex.fchmod(dst, unlock)
         except OSError as exc:
             _xattr_error(eng, path, exc)
+    return acl_set
 
 
 def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) -> None:
