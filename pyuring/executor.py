@@ -372,7 +372,12 @@ class UringExecutor(Executor):
         # then reads _wait_nr: one of the two sees the other's write.)
         self._woken = True
         n = self._wait_nr
-        with self._wake_lock:
+        # Not blocking: a signal handler on the ring's own thread (the CLI's
+        # SIGINT) may run while that thread holds the lock, in close() or in
+        # an earlier wake(); a signal needs no wake, and a closing ring neither.
+        if not self._wake_lock.acquire(False):
+            return False
+        try:
             ring = self.ring
             if ring.closed:
                 return False
@@ -398,6 +403,8 @@ class UringExecutor(Executor):
                 return True
             except (OSError, ValueError):
                 return False
+        finally:
+            self._wake_lock.release()
 
     def abandon(self) -> None:
         """Give up on operations still in flight (after stop(), on a deadline).

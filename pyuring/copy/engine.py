@@ -596,8 +596,14 @@ class Engine:
                 return -errno.EACCES
             _chmod_o_path(self.ex, fd, (st.st_mode & 0o7777) | 0o700)
             try:
-                return self._open_in(d.dst_fd, job.dst_name,
-                                     os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                fd2 = self._open_in(d.dst_fd, job.dst_name,
+                                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                self.ex.direct_syscalls["fstat"] += 1
+                st2 = os.fstat(fd2)
+                if (st2.st_ino, st2.st_dev) != (dm.ino, dm.dev):  # swapped meanwhile
+                    os.close(fd2)
+                    raise OSError(errno.ESTALE, "entry replaced during the copy")
+                return fd2
             except OSError:
                 _chmod_o_path(self.ex, fd, st.st_mode & 0o7777)
                 raise
@@ -629,6 +635,13 @@ class Engine:
             if job.src_fd >= 0:
                 self.ex.close_fd(0, 0, job.src_fd, SKIP)
             if job.dst_fd >= 0:
+                dm = job.dmeta
+                if dm is not None and not dm.mode & 0o400 and not self.is_root:
+                    # opened only through _open_unreadable_dir's u+rwx: give it back
+                    try:
+                        self.ex.fchmod(job.dst_fd, dm.mode & 0o7777)
+                    except OSError:
+                        pass
                 self.ex.close_fd(0, 0, job.dst_fd, SKIP)
             job.src_fd = job.dst_fd = -1
             self.finish(job)
