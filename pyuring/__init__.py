@@ -15,13 +15,29 @@ Ring there raises :class:`UringUnavailable`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._core import Completion, RingStats
 from ._mem import Buffer
 from .dirfd import DirectoryFd, DirEntry, InvalidName
 from .errors import OpcodeUnsupported, RingForkedError, UringError, UringUnavailable
 from .metadata import Metadata
 from .probe import Probe, probe
-from .ring import BufferRing, Ring
+
+if TYPE_CHECKING:
+    from .ring import BufferRing, Ring
+
+
+def __getattr__(name: str) -> Any:
+    # Ring and BufferRing are imported on first use (PEP 562): a copy writes its
+    # SQEs itself and never needs Ring's prep_* method of every opcode (ops.py,
+    # ~0.6 ms of each ``python -m pyuring.copy``, which loads this package).
+    if name in ("Ring", "BufferRing"):
+        from . import ring
+
+        return getattr(ring, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

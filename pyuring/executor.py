@@ -323,12 +323,13 @@ class UringExecutor(Executor):
                  ) -> None:
         super().__init__()
         from .probe import probe_ring_fd
-        from .ring import Ring
+        from .register import Registrations
 
         # COOP_TASKRUN, not DEFER_TASKRUN: completions of punted work (STATX,
         # O_TMPFILE opens, LINKAT, buffered writes) are then posted by the io-wq
-        # worker on its CPU instead of by this thread inside io_uring_enter
-        self.ring = ring if ring is not None else Ring(entries, defer_taskrun=False)
+        # worker on its CPU instead of by this thread inside io_uring_enter.
+        # Not a Ring: SQEs are written here, Ring's prep_* methods are not used.
+        self.ring = ring if ring is not None else Registrations(entries, defer_taskrun=False)
         self._own_ring = ring is None
         # cid -> callback; when a chain ends is written into user_data (_ENDS)
         self._chains: Dict[int, Callback] = {0: self.on_background_error}

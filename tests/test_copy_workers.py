@@ -242,12 +242,12 @@ def test_no_cap_leaves_the_kernels_limits(tmp_path: Path, uring: str,
 
 def test_a_kernel_that_refuses_the_cap_still_copies(tmp_path: Path, uring: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from pyuring.ring import Ring
+    from pyuring.register import Registrations  # (the copy's ring: no prep_* methods)
 
     def refuse(self: Any, bounded: int = 0, unbounded: int = 0) -> Tuple[int, int]:
         raise UringError(errno.EINVAL, "io_uring_register: Invalid argument")
 
-    monkeypatch.setattr(Ring, "register_iowq_max_workers", refuse)
+    monkeypatch.setattr(Registrations, "register_iowq_max_workers", refuse)
     src = _tree(tmp_path / "src", 30)
     stats, msgs = copy_api(src, tmp_path / "dst", backend=uring, io_workers=2)
     assert stats.exit_code == 0, msgs
