@@ -45,6 +45,8 @@ from ._mem import Buffer, path_address
 from .errors import OpcodeUnsupported, UringError, UringUnavailable
 from .metadata import STATX_WANTED, Metadata
 
+_from_statx = Metadata.from_statx
+
 LINK = A.IOSQE_IO_LINK
 HARDLINK = A.IOSQE_IO_HARDLINK
 SKIP = A.IOSQE_CQE_SKIP_SUCCESS
@@ -120,19 +122,23 @@ class _StatxPool:
     def __init__(self) -> None:
         self.chunks: List[Buffer] = []
         self.free: List[int] = []
+        self.addrs: List[int] = []  # slot -> address (the hot path indexes, not computes)
 
     def take(self) -> int:
         if not self.free:
             base = len(self.chunks) * self.CHUNK
-            self.chunks.append(Buffer(self.CHUNK * _STATX_SIZE))
+            chunk = Buffer(self.CHUNK * _STATX_SIZE)
+            self.chunks.append(chunk)
+            self.addrs.extend(range(chunk.addr, chunk.addr + self.CHUNK * _STATX_SIZE,
+                                    _STATX_SIZE))
             self.free.extend(range(base + self.CHUNK - 1, base - 1, -1))
         return self.free.pop()
 
     def address(self, slot: int) -> int:
-        return self.chunks[slot >> 8].addr + (slot & 0xFF) * _STATX_SIZE
+        return self.addrs[slot]
 
     def parse(self, slot: int) -> Metadata:
-        return Metadata.from_statx(self.chunks[slot >> 8].mmap, (slot & 0xFF) * _STATX_SIZE)
+        return _from_statx(self.chunks[slot >> 8].mmap, (slot & 0xFF) * _STATX_SIZE)
 
 
 #: memory of operations given up in flight (UringExecutor.abandon): kept for the
@@ -451,6 +457,7 @@ class UringExecutor(Executor):
         got = ring.reap_raw()
         chains = self._chains
         statx = self._statx_by_ud
+        pool = self._statx  # (abandon() replaces both; these are the ones in flight)
         for ud, res, _fl in got:
             cid = ud >> 7
             extra: Any = None
@@ -458,8 +465,9 @@ class UringExecutor(Executor):
                 slot = statx.pop(ud, -1)
                 if slot >= 0:
                     if res >= 0:
-                        extra = self._statx.parse(slot)
-                    self._statx.free.append(slot)
+                        extra = _from_statx(pool.chunks[slot >> 8].mmap,
+                                            (slot & 0xFF) * _STATX_SIZE)
+                    pool.free.append(slot)
             callback = chains.pop(cid, None) if ud & _ENDS_CHAIN and cid else chains.get(cid)
             if callback is not None:  # (None: an operation given up by abandon())
                 callback(ud & 15, res, extra)
@@ -489,13 +497,20 @@ class UringExecutor(Executor):
     # -- the operations ------------------------------------------------------------
     def statx(self, cid: int, idx: int, dfd: int, name: bytes, at_flags: int, flags: int = 0,
               mask: int = STATX_WANTED) -> None:
-        _chain_end_only("STATX", flags)
+        # (every file has one or two: the helpers' work is inlined)
+        if flags & _LINKED:
+            _chain_end_only("STATX", flags)
         pool = self._statx
-        slot = pool.take()
+        slot = pool.free.pop() if pool.free else pool.take()
         ud = (cid << 7) | _STATX_UD | idx | _ENDS[flags & _END_MASK]
         self._statx_by_ud[ud] = slot
-        self._push_sqe(A.IORING_OP_STATX, dfd, pool.address(slot), self._name(name), mask,
-                       at_flags, ud, flags & ~SKIP)
+        if self._boff >= 0 and type(name) is bytes:
+            self._pins.append(name)
+            addr = id(name) + self._boff
+        else:
+            addr = self._name(name)
+        self._push_sqe(A.IORING_OP_STATX, dfd, pool.addrs[slot], addr, mask, at_flags, ud,
+                       flags & ~SKIP)
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:

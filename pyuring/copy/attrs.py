@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from .. import _abi as A
 from .. import _syscall
@@ -24,8 +24,11 @@ if TYPE_CHECKING:
 
 
 def _ids_change(eng: Engine, md: Metadata, cur_uid: int, cur_gid: int) -> bool:
-    uid, gid = eng.owner_target(md)
-    return (uid >= 0 and uid != cur_uid) or (gid >= 0 and gid != cur_gid)
+    """Would owner_target() change these ids?  (Inlined: one call per file.)"""
+    opts = eng.opts
+    if opts.owner and eng.is_root and md.uid != cur_uid:
+        return True
+    return opts.group and md.gid != cur_gid and (eng.is_root or md.gid in eng.groups)
 
 
 def needs_meta_before_publish(eng: Engine, job: Job) -> bool:
@@ -140,12 +143,18 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
                    f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
 
 
+def unchanged_fixes(eng: Engine, md: Metadata, dm: Metadata) -> Tuple[bool, bool]:
+    """(mode, owner) of a destination file whose data is current: do they differ
+    from what the copy would give it?"""
+    return (eng.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777,
+            _ids_change(eng, md, dm.uid, dm.gid))
+
+
 def fix_unchanged(eng: Engine, job: Job, done: Callable[[], None]) -> None:
     """The data is current; bring mode and owner up to date if they differ, then done()."""
     md, dm = job.meta, job.dmeta
     assert md is not None and dm is not None
-    want_mode = eng.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
-    want_ids = _ids_change(eng, md, dm.uid, dm.gid)
+    want_mode, want_ids = unchanged_fixes(eng, md, dm)
     if not (want_mode or want_ids):
         if eng.opts.xattrs or eng.opts.acls:
             _sync_unchanged_xattrs(eng, job)

@@ -472,7 +472,8 @@ class Engine:
         t = md.mode & 0o170000
         opts = self.opts
         dm = job.dmeta
-        if dm is not None and dm.is_dir() and t != stat.S_IFDIR and not self._skipped(t):
+        if dm is not None and dm.mode & 0o170000 == stat.S_IFDIR and t != stat.S_IFDIR \
+                and not self._skipped(t):
             # a directory where the source has something else: rsync removes
             # it when it is empty, and reports it otherwise
             if not opts.dry_run:

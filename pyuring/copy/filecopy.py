@@ -30,6 +30,7 @@ from .attrs import (
     final_mode,
     fix_unchanged,
     needs_meta_before_publish,
+    unchanged_fixes,
     xattrs_need_write,
 )
 from .bulk import DataTask
@@ -50,9 +51,13 @@ def start_file(eng: Engine, job: Job) -> None:
             link_to_group(eng, job, group)
             return
         group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1)
-    if dm is not None and dm.is_file() and not opts.ignore_times and dm.size == md.size \
-            and dm.mtime_ns == md.mtime_ns:
+    if dm is not None and dm.mode & 0o170000 == 0o100000 and not opts.ignore_times \
+            and dm.size == md.size and dm.mtime_ns == md.mtime_ns:
         eng.stats.unchanged += 1
+        if group is None and not opts.dry_run and not (opts.xattrs or opts.acls) \
+                and unchanged_fixes(eng, md, dm) == (False, False):
+            eng.finish(job)  # (a no-change re-run: most files end here)
+            return
         if group is not None:
             group.dst_ino = dm.ino
 
