@@ -35,7 +35,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from . import _abi as A
 from . import _syscall
@@ -70,6 +70,9 @@ class DirEntry(NamedTuple):
         return self.d_type == A.DT_DIR
 
 
+_tuple_new = tuple.__new__
+
+
 def check_name(name: Name) -> bytes:
     """The name as bytes, if it is a single component; else ``InvalidName``."""
     raw = name if type(name) is bytes else os.fsencode(name)
@@ -89,7 +92,7 @@ def parse_dirents(buf: Any, n: int) -> Iterator[DirEntry]:
         pos += reclen
         if name == b"." or name == b"..":
             continue
-        yield DirEntry(name, dtype, ino)
+        yield _tuple_new(DirEntry, (name, dtype, ino))  # (NamedTuple's __new__ is Python)
 
 
 class DirectoryFd:
@@ -533,6 +536,37 @@ def _chmod_o_path(ex: Executor, fd: int, mode: int) -> None:
         raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
     ex.direct_syscalls["chmod"] += 1
     os.chmod(f"/proc/self/fd/{fd}", mode)
+
+
+def _reopen_widened(ex: Executor, opath: int, ident: Tuple[int, int], add: int,
+                    reopen: Callable[[], int]) -> Tuple[int, int]:
+    """Open again, with ``reopen()``, the inode an O_PATH fd holds, after adding
+    the mode bits ``add`` to it -- a non-root user's own file or directory that
+    lacks u+r or u+x, say.  Both the O_PATH fd and the new fd are checked to be
+    ``ident`` (st_ino, st_dev): a name swapped for something else meanwhile is
+    neither changed nor opened (ESTALE).  Returns (fd, the earlier mode bits),
+    which the caller gives back when done; on failure they are given back here.
+    """
+    ex.direct_syscalls["fstat"] += 1
+    st = os.fstat(opath)
+    if (st.st_ino, st.st_dev) != ident:
+        raise OSError(errno.ESTALE, "entry replaced during the copy")
+    old = st.st_mode & 0o7777
+    _chmod_o_path(ex, opath, old | add)
+    try:
+        fd = reopen()
+        try:
+            ex.direct_syscalls["fstat"] += 1
+            st = os.fstat(fd)
+            if (st.st_ino, st.st_dev) != ident:
+                raise OSError(errno.ESTALE, "entry replaced during the copy")
+        except BaseException:
+            os.close(fd)
+            raise
+    except BaseException:
+        _chmod_o_path(ex, opath, old)
+        raise
+    return fd, old
 
 
 def _is_symlink_path(path: bytes) -> bool:

@@ -424,3 +424,56 @@ def test_named_symlink_to_outside_is_refused(world: World, backend: str) -> None
             with pytest.raises(InvalidName):
                 root.open_dir(bad)
     world.check_outside_untouched()
+
+
+@pytest.mark.parametrize("backend", ["sync", "uring"])
+def test_reopen_widened_changes_and_opens_only_the_inode_it_was_given(
+        tmp_path: Path, backend: str) -> None:
+    """The helper behind non-root re-runs into one's own 0000 files and u-r
+    directories: the mode is widened only on the expected inode, the reopened fd
+    must be that inode too, and every failure gives the mode back."""
+    from pyuring.dirfd import _reopen_widened
+    from pyuring.executor import make_executor
+
+    ex = make_executor(backend)
+    try:
+        f = tmp_path / "f"
+        f.write_bytes(b"secret")
+        f.chmod(0o000)
+        other = tmp_path / "other"
+        other.write_bytes(b"other")
+        other.chmod(0o640)
+        st = f.stat()
+        ident = (st.st_ino, st.st_dev)
+        opath = os.open(f, os.O_PATH | os.O_NOFOLLOW)
+        try:
+            fd, old = _reopen_widened(ex, opath, ident, 0o600, lambda: os.open(f, os.O_RDONLY))
+            try:
+                assert old == 0o000 and os.read(fd, 16) == b"secret"
+                assert f.stat().st_mode & 0o7777 == 0o600
+            finally:
+                os.close(fd)
+            f.chmod(0o000)
+            # an O_PATH fd of some other inode: nothing changed
+            with pytest.raises(OSError) as ei:
+                _reopen_widened(ex, opath, (st.st_ino + 1, st.st_dev), 0o600,
+                                lambda: os.open(f, os.O_RDONLY))
+            assert ei.value.errno == errno.ESTALE
+            assert f.stat().st_mode & 0o7777 == 0o000
+            # the name swapped between the chmod and the reopen: the mode goes
+            # back and no fd is left open
+            before = len(os.listdir("/proc/self/fd"))
+            with pytest.raises(OSError) as ei:
+                _reopen_widened(ex, opath, ident, 0o600, lambda: os.open(other, os.O_RDONLY))
+            assert ei.value.errno == errno.ESTALE
+            assert f.stat().st_mode & 0o7777 == 0o000
+            assert len(os.listdir("/proc/self/fd")) == before
+            # the reopen fails: the mode goes back
+            with pytest.raises(FileNotFoundError):
+                _reopen_widened(ex, opath, ident, 0o600,
+                                lambda: os.open(tmp_path / "gone", os.O_RDONLY))
+            assert f.stat().st_mode & 0o7777 == 0o000
+        finally:
+            os.close(opath)
+    finally:
+        ex.close()

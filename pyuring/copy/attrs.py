@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from .. import _abi as A
 from .. import _syscall
-from ..dirfd import _chmod_o_path
+from ..dirfd import _chmod_o_path, _reopen_widened
 from ..executor import RESOLVE_SAFE, SKIP
 from ..metadata import Metadata
 from .text import show
@@ -225,13 +225,9 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
             count["openat"] += 2
             opath = os.open(job.dst_name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
                             dir_fd=job.parent.dst_fd)
-            count["fstat"] += 1
-            st = os.fstat(opath)
-            if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):
-                raise OSError(errno.ESTALE, "entry replaced during the copy") from None
-            _chmod_o_path(eng.ex, opath, (st.st_mode & 0o7777) | 0o600)
-            restore = st.st_mode & 0o7777
-            dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
+            dst, restore = _reopen_widened(
+                eng.ex, opath, (dm.ino, dm.dev), 0o600,
+                lambda: os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd))
         count["fstat"] += 1
         st = os.fstat(dst)
         if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 from .. import _abi as A
 from .. import _syscall
 from .._mem import Buffer
-from ..dirfd import DirEntry, _chmod_o_path, parse_dirents
+from ..dirfd import DirEntry, _chmod_o_path, _reopen_widened, parse_dirents
 from ..executor import RESOLVE_SAFE, SKIP, Executor
 from ..metadata import Metadata
 from .bulk import BulkPool, DataCopy
@@ -580,7 +580,7 @@ class Engine:
         """An existing destination directory of ours without u+r cannot be
         opened for reading (non-root): give it u+rwx first, through an O_PATH
         fd checked to be that directory (_open_up registers it, to be given its
-        mode back at the end).  The fd, or -EACCES."""
+        mode back at the end).  The fd, or -errno (-ESTALE: swapped meanwhile)."""
         dm = job.dmeta
         if self.is_root or dm is None or dm.uid != self.euid or self.opts.dry_run:
             return -errno.EACCES
@@ -591,23 +591,10 @@ class Engine:
         except OSError:
             return -errno.EACCES
         try:
-            self.ex.direct_syscalls["fstat"] += 1
-            st = os.fstat(fd)
-            if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):
-                return -errno.EACCES
-            _chmod_o_path(self.ex, fd, (st.st_mode & 0o7777) | 0o700)
-            try:
-                fd2 = self._open_in(d.dst_fd, job.dst_name,
-                                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-                self.ex.direct_syscalls["fstat"] += 1
-                st2 = os.fstat(fd2)
-                if (st2.st_ino, st2.st_dev) != (dm.ino, dm.dev):  # swapped meanwhile
-                    os.close(fd2)
-                    raise OSError(errno.ESTALE, "entry replaced during the copy")
-                return fd2
-            except OSError:
-                _chmod_o_path(self.ex, fd, st.st_mode & 0o7777)
-                raise
+            return _reopen_widened(
+                self.ex, fd, (dm.ino, dm.dev), 0o700,
+                lambda: self._open_in(d.dst_fd, job.dst_name,
+                                      os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW))[0]
         except OSError as exc:
             return -(exc.errno or errno.EACCES)
         finally:
