@@ -15,7 +15,7 @@ Ring there raises :class:`UringUnavailable`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, List
 
 from ._core import Completion, RingStats
 from ._mem import Buffer
@@ -37,6 +37,10 @@ def __getattr__(name: str) -> Any:
 
         return getattr(ring, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted([*globals(), "BufferRing", "Ring"])  # (help() and completion ask dir())
 
 
 __version__ = "0.1.0"

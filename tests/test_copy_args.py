@@ -116,11 +116,42 @@ def test_the_quick_parser_feeds_the_same_options() -> None:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["--arch", "a", "b"],
-                                  ["--", "-a", "b"], ["--queue-depth", "-3", "a", "b"],
+                                  ["--queue-depth", "-3", "a", "b"],
                                   ["--backend=fast", "a", "b"], ["-ax", "a", "b"],
                                   ["--io-workers=-1", "a", "b"]])
 def test_what_the_quick_parser_leaves_to_argparse(argv: List[str]) -> None:
     assert parse_common(argv) is None
+
+
+@pytest.mark.parametrize("argv, before, paths", [
+    (["-a", "--", "-n", "src", "dst"], ["-a"], ["-n", "src", "dst"]),
+    (["--", "-v", "s", "d"], [], ["-v", "s", "d"]),
+    (["--", "a", "--queue-depth", "5", "b"], [], ["a", "--queue-depth", "5", "b"]),
+    (["s", "--", "--", "d"], ["s"], ["s", "--", "d"]),
+    (["-a", "s", "--", "-d"], ["-a", "s"], ["s", "-d"]),
+    (["--arch", "--", "--arch"], ["--arch"], ["--arch"]),
+])
+def test_every_argument_after_double_dash_is_a_path(argv: List[str], before: List[str],
+                                                    paths: List[str]) -> None:
+    """As argparse's parse_args (and rsync) read ``--``; parse_intermixed_args
+    alone would drop it and take what follows for options again."""
+    expected = _argparse(before)
+    assert expected is not None
+    expected["paths"] = paths
+    assert _argparse(argv) == expected
+    quick = _quick(argv)
+    assert quick is None or quick == expected
+    if "--arch" not in argv:
+        assert quick is not None
+
+
+@pytest.mark.parametrize("argv", [["-a b", "s", "d"], ["-v b", "s", "d"], ["--bogus", "s", "d"],
+                                  ["--backend", "--", "s", "d"]])
+def test_argparse_refuses_what_is_not_an_option_or_a_path(argv: List[str]) -> None:
+    """Python 3.13.0's argparse passed the unknown tail of "-a b" on as a path
+    "- b"; every version must refuse such a line (exit 1)."""
+    assert _argparse(argv) is None
+    assert _quick(argv) is None
 
 
 def test_options_after_the_paths_on_the_command_line(tmp_path: Path) -> None:
@@ -136,3 +167,15 @@ def test_options_after_the_paths_on_the_command_line(tmp_path: Path) -> None:
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
         assert (tmp_path / f"d{n}" / "f").read_bytes() == b"data"
+    # a source named like an option, after --: copied, not taken for -n (dry run)
+    (tmp_path / "-n").write_bytes(b"dash")
+    for n, tail in enumerate((["-n", "src"], ["-n", "src", "--arch"])):
+        p = subprocess.run([sys.executable, "-m", "pyuring.copy", "-a", "--", *tail,
+                            f"dd{n}"], env=cli_env(), capture_output=True, text=True,
+                           cwd=tmp_path)
+        if "--arch" in tail:  # (a path too, after --: missing, exit 23)
+            assert p.returncode == 23 and "--arch" in p.stderr, p.stderr
+        else:
+            assert p.returncode == 0, p.stderr
+        assert (tmp_path / f"dd{n}" / "-n").read_bytes() == b"dash"
+        assert (tmp_path / f"dd{n}" / "src" / "f").read_bytes() == b"data"

@@ -48,3 +48,23 @@ def test_get_user_data_hands_out_distinct_tokens_never_0_or_reserved() -> None:
         ring._next_user_data = 2**64 - 2  # the last token before the reserved value
         assert ring.get_user_data() == 2**64 - 2
         assert ring.get_user_data() == 1  # wraps, skipping 2**64-1 and 0
+
+
+def test_the_package_lists_every_public_name() -> None:
+    """Ring and BufferRing are imported on first use (start-up of a copy), yet
+    they are in dir() (help(), completion), __all__ and ``import *``."""
+    import subprocess
+    import sys
+
+    code = ("import pyuring, pydoc, sys\n"
+            "assert 'pyuring.ops' not in sys.modules\n"
+            "assert {'Ring', 'BufferRing'} <= set(dir(pyuring))\n"
+            "text = pydoc.plain(pydoc.render_doc(pyuring))\n"
+            "assert 'class Ring(' in text and 'class BufferRing' in text, text[:2000]\n"
+            "ns = {}\n"
+            "exec('from pyuring import *', ns)\n"
+            "assert set(pyuring.__all__) <= set(ns)\n"
+            "assert ns['Ring'] is pyuring.ring.Ring\n"
+            "print('ok')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr

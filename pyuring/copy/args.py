@@ -4,7 +4,7 @@ argparse costs every copy ~5 ms of start-up (its import, gettext's catalogue
 lookups with their stat() calls, ~45 add_argument calls, its regexes) -- a
 tenth of the interpreter's own start.  Most command lines are a few known
 flags and paths, so :func:`parse_common` reads those from the table below and
-gives up (returns None) on anything else: ``--help``, ``--version``, ``--``,
+gives up (returns None) on anything else: ``--help``, ``--version``,
 abbreviated long options, unknown or malformed options, values that look like
 options.  argparse then parses the whole line (:mod:`.helpparser`), with its
 messages and exit status.  tests/test_copy_args.py checks on generated command
@@ -141,6 +141,9 @@ def parse_common(argv: Sequence[str]) -> Optional[SimpleNamespace]:
         if arg[:1] != "-" or arg == "-":
             paths.append(arg)
             continue
+        if arg == "--":  # every argument after it is a path
+            paths.extend(args)
+            break
         if arg[:2] == "--":
             name, eq, value = arg.partition("=")
             opt = _BY_FLAG.get(name)

@@ -107,5 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: List[str]) -> argparse.Namespace:
-    """The whole command line by argparse; options may follow paths (rsync)."""
-    return build_parser().parse_intermixed_args(argv)
+    """The whole command line by argparse; options may follow paths (rsync),
+    and every argument after the first ``--`` is a path (parse_intermixed_args
+    would drop the ``--`` and read what follows as options again)."""
+    rest: List[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, rest = argv[:cut], argv[cut + 1:]
+    ns = build_parser().parse_intermixed_args(argv)
+    for path in ns.paths:
+        # Python 3.13.0 passes the unknown tail of a short-option cluster on as
+        # a positional ("-a b" gave -a and a path "- b"); earlier ones refuse it
+        if path not in argv:
+            usage_error(f"unrecognized arguments: {path}")
+    ns.paths.extend(rest)
+    return ns
