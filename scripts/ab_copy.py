@@ -28,6 +28,7 @@ thread that drives the ring (``time.thread_time()``), the copy's critical path.
 Needs root (mkfs, mount)::
 
     python scripts/ab_copy.py new=/work/main old=/tmp/old --rounds 10
+    python scripts/ab_copy.py new=/work/main old=/tmp/old --mode inproc --rerun
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--shm", default="/dev/shm")
     ap.add_argument("--python", help="interpreter (default: this one, resolved)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--rerun", action="store_true",
+                    help="time no-change re-runs: each variant copies once (untimed), then "
+                         "every run copies again onto its own complete destination")
     a = ap.parse_args(argv)
     if a.rounds < 1:
         raise SystemExit("--rounds must be at least 1")
@@ -182,12 +186,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             build_small(src)
         syncfs(mnt)
         large = per_copy > 256 << 20
+        if a.rerun:
+            for v in variants:
+                run_once(py, v, a.mode, src, os.path.join(mnt, f"rerun-{v.name}"))
+            syncfs(mnt)
         n = 0
         for rnd in range(a.rounds + 1):  # round 0: untimed warm-up
             order = variants if rnd % 2 == 0 else variants[::-1]
             for v in order:
                 n += 1
-                dst = os.path.join(mnt, f"d{n:04d}-{v.name}")
+                dst = os.path.join(mnt, f"rerun-{v.name}" if a.rerun else f"d{n:04d}-{v.name}")
                 wall, thread = run_once(py, v, a.mode, src, dst)
                 after_run(mnt, dst, large)
                 if rnd:
@@ -208,7 +216,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if a.json:
         print(json.dumps(out, indent=2))
         return 0
-    what = a.tree or "shape (a): 5,000 files of 0-8 KiB"
+    what = (a.tree or "shape (a): 5,000 files of 0-8 KiB") + ("; no-change re-runs" if a.rerun
+                                                             else "")
     print(f"{what}; mode {a.mode}; {a.rounds} alternating rounds; medians")
     for name, row in out.items():
         extra = f"  thread {row['thread_ms']} ms" if "thread_ms" in row else ""
