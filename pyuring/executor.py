@@ -201,6 +201,13 @@ class Executor:
               mask: int = STATX_WANTED) -> None:
         raise NotImplementedError
 
+    def statx_pair(self, callback_a: Callback, dfd_a: int, name_a: bytes,
+                   callback_b: Callback, dfd_b: int, name_b: bytes, at_flags: int) -> None:
+        """Two STATX requests, each a chain of its own (index 0): an entry's source
+        and its destination, which every entry of a re-run looks at."""
+        self.statx(self.chain(callback_a), 0, dfd_a, name_a, at_flags)
+        self.statx(self.chain(callback_b), 0, dfd_b, name_b, at_flags)
+
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:
         raise NotImplementedError
@@ -511,6 +518,48 @@ class UringExecutor(Executor):
             addr = self._name(name)
         self._push_sqe(A.IORING_OP_STATX, dfd, pool.addrs[slot], addr, mask, at_flags, ud,
                        flags & ~SKIP)
+
+    def statx_pair(self, callback_a: Callback, dfd_a: int, name_a: bytes,
+                   callback_b: Callback, dfd_b: int, name_b: bytes, at_flags: int) -> None:
+        # both SQEs with one pack_into (~1.5 us less per entry of a re-run)
+        ring = self.ring
+        bo = self._boff
+        at = ring._reserve(2) if bo >= 0 and type(name_a) is bytes \
+            and type(name_b) is bytes else -1
+        if at < 0:
+            super().statx_pair(callback_a, dfd_a, name_a, callback_b, dfd_b, name_b, at_flags)
+            return
+        pool = self._statx
+        free = pool.free
+        slot_a = free.pop() if free else pool.take()
+        slot_b = free.pop() if free else pool.take()
+        cid = self._next_chain
+        self._next_chain = cid + 2
+        chains = self._chains
+        chains[cid] = callback_a
+        chains[cid + 1] = callback_b
+        ud_a = (cid << 7) | _STATX_UD | _ENDS[0]
+        ud_b = ((cid + 1) << 7) | _STATX_UD | _ENDS[0]
+        by_ud = self._statx_by_ud
+        by_ud[ud_a] = slot_a
+        by_ud[ud_b] = slot_b
+        pins = self._pins
+        pins.append(name_a)
+        pins.append(name_b)
+        pers = ring._personality
+        addrs = pool.addrs
+        try:
+            _SQE2_PACK(
+                ring._sqes, at,
+                A.IORING_OP_STATX, 0, dfd_a, addrs[slot_a], id(name_a) + bo, STATX_WANTED,
+                at_flags, ud_a, pers, 0,
+                A.IORING_OP_STATX, 0, dfd_b, addrs[slot_b], id(name_b) + bo, STATX_WANTED,
+                at_flags, ud_b, pers, 0,
+            )
+        except BaseException:
+            ring._unreserve(2)
+            raise
+        ring._op_counts[A.IORING_OP_STATX] += 2
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:

@@ -16,7 +16,7 @@ import os
 import stat
 import struct
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -281,3 +281,79 @@ def test_a_chain_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) ->
     finally:
         ex.close()
         os.close(dfd)
+
+
+# -- statx_pair: an entry's source and destination STATX in one pack_into --------------
+def _statx_sqes(ex: UringExecutor, first: int) -> List[Tuple[Any, ...]]:
+    """The pair's SQEs with the name instead of its address and no statx buffer
+    address (each executor has its own pool)."""
+    out = []
+    for fields in _sqes(ex, first, 2):
+        f = list(fields)
+        f[4] = None  # off: the statx buffer
+        f[5] = ctypes.string_at(f[5])  # addr: the name
+        out.append(tuple(f))
+    return out
+
+
+@needs_uring
+@pytest.mark.parametrize("start", [0, 7, 15])
+def test_statx_pair_writes_what_two_statx_calls_write(tmp_path: Path, start: int) -> None:
+    """Same SQEs (at index 15 the pair would wrap: written one by one), same
+    counters, and each result reaches its own callback."""
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    (tmp_path / "b").write_bytes(b"y" * 20)
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    fast, slow = UringExecutor(entries=16), UringExecutor(entries=16)
+    try:
+        got: List[Tuple[str, int, Any]] = []
+        for e in (fast, slow):
+            for _ in range(start):
+                e.ring._push_raw(A.IORING_OP_NOP, 0, 0, 0, 0, 0, 0, A.IOSQE_CQE_SKIP_SUCCESS)
+            e.ring.submit_and_wait(0)
+        fast.statx_pair(lambda i, r, md: got.append(("a", r, md)), dfd, b"a",
+                        lambda i, r, md: got.append(("b", r, md)), dfd, b"nope",
+                        A.AT_SYMLINK_NOFOLLOW)
+        Executor.statx_pair(slow, lambda i, r, md: None, dfd, b"a",
+                            lambda i, r, md: None, dfd, b"nope", A.AT_SYMLINK_NOFOLLOW)
+        assert _statx_sqes(fast, start) == _statx_sqes(slow, start)
+        assert fast.ring.stats.sqes_by_op == slow.ring.stats.sqes_by_op
+        assert fast.ring.stats.sqes_by_op["STATX"] == 2
+        while fast.busy():
+            fast.run()
+        got.sort(key=lambda g: g[0])
+        assert [(n, r) for n, r, _ in got] == [("a", 0), ("b", -errno.ENOENT)]
+        assert got[0][2].size == 10 and got[0][2].ino == os.stat(tmp_path / "a").st_ino
+        assert got[1][2] is None
+        pool = fast._statx  # every slot back
+        assert len(pool.free) == len(pool.chunks) * pool.CHUNK and not fast._statx_by_ud
+    finally:
+        fast.close()
+        slow.close()
+        os.close(dfd)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_statx_pair_on_both_backends(tmp_path: Path, backend: str) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "s" / "f").write_bytes(b"1234")
+    os.symlink("f", tmp_path / "d" / "f")  # not followed: the link's own metadata
+    ex = make_executor(check_backend(backend))
+    sfd = os.open(tmp_path / "s", os.O_RDONLY | os.O_DIRECTORY)
+    dfd = os.open(tmp_path / "d", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        got: Dict[str, Tuple[int, int, Any]] = {}
+        ex.statx_pair(lambda i, r, md: got.__setitem__("s", (i, r, md)), sfd, b"f",
+                      lambda i, r, md: got.__setitem__("d", (i, r, md)), dfd, b"f",
+                      A.AT_SYMLINK_NOFOLLOW)
+        while ex.busy():
+            ex.run()
+        (i1, r1, m1), (i2, r2, m2) = got["s"], got["d"]
+        assert (i1, r1, i2, r2) == (0, 0, 0, 0)
+        assert stat.S_ISREG(m1.mode) and m1.size == 4
+        assert stat.S_ISLNK(m2.mode) and m2.size == 1
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+        ex.close()

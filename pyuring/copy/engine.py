@@ -373,9 +373,11 @@ class Engine:
         probe = d.probe_dst or (d.dst_names is not None and dname in d.dst_names)
         if probe:
             job.waiting = 2
-        ex.statx(ex.chain(job.on_statx), 0, d.src_fd, name, A.AT_SYMLINK_NOFOLLOW)
         if probe:
-            ex.statx(ex.chain(job.on_dst_statx), 0, d.dst_fd, dname, A.AT_SYMLINK_NOFOLLOW)
+            ex.statx_pair(job.on_statx, d.src_fd, name, job.on_dst_statx, d.dst_fd, dname,
+                          A.AT_SYMLINK_NOFOLLOW)
+        else:
+            ex.statx(ex.chain(job.on_statx), 0, d.src_fd, name, A.AT_SYMLINK_NOFOLLOW)
         return job
 
     def finish(self, job: Job) -> None:
