@@ -65,6 +65,14 @@ def _prepare(ex: UringExecutor, shortcut: bool, dfd: int, buf: Buffer, events: E
         link(cb, 0, fd, buf, 64, 100, 2, dfd, b"published")
 
 
+def _move_tail(n: int, *executors: UringExecutor) -> None:
+    """Move each ring's SQ tail by n: NOPs, submitted and reaped."""
+    for e in executors:
+        for _ in range(n):
+            e.ring._push_raw(A.IORING_OP_NOP, 0, 0, 0, 0, 0, 0, A.IOSQE_CQE_SKIP_SUCCESS)
+        e.ring.submit_and_wait(0)
+
+
 _CHAINS = {
     "open_read_tmpfile": ([A.IORING_OP_OPENAT2, A.IORING_OP_READ, A.IORING_OP_OPENAT2],
                           {"OPENAT2": 2, "READ": 1}),
@@ -107,11 +115,7 @@ def test_the_shortcut_steps_aside_where_the_sq_array_wraps(tmp_path: Path, start
     ex = UringExecutor(entries=16, direct_slots=8)
     ref = UringExecutor(entries=16, direct_slots=8)
     try:
-        for e in (ex, ref):
-            for _ in range(start):  # move the tail: NOPs, submitted and reaped
-                e.ring._push_raw(A.IORING_OP_NOP, 0, 0, 0, 0, 0, 0,
-                                 A.IOSQE_CQE_SKIP_SUCCESS)
-            e.ring.submit_and_wait(0)
+        _move_tail(start, ex, ref)
         events: Events = []
         _prepare(ex, True, dfd, buf, events)
         _prepare(ref, False, dfd, buf, [])
@@ -169,11 +173,7 @@ def test_write_linkat_steps_aside_where_the_sq_array_wraps(tmp_path: Path, start
     ref = UringExecutor(entries=16, direct_slots=8)
     fd = os.open(tmp_path, os.O_WRONLY | os.O_TMPFILE, 0o600)
     try:
-        for e in (ex, ref):
-            for _ in range(start):
-                e.ring._push_raw(A.IORING_OP_NOP, 0, 0, 0, 0, 0, 0,
-                                 A.IOSQE_CQE_SKIP_SUCCESS)
-            e.ring.submit_and_wait(0)
+        _move_tail(start, ex, ref)
         events: Events = []
         _prepare(ex, True, dfd, buf, events, "write_linkat", fd=fd)
         _prepare(ref, False, dfd, buf, [], "write_linkat", fd=fd)
@@ -307,10 +307,7 @@ def test_statx_pair_writes_what_two_statx_calls_write(tmp_path: Path, start: int
     fast, slow = UringExecutor(entries=16), UringExecutor(entries=16)
     try:
         got: List[Tuple[str, int, Any]] = []
-        for e in (fast, slow):
-            for _ in range(start):
-                e.ring._push_raw(A.IORING_OP_NOP, 0, 0, 0, 0, 0, 0, A.IOSQE_CQE_SKIP_SUCCESS)
-            e.ring.submit_and_wait(0)
+        _move_tail(start, fast, slow)
         fast.statx_pair(lambda i, r, md: got.append(("a", r, md)), dfd, b"a",
                         lambda i, r, md: got.append(("b", r, md)), dfd, b"nope",
                         A.AT_SYMLINK_NOFOLLOW)
