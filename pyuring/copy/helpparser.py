@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_SHORT = {flag[1] for opt in OPTIONS for flag in opt.flags if flag[1] != "-"} | {"h"}
+
+
 def parse(argv: List[str]) -> argparse.Namespace:
     """The whole command line by argparse; options may follow paths (rsync),
     and every argument after the first ``--`` is a path (parse_intermixed_args
@@ -114,11 +117,15 @@ def parse(argv: List[str]) -> argparse.Namespace:
     if "--" in argv:
         cut = argv.index("--")
         argv, rest = argv[:cut], argv[cut + 1:]
+    for arg in argv:
+        # Refused here, the same on every Python: a cluster of short options
+        # with something else in it (3.13.0's argparse turns the tail of "-a b"
+        # into a path "- b", and shows help for "-hx"; 3.9's raises IndexError
+        # on "-a="), and "--" as an option's value (3.9-3.12 store [] for
+        # "--queue-depth=--")
+        if (arg[:1] == "-" and arg[1:2] in _SHORT and not set(arg[1:]) <= _SHORT) \
+                or (arg[:2] == "--" and arg.endswith("=--")):
+            usage_error(f"unrecognized arguments: {arg}")
     ns = build_parser().parse_intermixed_args(argv)
-    for path in ns.paths:
-        # Python 3.13.0 passes the unknown tail of a short-option cluster on as
-        # a positional ("-a b" gave -a and a path "- b"); earlier ones refuse it
-        if path not in argv:
-            usage_error(f"unrecognized arguments: {path}")
     ns.paths.extend(rest)
     return ns
