@@ -81,10 +81,15 @@ def check_name(name: Name) -> bytes:
     return raw
 
 
-def parse_dirents(buf: Any, n: int) -> Iterator[DirEntry]:
-    """Decode ``n`` bytes of ``struct linux_dirent64`` records, skipping . and .."""
+def parse_dirents(buf: Any, n: int) -> List[DirEntry]:
+    """Decode ``n`` bytes of ``struct linux_dirent64`` records, skipping . and ..
+
+    A list, not a generator: a walk hands the entries on with ``yield from``,
+    and one generator frame less to resume per entry is ~0.3 us each."""
     pos = 0
     data = bytes(buf[:n]) if not isinstance(buf, bytes) else buf
+    out: List[DirEntry] = []
+    add = out.append
     while pos < n:
         ino, _off, reclen, dtype = _HDR(data, pos)
         end = data.index(b"\0", pos + 19)
@@ -92,7 +97,8 @@ def parse_dirents(buf: Any, n: int) -> Iterator[DirEntry]:
         pos += reclen
         if name == b"." or name == b"..":
             continue
-        yield _tuple_new(DirEntry, (name, dtype, ino))  # (NamedTuple's __new__ is Python)
+        add(_tuple_new(DirEntry, (name, dtype, ino)))  # (NamedTuple's __new__ is Python)
+    return out
 
 
 class DirectoryFd:
