@@ -184,8 +184,10 @@ def _small(eng: Engine, job: Job) -> None:
         # READ it (HARDLINK: the destination opens whatever the read did) ->
         # OPENAT2 the O_TMPFILE.  A failed source open silences the rest.
         # (partial, not a lambda: one Python frame less per completion)
+        # (no -X / -A here: with -p the mode is the source's, the common case)
+        mode = md.mode & 0o7777 if eng.opts.perms else _create_mode(eng, job)
         ex.open_read_tmpfile(partial(_on_small, eng, job), d.src_fd, job.name, slot, eng.pool,
-                             boff, want, d.dst_fd, _create_mode(eng, job))
+                             boff, want, d.dst_fd, mode)
         return
     else:
         cid = ex.chain(lambda idx, res, extra: _on_src_fd(eng, job, res))
