@@ -14,8 +14,12 @@ from .options import Options
 from .stats import CopyStats
 
 # The signal module makes enums of every signal number at import (~0.7 ms of
-# each copy's start-up); its C half is already loaded and is all this needs.
-_signal: Any = __import__("_signal")
+# each copy's start-up); CPython's C half is already loaded and is all this
+# needs.  (Other interpreters may have only the module itself.)
+try:
+    _signal: Any = __import__("_signal")
+except ImportError:  # pragma: no cover - not CPython
+    import signal as _signal
 
 
 def build_parser() -> Any:
