@@ -538,18 +538,8 @@ class UringExecutor(Executor):
         slot_a = free.pop() if free else pool.take()
         slot_b = free.pop() if free else pool.take()
         cid = self._next_chain
-        self._next_chain = cid + 2
-        chains = self._chains
-        chains[cid] = callback_a
-        chains[cid + 1] = callback_b
         ud_a = (cid << 7) | _STATX_UD | _ENDS[0]
         ud_b = ((cid + 1) << 7) | _STATX_UD | _ENDS[0]
-        by_ud = self._statx_by_ud
-        by_ud[ud_a] = slot_a
-        by_ud[ud_b] = slot_b
-        pins = self._pins
-        pins.append(name_a)
-        pins.append(name_b)
         pers = ring._personality
         addrs = pool.addrs
         try:
@@ -561,8 +551,20 @@ class UringExecutor(Executor):
                 at_flags, ud_b, pers, 0,
             )
         except BaseException:
-            ring._unreserve(2)
+            ring._unreserve(2)  # (and nothing registered: no chain waits for them)
+            free.append(slot_b)
+            free.append(slot_a)
             raise
+        self._next_chain = cid + 2
+        chains = self._chains
+        chains[cid] = callback_a
+        chains[cid + 1] = callback_b
+        by_ud = self._statx_by_ud
+        by_ud[ud_a] = slot_a
+        by_ud[ud_b] = slot_b
+        pins = self._pins
+        pins.append(name_a)
+        pins.append(name_b)
         ring._op_counts[A.IORING_OP_STATX] += 2
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,

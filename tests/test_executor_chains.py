@@ -275,6 +275,9 @@ def test_a_chain_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) ->
             ex.write_linkat(lambda i, r, x: None, 0, 5, buf, 0, -1, 2, dfd, b"x")
         with pytest.raises(struct.error):
             ex.open_read_tmpfile(lambda i, r, x: None, dfd, b"x", 1, buf, 0, 10, dfd, -5)
+        with pytest.raises(struct.error):
+            ex.statx_pair(lambda i, r, x: None, dfd, b"x", lambda i, r, x: None, dfd, b"y", -1)
+        assert not ex._statx_by_ud and len(ex._statx.free) == len(ex._statx.chunks) * 256
         assert ex.ring._sq_tail == tail and ex.ring.pending() == 0
         assert not ex.busy()
         assert ex.ring.stats.sqes == 0
