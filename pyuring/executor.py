@@ -134,12 +134,6 @@ class _StatxPool:
             self.free.extend(range(base + self.CHUNK - 1, base - 1, -1))
         return self.free.pop()
 
-    def address(self, slot: int) -> int:
-        return self.addrs[slot]
-
-    def parse(self, slot: int) -> Metadata:
-        return _from_statx(self.chunks[slot >> 8].mmap, (slot & 0xFF) * _STATX_SIZE)
-
 
 #: memory of operations given up in flight (UringExecutor.abandon): kept for the
 #: life of the process, because the kernel may still write into it.

@@ -24,11 +24,8 @@ if TYPE_CHECKING:
 
 
 def _ids_change(eng: Engine, md: Metadata, cur_uid: int, cur_gid: int) -> bool:
-    """Would owner_target() change these ids?  (Inlined: one call per file.)"""
-    opts = eng.opts
-    if opts.owner and eng.is_root and md.uid != cur_uid:
-        return True
-    return opts.group and md.gid != cur_gid and (eng.is_root or md.gid in eng.groups)
+    uid, gid = eng.owner_target(md)
+    return (uid >= 0 and uid != cur_uid) or (gid >= 0 and gid != cur_gid)
 
 
 def needs_meta_before_publish(eng: Engine, job: Job) -> bool:

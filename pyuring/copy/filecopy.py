@@ -55,7 +55,7 @@ def start_file(eng: Engine, job: Job) -> None:
             and dm.size == md.size and dm.mtime_ns == md.mtime_ns:
         eng.stats.unchanged += 1
         if group is None and not opts.dry_run and not (opts.xattrs or opts.acls) \
-                and unchanged_fixes(eng, md, dm) == (False, False):
+                and not any(unchanged_fixes(eng, md, dm)):
             eng.finish(job)  # (a no-change re-run: most files end here)
             return
         if group is not None:
