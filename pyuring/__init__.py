@@ -15,8 +15,6 @@ Ring there raises :class:`UringUnavailable`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List
-
 from ._core import Completion, RingStats
 from ._mem import Buffer
 from .dirfd import DirectoryFd, DirEntry, InvalidName
@@ -24,7 +22,10 @@ from .errors import OpcodeUnsupported, RingForkedError, UringError, UringUnavail
 from .metadata import Metadata
 from .probe import Probe, probe
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, List
+
     from .ring import BufferRing, Ring
 
 

@@ -18,7 +18,10 @@ out, so the same format is right on x86-64 and aarch64.
 from __future__ import annotations
 
 import struct
-from typing import Dict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict
 
 # --------------------------------------------------------------------------
 # System call numbers.  x86-64 has its own table; aarch64 uses the generic

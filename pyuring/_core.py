@@ -48,7 +48,6 @@ import os
 import struct
 import time
 from _weakref import ref as _weakref
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import _abi, _syscall
 from ._abi import (
@@ -66,6 +65,12 @@ from .errors import (
     request_error,
     unavailable_reason,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+else:
+    from ._records import NamedTuple
 
 _SQE_PACK = _abi.SQE.pack_into
 _COMMON_PACK = _abi.SQE_COMMON.pack_into

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import mmap
 import os
-from typing import Any, Optional, Tuple
 
 from . import _syscall
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Tuple
 
 _bytes_data_offset: Optional[int] = None
 

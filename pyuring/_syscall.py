@@ -18,10 +18,13 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Any, Callable, Dict, Optional
 
 from . import _abi
 from .errors import UringUnavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional
 
 try:  # ctypes may be absent in stripped-down Pythons
     import ctypes as ctypes

@@ -35,7 +35,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from . import _abi as A
 from . import _syscall
@@ -43,7 +42,14 @@ from .errors import request_error
 from .executor import RESOLVE_SAFE, Executor, make_executor
 from .metadata import Metadata
 
-Name = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple, Union
+else:
+    from ._records import NamedTuple
+
+if TYPE_CHECKING:
+    Name = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 #: ``rename`` flags (renameat2): fail if the destination exists / swap the two names.
 RENAME_NOREPLACE = A.RENAME_NOREPLACE

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Optional, Union
 
-PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Union
+    PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 class UringError(OSError):

@@ -37,13 +37,16 @@ import collections
 import errno
 import os
 import struct
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import _abi as A
 from . import _mem, _syscall
 from ._mem import Buffer, path_address
 from .errors import OpcodeUnsupported, UringError, UringUnavailable
 from .metadata import STATX_WANTED, Metadata
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 _from_statx = Metadata.from_statx
 
@@ -56,7 +59,8 @@ _LINKED = LINK | HARDLINK
 #: never follow a symlink (not even a "magic" /proc one).
 RESOLVE_SAFE = A.RESOLVE_BENEATH | A.RESOLVE_NO_SYMLINKS | A.RESOLVE_NO_MAGICLINKS
 
-Callback = Callable[[int, int, Any], None]
+if TYPE_CHECKING:
+    Callback = Callable[[int, int, Any], None]
 
 # user_data of a ring operation:
 #   chain id << 7 | STATX << 6 | SILENT_END << 5 | END << 4 | index.

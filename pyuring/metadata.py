@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, NamedTuple, Optional
 
 from . import _abi as A
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple, Optional
+else:
+    from ._records import NamedTuple
 
 #: The fields pyuring asks statx for: everything ``os.lstat`` reports plus btime
 #: and the mount id.

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Optional, Sequence, Tuple, Union
 
 from . import _abi as A
 from ._core import RingCore
 from ._mem import Buffer, buffer_address, bytes_address, path_address
 
-Timeout = Union[float, int, Tuple[int, int]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Sequence, Tuple, Union
+    Timeout = Union[float, int, Tuple[int, int]]
 _U64 = 0xFFFFFFFFFFFFFFFF
 _MSGHDR = struct.Struct("=QI4xQQQQi4x")  # struct msghdr, 56 bytes on 64-bit
 _SOCKLEN = struct.Struct("=I")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import _thread
 import errno
-from typing import FrozenSet, Iterable, Optional, Union
 
 from . import _abi as A
 from . import _syscall
 from .errors import OpcodeUnsupported, UringError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import FrozenSet, Iterable, Optional, Union
+
 _lock = _thread.allocate_lock()  # (threading would cost start-up)
 _cached: Optional[Probe] = None
 
 
-class Probe(FrozenSet[int]):
+class Probe(frozenset[int]):  # (PEP 585: no typing at run time)
     """The set of supported opcode numbers; also answers ``"OPENAT2" in probe()``."""
 
     last_op: int

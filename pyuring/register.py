@@ -12,13 +12,16 @@ import errno
 import mmap
 import os
 import struct
-from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _abi as A
 from . import _syscall
 from ._core import RingCore
 from ._mem import Buffer, buffer_address
 from .errors import OpcodeUnsupported, RingForkedError, UringError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
 def _int_array(values: Sequence[int]) -> bytearray:

@@ -13,7 +13,6 @@ import os
 import stat
 import sys
 import time
-from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from .. import _abi as A
 from .. import _syscall
@@ -25,7 +24,10 @@ from .options import Options
 from .stats import CopyStats
 from .text import show
 
-PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional, Sequence, Tuple, Union
+    PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 class CopyError(Exception):

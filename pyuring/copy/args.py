@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import sys
 from types import SimpleNamespace
-from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 PROG = "pyuring-copy"
 

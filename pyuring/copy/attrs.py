@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from .. import _abi as A
 from .. import _syscall
@@ -19,7 +18,10 @@ from ..executor import RESOLVE_SAFE, SKIP
 from ..metadata import Metadata
 from .text import show
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Callable, List, Optional, Tuple
+
     from .engine import DirTask, Engine, Job
 
 

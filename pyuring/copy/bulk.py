@@ -21,12 +21,13 @@ from __future__ import annotations
 import collections
 import errno
 import os
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional
 
 from .._mem import Buffer
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading  # imported when a pool starts: most copies never need it
+    from typing import Any, Callable, Deque, Dict, List, Optional
 
 #: errors after which copy_file_range is given up for pread/pwrite (other
 #: filesystems, old kernels, files the call does not support)

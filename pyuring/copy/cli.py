@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, List, Optional, Sequence
 
 from ..errors import UringUnavailable
 from .api import Copier, CopyError
 from .args import PROG, parse_common, usage_error
 from .options import Options
 from .stats import CopyStats
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Sequence
 
 # The signal module makes enums of every signal number at import (~0.7 ms of
 # each copy's start-up); CPython's C half is already loaded and is all this

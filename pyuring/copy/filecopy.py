@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import os
 from functools import partial
-from typing import Any, Callable, Tuple
 
 from .. import _abi as A
 from ..executor import LINK, RESOLVE_SAFE, SKIP
@@ -36,6 +35,10 @@ from .attrs import (
 from .bulk import DataTask
 from .engine import O_TMPFILE, Engine, HardlinkGroup, Job
 from .text import show
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Tuple
 
 _CHUNK = 1 << 20
 

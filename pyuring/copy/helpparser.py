@@ -7,9 +7,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, Dict, List, NoReturn
 
 from .args import OPTIONS, PROG, io_workers_value, usage_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, NoReturn
 
 DESCRIPTION = """\
 Copy files and directory trees like rsync -a / cp -a, on io_uring.

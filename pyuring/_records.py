@@ -1,0 +1,51 @@
+"""``NamedTuple`` class syntax without importing :mod:`typing`.
+
+:mod:`typing` costs a copy ~7 ms of start-up in a clean interpreter (with
+:mod:`re` and :mod:`enum`, which it imports): a fifth of a one-file copy's
+whole run.  pyuring's modules import it for the type checker only (behind
+``TYPE_CHECKING``); the few record classes take their base from here, which
+builds exactly what ``typing.NamedTuple`` builds -- a
+``collections.namedtuple`` with the class body's methods and properties copied
+onto it.  The type checker is shown ``typing.NamedTuple`` itself::
+
+    if TYPE_CHECKING:
+        from typing import NamedTuple
+    else:
+        from ._records import NamedTuple
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Tuple
+
+# (what the class statement itself puts in a namespace: not copied)
+_SKIP = frozenset(("__annotations__", "__module__", "__qualname__", "__slots__",
+                   "__orig_bases__"))
+
+
+class _RecordMeta(type):
+    def __new__(mcls, name: str, bases: Tuple[type, ...], ns: Dict[str, Any]) -> type:
+        fields = list(ns.get("__annotations__", {}))
+        defaults: list[Any] = []
+        for i, field in enumerate(fields):
+            if field in ns:
+                defaults.append(ns[field])
+            elif defaults:
+                raise TypeError(f"{name}: field {field!r} without a default follows "
+                                f"field {fields[i - 1]!r} with one")
+        make: Any = namedtuple  # (a call with computed names: beyond mypy's namedtuple plugin)
+        cls: type = make(name, fields, defaults=defaults, module=ns.get("__module__"))
+        for key, value in ns.items():
+            if key not in _SKIP and key not in fields:
+                setattr(cls, key, value)
+        cls.__qualname__ = ns.get("__qualname__", name)
+        cls.__annotations__ = dict(ns.get("__annotations__", {}))
+        return cls
+
+
+#: subclass it as ``typing.NamedTuple`` (fields as annotations, defaults last)
+NamedTuple = type.__new__(_RecordMeta, "NamedTuple", (), {})
