@@ -40,6 +40,11 @@ Tools: ``cp -a``, ``rsync -a``, ``tar -C src -cf - . | tar -C dst -xf -``,
 runs from this checkout: ``<python> -m pyuring.copy`` with PYTHONPATH set to the
 repository root.  ``<python>`` is ``sys.executable`` resolved to the real
 interpreter binary (not a pyenv shim); its start-up time is measured separately.
+With ``--venv`` pyuring and shutil run from a throwaway venv of that interpreter:
+it starts as an interpreter of a ``pip install`` into a venv does, without the
+``.pth`` files of the base site-packages (in this sandbox one of them imports
+certifi at every start, ~23 ms that a user's machine does not have); the start-up
+probe then times the base interpreter too.
 
 After the timed runs every tool's last destination is compared with the source
 (entries, types, sizes, modes, owners, mtimes, symlink targets, and a content
@@ -135,9 +140,19 @@ def is_elf(path: str) -> bool:
         return False
 
 
+def in_venv(path: str) -> bool:
+    """Is ``path`` a venv's interpreter (``<venv>/bin/python``)?"""
+    return os.path.isfile(os.path.join(os.path.dirname(os.path.dirname(path)), "pyvenv.cfg"))
+
+
 def real_python(requested: Optional[str]) -> str:
     """The interpreter binary itself: a pyenv shim is a shell script that costs
-    tens of milliseconds per start, which must not be charged to pyuring."""
+    tens of milliseconds per start, which must not be charged to pyuring.  A
+    venv's interpreter is kept as it is named (resolving its symlink would
+    leave the venv)."""
+    if requested and in_venv(os.path.abspath(requested)) and \
+            is_elf(os.path.realpath(requested)):
+        return os.path.abspath(requested)
     exe = os.path.realpath(requested or sys.executable)
     if is_elf(exe):
         return exe
@@ -897,7 +912,19 @@ def run_shape(shape: str, repeats: int, cfg: Config) -> ShapeResult:
 # start-up, machine, reporting
 # ---------------------------------------------------------------------------
 
-def measure_startup(py: str, env: Dict[str, str], n: int) -> Dict[str, Dict[str, Any]]:
+def make_venv(py: str) -> str:
+    """A throwaway venv of ``py`` (no packages; pyuring comes from PYTHONPATH):
+    an interpreter that starts as one installed with ``pip install`` into a
+    venv does, without the .pth files of the base interpreter's site-packages.
+    (This sandbox's base interpreter has one that imports certifi at every
+    start: ~23 ms.)"""
+    where = tempfile.mkdtemp(prefix="pyuring-bench-venv-")
+    subprocess.run([py, "-m", "venv", "--without-pip", where], check=True)
+    return os.path.join(where, "bin", "python")
+
+
+def measure_startup(py: str, env: Dict[str, str], n: int,
+                    base: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
     # A no-change re-run of a one-file tree is a copy's fixed cost: imports, the
     # ring's setup, the walk's first steps and the exit.  (--version goes
     # through argparse and the interpreter's full teardown, which a copy skips.)
@@ -910,6 +937,8 @@ def measure_startup(py: str, env: Dict[str, str], n: int) -> Dict[str, Dict[str,
         cmds = {
             "/bin/true (spawn floor)": ["/bin/true"],
             "python -c pass": [py, "-c", "pass"],
+            **({"base interpreter (not the venv): python -c pass": [base, "-c", "pass"]}
+               if base else {}),
             "python -m pyuring.copy --version": [py, "-m", "pyuring.copy", "--version"],
             "python -m pyuring.copy -a (one file, no change)": one,
         }
@@ -1231,6 +1260,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--shm", default="/dev/shm", help="where the loop images live (tmpfs)")
     ap.add_argument("--python", default=None,
                     help="interpreter for pyuring and shutil (default: this one, resolved)")
+    ap.add_argument("--venv", action="store_true",
+                    help="run pyuring and shutil from a throwaway venv of that interpreter "
+                         "(its start without the base site-packages' .pth files)")
     ap.add_argument("--hash-sample", type=int, default=300,
                     help="files per destination whose content is hashed in the check")
     ap.add_argument("--startup-runs", type=int, default=15,
@@ -1274,7 +1306,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit("--plot writes SVG: give a file name ending in .svg")
     ensure_tools(keys, not args.no_apt)
 
-    py = real_python(args.python)
+    py = base_py = real_python(args.python)
+    venv_dir = ""
+    if args.venv:
+        py = make_venv(base_py)
+        venv_dir = os.path.dirname(os.path.dirname(py))
     info = machine_info(py)
     snap = make_snapshot() if args.snapshot else None
     code_root = Path(snap) if snap else REPO
@@ -1303,7 +1339,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     interrupted = False
     try:
         log("python start-up ...")
-        startup = measure_startup(py, env, args.startup_runs)
+        startup = measure_startup(py, env, args.startup_runs,
+                                  base_py if venv_dir else None)
         for s in shapes:
             results.append(run_shape(s, per_rep.get(s, default_rep), cfg))
     except (KeyboardInterrupt, Interrupted):
@@ -1312,6 +1349,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if snap:
             shutil.rmtree(snap, ignore_errors=True)
+        if venv_dir:
+            shutil.rmtree(venv_dir, ignore_errors=True)
     info["loadavg after"] = loadavg()
     info["duration"] = f"{time.perf_counter() - started:.0f} s"
     code_changed = pyuring_tree_hash() != code_hash
