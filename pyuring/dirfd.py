@@ -576,7 +576,10 @@ def _reopen_widened(ex: Executor, opath: int, ident: Tuple[int, int], add: int,
             os.close(fd)
             raise
     except BaseException:
-        _chmod_o_path(ex, opath, old)
+        try:
+            _chmod_o_path(ex, opath, old)
+        except OSError:
+            pass  # (the first error is the one to report: this one would replace it)
         raise
     return fd, old
 

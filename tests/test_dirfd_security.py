@@ -473,6 +473,28 @@ def test_reopen_widened_changes_and_opens_only_the_inode_it_was_given(
                 _reopen_widened(ex, opath, ident, 0o600,
                                 lambda: os.open(tmp_path / "gone", os.O_RDONLY))
             assert f.stat().st_mode & 0o7777 == 0o000
+            # ... and when giving the mode back fails too, the reopen's error is
+            # the one raised, not the chmod's
+            import pyuring.dirfd as dirfd_mod
+
+            real_chmod = dirfd_mod._chmod_o_path
+            calls: List[int] = []
+
+            def chmod_then_fail(ex_: object, fd_: int, mode: int) -> None:
+                calls.append(mode)
+                if len(calls) > 1:
+                    raise PermissionError(errno.EPERM, "restore refused")
+                real_chmod(ex_, fd_, mode)  # type: ignore[arg-type]
+
+            dirfd_mod._chmod_o_path = chmod_then_fail  # type: ignore[assignment]
+            try:
+                with pytest.raises(FileNotFoundError):
+                    _reopen_widened(ex, opath, ident, 0o600,
+                                    lambda: os.open(tmp_path / "gone", os.O_RDONLY))
+            finally:
+                dirfd_mod._chmod_o_path = real_chmod
+            assert calls == [0o600, 0o000]
+            f.chmod(0o000)
         finally:
             os.close(opath)
     finally:
