@@ -324,3 +324,42 @@ def test_xattrs_of_a_large_file_come_from_the_fd_already_open(tmp_path: Path, ba
     assert "openat" not in with_x.direct_syscalls, with_x.direct_syscalls
     if backend == "uring":
         assert with_x.sqes_by_op.get("OPENAT2") == plain.sqes_by_op.get("OPENAT2")
+
+
+@pytest.mark.parametrize("backend", ["uring", "sync"])
+@pytest.mark.parametrize("err", [18, 22, 38])  # EXDEV, EINVAL, ENOSYS
+def test_a_copy_file_range_refusal_is_for_that_file_only(
+        tmp_path: Path, backend: str, err: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal that belongs to one file (EXDEV: another pair of filesystems;
+    EINVAL: a file the call cannot do) makes that file fall back to
+    pread/pwrite and no other; only ENOSYS (no such call in this kernel) turns
+    copy_file_range off for the rest of the copy.  One data copier (no worker
+    threads), so every file meets the same one."""
+    src = _tree(tmp_path / "src", big=3, small=2)
+    real = os.copy_file_range
+    seen: List[Any] = []
+    refused: List[int] = []  # the first large file to be copied
+
+    def copy_file_range(s: int, d: int, n: int, off_s: Any = None, off_d: Any = None) -> int:
+        ino = os.fstat(s).st_ino
+        if not refused:
+            refused.append(ino)
+        if ino == refused[0] or (err == 38 and seen):
+            seen.append((ino, "refused"))
+            raise OSError(err, os.strerror(err))
+        seen.append((ino, "copied"))
+        return real(s, d, n, off_s, off_d)
+
+    monkeypatch.setattr(os, "copy_file_range", copy_file_range)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, copy_threads=0)
+    assert stats.exit_code == 0 and not msgs, msgs
+    assert_same_tree(src, tmp_path / "dst")
+    copied = {ino for ino, how in seen if how == "copied"}
+    others = {os.stat(src / n).st_ino for n in ("big", "big-1", "big-2")} - set(refused)
+    if err == 38:
+        # the first call, refused by ENOSYS, is the only one made
+        assert seen == [(refused[0], "refused")], seen
+    else:
+        assert copied == others, seen
+        assert [ino for ino, how in seen if how == "refused"] == refused, seen
+    assert stats.direct_syscalls.get("pread64", 0) >= 1

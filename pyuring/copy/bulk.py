@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     import threading  # imported when a pool starts: most copies never need it
     from typing import Any, Callable, Deque, Dict, List, Optional
 
-#: errors after which copy_file_range is given up for pread/pwrite (other
-#: filesystems, old kernels, files the call does not support)
-_RANGE_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM,
-                   errno.EBADF}
+#: errors after which a file's copy_file_range is given up for pread/pwrite
+#: (another filesystem, a file the call does not support): for that file only,
+#: as the next may be on another pair of filesystems
+_RANGE_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF}
 #: bytes per copy_file_range call: a stop request is seen between two calls
 #: (32 MiB: under a second even on slow disks, well within the stop's grace)
 STEP = 32 << 20
@@ -77,7 +77,8 @@ class DataCopy:
     """
 
     def __init__(self, use_range: bool, stop: Callable[[], bool]) -> None:
-        self.use_range = use_range
+        self.use_range = use_range  # False: never (asked for, or a kernel without it)
+        self.file_range = use_range  # for the file being copied
         self.stop = stop
         self.buf: Optional[bytearray] = None
 
@@ -85,6 +86,7 @@ class DataCopy:
         """Fill in task.total, or task.error / src_side / stopped."""
         counts: Dict[str, int] = collections.defaultdict(int)
         task.counts = counts
+        self.file_range = self.use_range
         try:
             if task.sparse:
                 task.total = self._sparse(counts, task.src, task.dst, task.size)
@@ -110,14 +112,16 @@ class DataCopy:
             if self.stop():
                 raise Stopped()
             want = STEP if end < 0 else min(end - off, STEP)
-            if self.use_range:
+            if self.file_range:
                 try:
                     counts["copy_file_range"] += 1
                     n = os.copy_file_range(src, dst, want, off, off)
                 except OSError as exc:
-                    if exc.errno not in _RANGE_FALLBACK:
+                    if exc.errno == errno.ENOSYS:
+                        self.use_range = False
+                    elif exc.errno not in _RANGE_FALLBACK:
                         raise
-                    self.use_range = False
+                    self.file_range = False
                     continue
             else:
                 n = self._chunk(counts, src, dst, off, min(want, CHUNK))
