@@ -24,12 +24,21 @@ if TYPE_CHECKING:
 
 # (what the class statement itself puts in a namespace: not copied)
 _SKIP = frozenset(("__annotations__", "__module__", "__qualname__", "__slots__",
-                   "__orig_bases__"))
+                   "__orig_bases__", "__annotate__", "__firstlineno__",
+                   "__static_attributes__"))
+# what namedtuple defines: a class body may not replace it (typing.NamedTuple's rule)
+_PROTECTED = frozenset(("__new__", "__init__", "__getnewargs__", "_make", "_replace",
+                        "_asdict", "_fields", "_field_defaults", "__match_args__"))
 
 
 class _RecordMeta(type):
     def __new__(mcls, name: str, bases: Tuple[type, ...], ns: Dict[str, Any]) -> type:
-        fields = list(ns.get("__annotations__", {}))
+        if "__annotations__" not in ns:
+            # (Python 3.14 evaluates annotations lazily unless the module has
+            # ``from __future__ import annotations``, as every one of ours does)
+            raise TypeError(f"{name}: a record's module needs "
+                            f"'from __future__ import annotations'")
+        fields = list(ns["__annotations__"])
         defaults: list[Any] = []
         for i, field in enumerate(fields):
             if field in ns:
@@ -40,6 +49,8 @@ class _RecordMeta(type):
         make: Any = namedtuple  # (a call with computed names: beyond mypy's namedtuple plugin)
         cls: type = make(name, fields, defaults=defaults, module=ns.get("__module__"))
         for key, value in ns.items():
+            if key in _PROTECTED:
+                raise AttributeError(f"{name}: cannot overwrite NamedTuple attribute {key}")
             if key not in _SKIP and key not in fields:
                 setattr(cls, key, value)
         cls.__qualname__ = ns.get("__qualname__", name)

@@ -150,10 +150,10 @@ def real_python(requested: Optional[str]) -> str:
     tens of milliseconds per start, which must not be charged to pyuring.  A
     venv's interpreter is kept as it is named (resolving its symlink would
     leave the venv)."""
-    if requested and in_venv(os.path.abspath(requested)) and \
-            is_elf(os.path.realpath(requested)):
-        return os.path.abspath(requested)
-    exe = os.path.realpath(requested or sys.executable)
+    named = os.path.abspath(requested or sys.executable)
+    if in_venv(named) and is_elf(os.path.realpath(named)):
+        return named
+    exe = os.path.realpath(named)
     if is_elf(exe):
         return exe
     r = subprocess.run([exe, "-c", "import os, sys; print(os.path.realpath(sys.executable))"],
@@ -1311,8 +1311,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.venv:
         py = make_venv(base_py)
         venv_dir = os.path.dirname(os.path.dirname(py))
-    info = machine_info(py)
-    snap = make_snapshot() if args.snapshot else None
+    try:
+        info = machine_info(py)
+        snap = make_snapshot() if args.snapshot else None
+    except BaseException:
+        if venv_dir:
+            shutil.rmtree(venv_dir, ignore_errors=True)
+        raise
     code_root = Path(snap) if snap else REPO
     code_hash = pyuring_tree_hash(code_root)
     env = dict(os.environ)

@@ -29,7 +29,13 @@ MODULES = sorted(
     ".".join(p.relative_to(REPO).with_suffix("").parts).replace(".__init__", "")
     for p in (REPO / "pyuring").rglob("*.py")
     # (argparse, behind --help and odd command lines, imports re itself)
-    if p.name not in ("helpparser.py", "__main__.py"))
+    if p.name != "helpparser.py")
+SLOW = {"typing", "re", "enum"}
+
+
+def test_every_module_is_checked() -> None:
+    assert {"pyuring", "pyuring.copy.__main__", "pyuring.copy.filecopy", "pyuring._records",
+            "pyuring.ops"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -40,6 +46,88 @@ def test_no_module_imports_typing_re_or_enum(module: str) -> None:
     p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == ""
+
+
+def _rich_tree(root: Path) -> Path:
+    """Large and small files, a hard link, a symlink, a FIFO, xattrs."""
+    import os
+
+    src = root / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "big").write_bytes(b"b" * (300 << 10))  # (above --small-file-max)
+    for i in range(20):
+        (src / "d" / f"f{i}").write_bytes(b"x" * i)
+    os.link(src / "d" / "f3", src / "hard")
+    os.symlink("d/f1", src / "link")
+    os.mkfifo(src / "fifo")
+    try:
+        os.setxattr(src / "d" / "f2", "user.k", b"v")
+    except OSError:
+        pass  # (a file system without user xattrs: the rest still runs)
+    return src
+
+
+_MODULES_AFTER = ("import sys\n"
+                  "from pyuring.copy.cli import main\n"
+                  "rc = main(sys.argv[1:])\n"
+                  "sys.stdout.flush()\n"
+                  "print('MODULES', rc, ' '.join(sorted(sys.modules)))\n")
+
+
+@pytest.mark.parametrize("args", [
+    ["-aHAX", "-v", "--stats"],
+    ["-aHAX", "--backend", "sync", "-v"],
+    ["-an", "-v"],
+    ["-a", "--progress", "-I"],
+], ids=lambda a: " ".join(a))
+def test_a_copy_imports_none_of_them(tmp_path: Path, args: typing.List[str]) -> None:
+    """Whatever the copy does (large files in worker threads, hard links,
+    xattrs, the sync backend, a dry run, itemized lines, the summary), it
+    never needs typing, re or enum.  (--json does, through the json module;
+    --help and odd command lines through argparse.)"""
+    src = _rich_tree(tmp_path)
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    p = subprocess.run([sys.executable, "-S", "-c", _MODULES_AFTER, *args, f"{src}/",
+                        str(tmp_path / "dst")], env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    line = p.stdout.strip().splitlines()[-1].split()
+    assert line[:2] == ["MODULES", "0"], p.stdout[-2000:]
+    assert "pyuring.copy.engine" in line
+    assert not SLOW & set(line[2:])
+    if args[0] != "-an":  # (a dry run makes nothing)
+        assert (tmp_path / "dst" / "big").stat().st_size == 300 << 10
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10),
+                    reason="3.9's runpy imports importlib.abc, which imports typing")
+def test_python_m_pyuring_copy_imports_none_of_them(tmp_path: Path) -> None:
+    """The command the README gives, as a process: -X importtime lists every
+    module the interpreter imported."""
+    src = _rich_tree(tmp_path)
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    p = subprocess.run([sys.executable, "-S", "-X", "importtime", "-m", "pyuring.copy",
+                        "-aHAX", "--stats", f"{src}/", str(tmp_path / "dst")],
+                       env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "pyuring.copy.filecopy" in imported
+    assert not SLOW & imported
+
+
+@pytest.mark.parametrize("name", ["pyuring.metadata.Metadata", "pyuring.dirfd.DirEntry",
+                                  "pyuring._core.Completion", "pyuring._core.RingStats"])
+def test_pyurings_records_have_every_annotated_field(name: str) -> None:
+    import importlib
+
+    module, _, attr = name.rpartition(".")
+    cls = getattr(importlib.import_module(module), attr)
+    fields = tuple(cls.__annotations__)
+    assert len(fields) >= 3 and cls._fields == fields
+    assert issubclass(cls, tuple) and cls.__qualname__ == attr and cls.__module__ == module
+    assert cls.__doc__ and "Alias for field" not in cls.__doc__
+    values = tuple(range(len(fields)))
+    assert tuple(tuple.__new__(cls, values)) == values
 
 
 def _record_body(ns: typing.Dict[str, typing.Any]) -> None:
@@ -82,6 +170,26 @@ def test_a_field_without_default_after_one_with_is_refused() -> None:
         class _Bad(_Base):  # type: ignore[misc]
             a: int = 1
             b: int
+
+
+def test_a_body_may_not_replace_what_namedtuple_defines() -> None:
+    with pytest.raises(AttributeError, match="_replace"):
+        class _Bad(_Base):  # type: ignore[misc]
+            a: int
+
+            def _replace(self) -> None:
+                pass
+
+
+def test_a_body_without_annotations_is_refused_not_left_without_fields() -> None:
+    """(Python 3.14 keeps a body's annotations lazy, outside its namespace,
+    unless the module has ``from __future__ import annotations``.)"""
+    def body(ns: typing.Dict[str, typing.Any]) -> None:
+        ns["__module__"] = __name__
+        ns["__annotate__"] = lambda fmt: {"a": int}
+
+    with pytest.raises(TypeError, match="from __future__ import annotations"):
+        types.new_class("_Lazy", (_Base,), exec_body=body)
 
 
 _PIECES = st.sampled_from([b".", b"-", b"0", b"17", b"a", b"\n", b"\xff", b"\xd9\xa1",
