@@ -100,6 +100,30 @@ def test_version() -> None:
     assert re.search(r"\d+\.\d+", r.stdout)
 
 
+def test_version_alone_is_what_argparse_prints_without_argparse(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A lone --version is answered before argparse is imported (~10 ms); with
+    anything else on the line argparse decides, as before."""
+    import subprocess
+
+    from pyuring.copy.cli import build_parser, parse_args
+
+    with pytest.raises(SystemExit) as ours:
+        parse_args(["--version"])
+    mine = capsys.readouterr()
+    with pytest.raises(SystemExit) as theirs:
+        build_parser().parse_args(["--version"])
+    want = capsys.readouterr()
+    assert (ours.value.code, mine.out, mine.err) == (theirs.value.code or 0, want.out, want.err)
+    code = ("import sys\n"
+            "from pyuring.copy.cli import main\n"
+            "try:\n    main(['--version'])\n"
+            "except SystemExit as e:\n    print('EXIT', e.code, 'argparse' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-S", "-c", code], env=cli_env(), capture_output=True,
+                       text=True)
+    assert p.stdout.splitlines()[-1] == "EXIT 0 False", p.stdout + p.stderr
+
+
 def test_console_script_entry_point(tmp_path: Path, tree: Path) -> None:
     """``pyuring-copy`` is ``pyuring.copy.__main__:run``; it exits with the status."""
     import subprocess

@@ -38,6 +38,11 @@ def parse_args(argv: Sequence[str]) -> Any:
     ns = parse_common(argv)
     if ns is not None:
         return ns
+    if list(argv) == ["--version"]:  # (what argparse prints, without its ~10 ms)
+        from .. import __version__
+
+        sys.stdout.write(f"{PROG} {__version__}\n")
+        raise SystemExit(0)
     from .helpparser import parse
 
     return parse(list(argv))
