@@ -191,5 +191,17 @@ def listxattrat(dirfd: int, path: bytes, at_flags: int, size: int) -> bytes:
     return buf.raw[:n]
 
 
+_SIZE_0 = None  # c_size_t(0), made on first use (ctypes is loaded by then)
+
+
+def listxattrat_size(dirfd: int, path: bytes) -> int:
+    """The size the names of ``path``'s xattrs take (0: none), without
+    following a symlink: listxattrat with no buffer (Linux 6.13)."""
+    global _SIZE_0
+    if _SIZE_0 is None:
+        _SIZE_0 = ctypes.c_size_t(0)
+    return raw("listxattrat", dirfd, path, _abi.AT_SYMLINK_NOFOLLOW, None, _SIZE_0)
+
+
 def removexattrat(dirfd: int, path: bytes, at_flags: int, name: bytes) -> None:
     raw("removexattrat", dirfd, ctypes.c_char_p(path), at_flags, ctypes.c_char_p(name))

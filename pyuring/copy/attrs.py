@@ -40,8 +40,7 @@ def needs_meta_before_publish(eng: Engine, job: Job) -> bool:
     """
     md = job.meta
     assert md is not None
-    opts = eng.opts
-    if opts.xattrs or opts.acls:
+    if job.xattrs:
         return True
     if _ids_change(eng, md, eng.euid, job.parent.dst_gid_new):
         return True
@@ -69,11 +68,11 @@ def final_mode(eng: Engine, md: Metadata, dm: Optional[Metadata], gid_new: int =
     return md.mode & 0o777 & ~eng.umask
 
 
-def xattrs_need_write(eng: Engine, mode: int) -> bool:
+def xattrs_need_write(eng: Engine, xattrs: bool, mode: int) -> bool:
     """Setting user.* xattrs needs write permission on the inode (not just the
     fd): a non-root copy of a read-only file is created writable by its owner
     and given its real mode after the xattrs, as cp -a and rsync -X do."""
-    return (eng.opts.xattrs or eng.opts.acls) and not eng.is_root and not mode & 0o200
+    return xattrs and not eng.is_root and not mode & 0o200
 
 
 def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
@@ -94,11 +93,11 @@ def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
     # chown clears setuid/setgid, and so does a write by a non-root user
     if final & 0o6000 and (chowned or not eng.is_root):
         ex.fchmod(fd, final)
-    if (opts.xattrs or opts.acls) and job.src_fd >= 0:
+    if job.xattrs and job.src_fd >= 0:
         copy_xattrs_fd(eng, job.src_fd, fd, job.path)
-    elif opts.xattrs or opts.acls:
+    elif job.xattrs:
         _copy_xattrs_reopen(eng, job, fd)
-    if xattrs_need_write(eng, final):
+    if xattrs_need_write(eng, job.xattrs, final):
         ex.fchmod(fd, final)  # created writable for the xattrs: now its real mode
     if opts.times:
         ex.futimens(fd, md.atime_ns, md.mtime_ns)

@@ -170,7 +170,7 @@ class Job:
     """One source entry on its way to the destination."""
 
     __slots__ = ("dmeta", "dst_err", "dst_fd", "dst_name", "dtype", "eng", "fresh", "meta",
-                 "name", "nread", "parent", "slot", "src_fd", "tmpname", "waiting")
+                 "name", "nread", "parent", "slot", "src_fd", "tmpname", "waiting", "xattrs")
 
     def __init__(self, eng: Engine, parent: DirTask, name: bytes, dtype: int,
                  dst_name: Optional[bytes] = None) -> None:
@@ -189,6 +189,8 @@ class Job:
         self.nread = 0
         self.tmpname = b""
         self.fresh = False  # a directory we created (so it starts empty)
+        # -X / -A: xattrs to copy (False once the source is known to have none)
+        self.xattrs = eng.copies_xattrs
 
     @property
     def path(self) -> bytes:
@@ -271,6 +273,9 @@ class Engine:
         self.xattr_warned = False
         self.on_progress: Optional[Callable[[], None]] = None
         self._xattr_names = self._xattr_filter()
+        self.copies_xattrs = opts.xattrs or opts.acls
+        self.xattrat_ok = True  # listxattrat (Linux 6.13) answers: filecopy._no_xattrs
+        self.xattrat_asked = self.xattrat_found = 0  # ... how often, and with xattrs
         # large files' data: inline on the sync backend, else worker threads
         # (bulk.py), started when the first large file turns up
         self.data = DataCopy(opts.data_path != "ring",

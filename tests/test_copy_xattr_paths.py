@@ -1,0 +1,137 @@
+"""-X / -A: which way a small file goes.
+
+A file whose xattrs must be copied is read through a plain source fd, from
+which they are read.  A file with no xattrs at all -- most of any tree -- takes
+the packed chain (the source in a direct descriptor) like any file without
+-X: one listxattrat by name (Linux 6.13) tells them apart.  These tests count
+the syscalls of each way (on io_uring: the sync backend has no packed chain)
+and check the copies attribute by attribute on both backends.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+
+from pyuring import _syscall
+from pyuring.copy import filecopy
+
+from .test_copy_support import BACKENDS, acl_blob, copy_api, fix_times, write
+from .treecompare import assert_same_tree
+
+
+def _has_listxattrat(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _syscall.listxattrat_size(fd, b".")
+        return True
+    except OSError as exc:
+        return exc.errno not in (errno.ENOSYS, errno.EPERM)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _tree(src: Path, plain: int, with_xattrs: int, with_acls: int) -> Path:
+    (src / "sub").mkdir(parents=True)
+    for i in range(plain):
+        write(src / ("sub" if i % 2 else "") / f"plain{i}", b"p" * (1 + i * 37 % 900))
+    for i in range(with_xattrs):
+        p = src / f"x{i}"
+        write(p, b"x" * (i + 1))
+        os.setxattr(p, "user.k", f"value {i}".encode())
+    for i in range(with_acls):
+        p = src / f"acl{i}"
+        write(p, b"a" * (i + 1), mode=0o640)
+        os.setxattr(p, "system.posix_acl_access", acl_blob(0o640, users=[(1234, 6)]))
+    fix_times(src)
+    return src
+
+
+def test_files_without_xattrs_take_the_packed_chain(tmp_path: Path, backend: str) -> None:
+    if not _has_listxattrat(tmp_path):
+        pytest.skip("no listxattrat here (Linux 6.13)")
+    src = _tree(tmp_path / "src", plain=30, with_xattrs=6, with_acls=4)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True, acls=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert_same_tree(src, tmp_path / "dst")  # (xattrs and ACLs included)
+    assert os.getxattr(tmp_path / "dst" / "x3", "user.k") == b"value 3"
+    assert os.listxattr(tmp_path / "dst" / "plain4") == []
+    if backend == "sync":
+        return
+    calls = stats.direct_syscalls
+    assert calls["listxattrat"] == 40  # every small file asked once (none is empty)
+    # the xattrs of the 10 with some are read from their fd; the 30 others'
+    # never are (the two directories' are compared on both sides: 4 more)
+    assert calls["flistxattr"] == 10 + 4, calls
+    assert calls["fsetxattr"] == 10
+
+
+def test_a_tree_where_nearly_every_file_has_xattrs_stops_asking(
+        tmp_path: Path, backend: str) -> None:
+    """(SELinux labels on every file, say): after 64 answers, 3 in 4 of them
+    with xattrs, the question only costs a syscall: it is not asked again."""
+    if not _has_listxattrat(tmp_path):
+        pytest.skip("no listxattrat here (Linux 6.13)")
+    n = filecopy._XATTRAT_TRIAL + 20
+    src = _tree(tmp_path / "src", plain=0, with_xattrs=n, with_acls=0)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert_same_tree(src, tmp_path / "dst")
+    if backend == "sync":
+        return
+    assert stats.direct_syscalls["listxattrat"] == filecopy._XATTRAT_TRIAL
+    assert stats.direct_syscalls["fsetxattr"] == n
+
+
+@pytest.mark.parametrize("err", [errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP],
+                         ids=["ENOSYS", "EPERM", "EOPNOTSUPP"])
+def test_what_a_refused_question_means(tmp_path: Path, backend: str, err: int,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSYS (a kernel before 6.13) or EPERM (a filter): asked once, then
+    every file takes the fd way, as before the question existed.  EOPNOTSUPP
+    (a file system without xattrs): that file has none."""
+    src = _tree(tmp_path / "src", plain=12, with_xattrs=0, with_acls=0)
+    asked: List[bytes] = []
+
+    def refuse(dfd: int, name: bytes) -> Any:
+        asked.append(name)
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(_syscall, "listxattrat_size", refuse)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert_same_tree(src, tmp_path / "dst")
+    if backend == "sync":
+        return
+    gone = err != errno.EOPNOTSUPP
+    assert len(asked) == (1 if gone else 12)
+    # (the two directories' xattrs are compared on both sides: 4)
+    assert stats.direct_syscalls["flistxattr"] == (12 if gone else 0) + 4
+
+
+def test_the_answer_is_about_the_name_not_a_symlink_target(tmp_path: Path,
+                                                           backend: str) -> None:
+    """A symlink is not followed: a name that is a symlink to a file with xattrs
+    is asked about itself (as a file here it is copied as the symlink it is)."""
+    if not _has_listxattrat(tmp_path):
+        pytest.skip("no listxattrat here (Linux 6.13)")
+    d = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        write(tmp_path / "target", b"t")
+        os.setxattr(tmp_path / "target", "user.t", b"1")
+        os.symlink("target", tmp_path / "link")
+        assert _syscall.listxattrat_size(d, b"target") > 0
+        assert _syscall.listxattrat_size(d, b"link") == 0
+        with pytest.raises(FileNotFoundError):
+            _syscall.listxattrat_size(d, b"missing")
+    finally:
+        os.close(d)
