@@ -135,3 +135,80 @@ def test_the_answer_is_about_the_name_not_a_symlink_target(tmp_path: Path,
             _syscall.listxattrat_size(d, b"missing")
     finally:
         os.close(d)
+
+
+def _acl(path: Path) -> Any:
+    try:
+        return os.getxattr(path, "system.posix_acl_access")
+    except OSError:
+        return None
+
+
+def test_A_removes_the_access_acl_a_destination_directory_hands_down(
+        tmp_path: Path, backend: str) -> None:
+    """Files created in a destination directory with a default ACL get an access
+    ACL from it (and a mode masked by it).  -A copies the source's ACLs: a file
+    without one must not keep the inherited one, nor its mask (rsync -A and
+    cp -a give the source's mode and no ACL).  Small, empty and large files, one
+    in a new subdirectory (which inherits the default ACL itself), and one with
+    an ACL of its own; a FIFO too."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    write(src / "plain", b"p" * 10, mode=0o644)
+    write(src / "empty", b"", mode=0o600)
+    write(src / "big", b"b" * (300 << 10), mode=0o640)
+    write(src / "sub" / "inner", b"i", mode=0o604)
+    write(src / "own", b"o", mode=0o640)
+    os.setxattr(src / "own", "system.posix_acl_access", acl_blob(0o640, users=[(1234, 6)]))
+    write(src / "labelled", b"l", mode=0o664)
+    os.setxattr(src / "labelled", "user.k", b"v")
+    os.mkfifo(src / "fifo", 0o640)
+    fix_times(src)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    try:
+        os.setxattr(dst, "system.posix_acl_default", acl_blob(0o750, users=[(4321, 7)]))
+    except OSError as exc:
+        pytest.skip(f"no ACLs here: {exc}")
+    assert _acl(dst) is None
+    stats, msgs = copy_api(src, dst, backend=backend, xattrs=True, acls=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    for name in ("plain", "empty", "big", "sub/inner", "labelled", "fifo"):
+        assert _acl(dst / name) is None, name
+        assert os.stat(dst / name).st_mode == os.stat(src / name).st_mode, name
+    assert _acl(dst / "own") == _acl(src / "own")
+    assert_same_tree(src, dst)  # (the root's default ACL goes at its end: SRC has none)
+
+
+def test_A_rerun_into_a_directory_that_got_a_default_acl(tmp_path: Path,
+                                                          backend: str) -> None:
+    """The first run gives dst/d the source's default ACL at d's end; a changed
+    file written into it on the next run inherits from it -- and must not keep
+    what it inherited."""
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    try:
+        os.setxattr(src / "d", "system.posix_acl_default", acl_blob(0o770, groups=[(99, 7)]))
+    except OSError as exc:
+        pytest.skip(f"no ACLs here: {exc}")
+    write(src / "d" / "f", b"one", mode=0o600)
+    write(src / "d" / "g", b"b" * (200 << 10), mode=0o600)
+    for p in (src / "d" / "f", src / "d" / "g"):
+        os.removexattr(p, "system.posix_acl_access")  # (inherited when written)
+        os.chmod(p, 0o600)
+    fix_times(src)
+    dst = tmp_path / "dst"
+    stats, msgs = copy_api(src, dst, backend=backend, acls=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert_same_tree(src, dst)
+    write(src / "d" / "f", b"changed", mode=0o600)
+    write(src / "d" / "g", b"c" * (210 << 10), mode=0o600)
+    for p in (src / "d" / "f", src / "d" / "g"):
+        os.removexattr(p, "system.posix_acl_access")
+        os.chmod(p, 0o600)
+    fix_times(src, mtime_ns=1_700_000_000_000_000_001)
+    stats, msgs = copy_api(src, dst, backend=backend, acls=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert stats.transferred == 2
+    assert _acl(dst / "d" / "f") is None and _acl(dst / "d" / "g") is None
+    assert_same_tree(src, dst)

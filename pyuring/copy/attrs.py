@@ -93,12 +93,19 @@ def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
     # chown clears setuid/setgid, and so does a write by a non-root user
     if final & 0o6000 and (chowned or not eng.is_root):
         ex.fchmod(fd, final)
+    acl_set = False
     if job.xattrs and job.src_fd >= 0:
-        copy_xattrs_fd(eng, job.src_fd, fd, job.path)
+        acl_set = copy_xattrs_fd(eng, job.src_fd, fd, job.path)
     elif job.xattrs:
-        _copy_xattrs_reopen(eng, job, fd)
-    if xattrs_need_write(eng, job.xattrs, final):
-        ex.fchmod(fd, final)  # created writable for the xattrs: now its real mode
+        acl_set = _copy_xattrs_reopen(eng, job, fd)
+    reset = xattrs_need_write(eng, job.xattrs, final)  # created writable for the xattrs
+    if job.parent.acl_inherit and opts.acls and not acl_set:
+        # an access ACL inherited from the destination's default ACL, which the
+        # source does not have (rsync -A and cp -a remove it); it also masked the
+        # mode the file was created with
+        reset = _drop_inherited_acl(eng, fd, job.path) or reset
+    if reset:
+        ex.fchmod(fd, final)  # now its real mode
     if opts.times:
         ex.futimens(fd, md.atime_ns, md.mtime_ns)
 
@@ -349,8 +356,22 @@ def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) 
                 return
 
 
-def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> None:
-    """The source was read through a direct descriptor: open it once more for xattrs."""
+def _drop_inherited_acl(eng: Engine, fd: int, path: bytes) -> bool:
+    """Remove the access ACL a new file got from its directory's default ACL;
+    True when there was one."""
+    try:
+        eng.ex.direct_syscalls["fremovexattr"] += 1
+        os.removexattr(fd, "system.posix_acl_access")
+    except OSError as exc:
+        if exc.errno != errno.ENODATA:
+            _xattr_error(eng, path, exc)
+        return False
+    return True
+
+
+def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> bool:
+    """The source was read through a direct descriptor: open it once more for
+    xattrs.  True when an access ACL was written (copy_xattrs_fd)."""
     count = eng.ex.direct_syscalls
     try:
         count["openat"] += 1
@@ -358,9 +379,9 @@ def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> None:
                      dir_fd=job.parent.src_fd)
     except OSError as exc:
         _xattr_error(eng, job.path, exc)
-        return
+        return False
     try:
-        copy_xattrs_fd(eng, fd, dst, job.path)
+        return copy_xattrs_fd(eng, fd, dst, job.path)
     finally:
         count["close"] += 1
         os.close(fd)

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 #: errors after which a file's copy_file_range is given up for pread/pwrite
 #: (another filesystem, a file the call does not support): for that file only,
-#: as the next may be on another pair of filesystems
+#: as the next may be on another pair of filesystems (ENOSYS: for this copier,
+#: one per worker thread, or the run's inline one)
 _RANGE_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF}
 #: bytes per copy_file_range call: a stop request is seen between two calls
 #: (32 MiB: under a second even on slow disks, well within the stop's grace)

@@ -116,6 +116,7 @@ class DirTask:
     """One source directory being copied into one destination directory."""
 
     __slots__ = (
+        "acl_inherit",
         "apply_meta",
         "dst_fd",
         "dst_gid_new",
@@ -161,6 +162,9 @@ class DirTask:
         self.dst_mode_now = -1  # >= 0: the mode was opened up to this until the end
         self.dst_mode_back = -1  # ... from this one
         self.touched = False  # this run created, replaced or removed an entry in it
+        # -A: the destination has a default ACL, which every file created in it
+        # inherits as an access ACL the source may not have (attrs.apply_file_meta)
+        self.acl_inherit = False
 
     def path(self, name: bytes) -> bytes:
         return self.rel + b"/" + name if self.rel else name
@@ -672,6 +676,10 @@ class Engine:
             self._list_dst(child)
             if job.dmeta is not None:
                 self._open_up(child, job.dmeta.mode, job.dmeta.uid)
+            child.acl_inherit = self.default_acl(child.dst_fd)
+        else:
+            # (mkdir in a directory with a default ACL inherits it)
+            child.acl_inherit = parent.acl_inherit
         child.entries = self.list_src(child.src_fd)
         # the job is over as an entry; the directory stays pending in its parent
         job.parent.pending += 1
@@ -1058,7 +1066,9 @@ class Engine:
             self.report(f'cannot set attributes of "{show(job.path)}": '
                         f"{_errtext(exc.errno or errno.EIO)}")
         if xattrs and (self.opts.xattrs or self.opts.acls):
-            self._copy_xattrs_by_name(self, job)
+            # (replace: a FIFO or device made in a directory with a default ACL
+            # has an access ACL of its own, which the source may lack)
+            self._copy_xattrs_by_name(self, job, target is None and job.parent.acl_inherit)
         if not self._group_first_done(job, fd):
             ex.close_fd(0, 0, fd, SKIP)
         self.finish(job)
@@ -1126,10 +1136,23 @@ class Engine:
             d.dst_gid_new = self.egid
             return
         st = os.fstat(d.dst_fd)
+        d.acl_inherit = self.default_acl(d.dst_fd)
         d.dst_sgid = bool(st.st_mode & stat.S_ISGID)
         d.dst_gid_new = st.st_gid if d.dst_sgid else self.egid
         # (every root: a later SRC argument writes into it again)
         self._open_up(d, st.st_mode, st.st_uid)
+
+    def default_acl(self, fd: int) -> bool:
+        """-A: does the destination directory ``fd`` have a default ACL (so that
+        the files created in it get an access ACL of their own)?"""
+        if not self.opts.acls or self.opts.dry_run:
+            return False
+        try:
+            self.ex.direct_syscalls["fgetxattr"] += 1
+            os.getxattr(fd, "system.posix_acl_default")
+        except OSError:
+            return False  # (ENODATA: none; EOPNOTSUPP: no ACLs here at all)
+        return True
 
     def owner_target(self, md: Metadata) -> Tuple[int, int]:
         """(uid, gid) to give the copy; -1 leaves that id as created."""

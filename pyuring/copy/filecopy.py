@@ -185,7 +185,8 @@ def _small(eng: Engine, job: Job) -> None:
     job.waiting = 2
     boff = slot * eng.slot_size
     want = md.size + 1
-    if eng.direct and eng.tmpfile_ok and (not job.xattrs or _no_xattrs(eng, job)):
+    if eng.direct and eng.tmpfile_ok and (
+            not job.xattrs or (not job.parent.acl_inherit and _no_xattrs(eng, job))):
         # One chain, two completions: OPENAT2 the source into a direct slot ->
         # READ it (HARDLINK: the destination opens whatever the read did) ->
         # OPENAT2 the O_TMPFILE.  A failed source open silences the rest.
