@@ -212,3 +212,28 @@ def test_A_rerun_into_a_directory_that_got_a_default_acl(tmp_path: Path,
     assert stats.transferred == 2
     assert _acl(dst / "d" / "f") is None and _acl(dst / "d" / "g") is None
     assert_same_tree(src, dst)
+
+
+def test_a_source_without_xattr_support_is_not_blamed_on_the_destination(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A symlink's xattrs are listed by name; a source file system without xattrs
+    answers EOPNOTSUPP: nothing to copy, and no warning about the destination."""
+    import pyuring.dirfd as dirfd_mod
+
+    src = tmp_path / "src"
+    src.mkdir()
+    os.symlink("nowhere", src / "link")
+    write(src / "f", b"x")
+    fix_times(src)
+    src_ino = os.stat(src).st_ino
+    real = dirfd_mod._xattrat_list
+
+    def source_refuses(dfd: int, name: bytes) -> List[bytes]:
+        if os.fstat(dfd).st_ino == src_ino:
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        return real(dfd, name)
+
+    monkeypatch.setattr(dirfd_mod, "_xattrat_list", source_refuses)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert os.readlink(tmp_path / "dst" / "link") == "nowhere"

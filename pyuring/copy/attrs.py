@@ -400,6 +400,15 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False) -> None:
     try:
         count["listxattrat"] += 1
         names = [n for n in _xattrat_list(d.src_fd, job.name) if keep(os.fsdecode(n))]
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            names = []  # (a source file system without xattrs: none to copy)
+        elif exc.errno == errno.ENOSYS:
+            return  # kernel before 6.13: symlink xattrs cannot be reached by fd or name
+        else:
+            _xattr_error(eng, job.path, exc)
+            return
+    try:
         have: List[bytes] = []
         if replace:
             count["listxattrat"] += 1
