@@ -192,14 +192,22 @@ def listxattrat(dirfd: int, path: bytes, at_flags: int, size: int) -> bytes:
 
 
 _SIZE_0 = None  # c_size_t(0), made on first use (ctypes is loaded by then)
+_LISTXATTRAT = -1  # its number, once known
 
 
 def listxattrat_size(dirfd: int, path: bytes) -> int:
     """The size the names of ``path``'s xattrs take (0: none), without
-    following a symlink: listxattrat with no buffer (Linux 6.13)."""
-    global _SIZE_0
+    following a symlink: listxattrat with no buffer (Linux 6.13).  Asked for
+    every small file under -X / -A: the call is made directly, raw() is the
+    way of an error (EINTR retried, errno raised)."""
+    global _SIZE_0, _LISTXATTRAT
     if _SIZE_0 is None:
+        _load()
         _SIZE_0 = ctypes.c_size_t(0)
+        _LISTXATTRAT = number("listxattrat")
+    res: int = _syscall(_LISTXATTRAT, dirfd, path, _abi.AT_SYMLINK_NOFOLLOW, None, _SIZE_0)
+    if res >= 0:
+        return res
     return raw("listxattrat", dirfd, path, _abi.AT_SYMLINK_NOFOLLOW, None, _SIZE_0)
 
 
