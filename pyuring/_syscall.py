@@ -198,8 +198,8 @@ _LISTXATTRAT = -1  # its number, once known
 def listxattrat_size(dirfd: int, path: bytes) -> int:
     """The size the names of ``path``'s xattrs take (0: none), without
     following a symlink: listxattrat with no buffer (Linux 6.13).  Asked for
-    every small file under -X / -A: the call is made directly, raw() is the
-    way of an error (EINTR retried, errno raised)."""
+    every small file under -X / -A: the call is made directly, without raw()'s
+    lookups (EINTR goes to raw(), which retries)."""
     global _SIZE_0, _LISTXATTRAT
     if _SIZE_0 is None:
         _load()
@@ -208,7 +208,10 @@ def listxattrat_size(dirfd: int, path: bytes) -> int:
     res: int = _syscall(_LISTXATTRAT, dirfd, path, _abi.AT_SYMLINK_NOFOLLOW, None, _SIZE_0)
     if res >= 0:
         return res
-    return raw("listxattrat", dirfd, path, _abi.AT_SYMLINK_NOFOLLOW, None, _SIZE_0)
+    err = ctypes.get_errno()
+    if err == errno.EINTR:
+        return raw("listxattrat", dirfd, path, _abi.AT_SYMLINK_NOFOLLOW, None, _SIZE_0)
+    raise OSError(err, os.strerror(err))
 
 
 def removexattrat(dirfd: int, path: bytes, at_flags: int, name: bytes) -> None:

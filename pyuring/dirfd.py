@@ -45,11 +45,10 @@ from .metadata import Metadata
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple, Union
+
+    Name = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 else:
     from ._records import NamedTuple
-
-if TYPE_CHECKING:
-    Name = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 #: ``rename`` flags (renameat2): fail if the destination exists / swap the two names.
 RENAME_NOREPLACE = A.RENAME_NOREPLACE

@@ -99,7 +99,7 @@ def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
     elif job.xattrs:
         acl_set = _copy_xattrs_reopen(eng, job, fd)
     reset = xattrs_need_write(eng, job.xattrs, final)  # created writable for the xattrs
-    if job.parent.acl_inherit and opts.acls and not acl_set:
+    if job.parent.acl_inherit and not acl_set:  # (only ever set under -A)
         # an access ACL inherited from the destination's default ACL, which the
         # source does not have (rsync -A and cp -a remove it); it also masked the
         # mode the file was created with
