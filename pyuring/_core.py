@@ -677,9 +677,10 @@ class RingCore:
         tail = self._sq_tail
         if tail == self._sq_limit:
             self._make_room()
-        self._sq_tail = tail + 1
+        # (packed before the tail moves: arguments pack_into refuses queue nothing)
         _COMMON_PACK(self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, flags, fd, off,
                      addr, length, op_flags, ud, self._personality, file_index)
+        self._sq_tail = tail + 1
         self._op_counts[op] += 1
 
     def personality(self, personality_id: int) -> _Personality:

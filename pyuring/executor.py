@@ -8,6 +8,11 @@ the chain's callback as ``callback(index, res, extra)``:
 * ``extra`` is the parsed :class:`~pyuring.metadata.Metadata` for statx,
   else None.
 
+``statx_both`` is the one exception: an entry's source and destination statx,
+whose two results reach one callback together as raw ``struct statx`` bytes
+(see :data:`BothCallback`), so that a re-run can compare them before paying
+for two Metadata objects.
+
 Chains have io_uring's link semantics on both backends.  ``flags`` of an
 operation may hold ``LINK`` (the next operation of the chain runs only if this
 one succeeds -- a short read or write counts as failure), ``HARDLINK`` (the
@@ -61,6 +66,9 @@ RESOLVE_SAFE = A.RESOLVE_BENEATH | A.RESOLVE_NO_SYMLINKS | A.RESOLVE_NO_MAGICLIN
 
 if TYPE_CHECKING:
     Callback = Callable[[int, int, Any], None]
+    #: ``callback(res_a, mem_a, off_a, res_b, mem_b, off_b)``: each statx's result
+    #: and where its ``struct statx`` is (valid only during the call)
+    BothCallback = Callable[[int, Any, int, int, Any, int], None]
 
 # user_data of a ring operation:
 #   chain id << 7 | STATX << 6 | SILENT_END << 5 | END << 4 | index.
@@ -199,12 +207,12 @@ class Executor:
               mask: int = STATX_WANTED) -> None:
         raise NotImplementedError
 
-    def statx_pair(self, callback_a: Callback, dfd_a: int, name_a: bytes,
-                   callback_b: Callback, dfd_b: int, name_b: bytes, at_flags: int) -> None:
-        """Two STATX requests, each a chain of its own (index 0): an entry's source
-        and its destination, which every entry of a re-run looks at."""
-        self.statx(self.chain(callback_a), 0, dfd_a, name_a, at_flags)
-        self.statx(self.chain(callback_b), 0, dfd_b, name_b, at_flags)
+    def statx_both(self, callback: BothCallback, dfd_a: int, name_a: bytes,
+                   dfd_b: int, name_b: bytes, at_flags: int) -> None:
+        """Two STATX requests, an entry's source and its destination (every entry
+        of a re-run looks at both), as one chain whose callback gets both raw
+        results once the second has arrived."""
+        raise NotImplementedError
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:
@@ -343,9 +351,12 @@ class UringExecutor(Executor):
         self.ring = ring if ring is not None else Registrations(entries, defer_taskrun=False)
         self._own_ring = ring is None
         # cid -> callback; when a chain ends is written into user_data (_ENDS)
-        self._chains: Dict[int, Callback] = {0: self.on_background_error}
+        # (a statx_both's callback is a BothCallback)
+        self._chains: Dict[int, Any] = {0: self.on_background_error}
         self._statx = _StatxPool()
+        # ud -> statx slot (-2 - slot: half of a statx_both)
         self._statx_by_ud: Dict[int, int] = {}
+        self._halves: Dict[int, Tuple[int, int]] = {}  # cid -> (res, slot)
         supported = probe_ring_fd(self.ring.fd)
         self.has_openat2 = A.IORING_OP_OPENAT2 in supported
         self.direct_slots = direct_slots
@@ -432,6 +443,7 @@ class UringExecutor(Executor):
         self._chains = {0: self.on_background_error}
         self._statx = _StatxPool()  # (the old one stays with the kernel)
         self._statx_by_ud = {}
+        self._halves = {}
 
     def close(self) -> None:
         if self._own_ring:
@@ -467,6 +479,7 @@ class UringExecutor(Executor):
         chains = self._chains
         statx = self._statx_by_ud
         pool = self._statx  # (abandon() replaces both; these are the ones in flight)
+        halves = self._halves
         for ud, res, _fl in got:
             cid = ud >> 7
             extra: Any = None
@@ -477,6 +490,27 @@ class UringExecutor(Executor):
                         extra = _from_statx(pool.chunks[slot >> 8].mmap,
                                             (slot & 0xFF) * _STATX_SIZE)
                     pool.free.append(slot)
+                elif slot < -1:  # half of a statx_both
+                    slot = -2 - slot
+                    other = halves.pop(cid, None)
+                    if other is None:
+                        halves[cid] = (res, slot)
+                        continue
+                    o_res, o_slot = other  # (the other side's: ud & 1 tells which)
+                    if ud & 1:
+                        res_a, slot_a, res_b, slot_b = o_res, o_slot, res, slot
+                    else:
+                        res_a, slot_a, res_b, slot_b = res, slot, o_res, o_slot
+                    both = chains.pop(cid, None)
+                    try:
+                        if both is not None:
+                            chunks = pool.chunks
+                            both(res_a, chunks[slot_a >> 8].mmap, (slot_a & 0xFF) * _STATX_SIZE,
+                                 res_b, chunks[slot_b >> 8].mmap, (slot_b & 0xFF) * _STATX_SIZE)
+                    finally:
+                        pool.free.append(slot_a)
+                        pool.free.append(slot_b)
+                    continue
             callback = chains.pop(cid, None) if ud & _ENDS_CHAIN and cid else chains.get(cid)
             if callback is not None:  # (None: an operation given up by abandon())
                 callback(ud & 15, res, extra)
@@ -521,49 +555,62 @@ class UringExecutor(Executor):
         self._push_sqe(A.IORING_OP_STATX, dfd, pool.addrs[slot], addr, mask, at_flags, ud,
                        flags & ~SKIP)
 
-    def statx_pair(self, callback_a: Callback, dfd_a: int, name_a: bytes,
-                   callback_b: Callback, dfd_b: int, name_b: bytes, at_flags: int) -> None:
-        # both SQEs with one pack_into (~1.5 us less per entry of a re-run)
-        ring = self.ring
-        bo = self._boff
-        at = ring._reserve(2) if bo >= 0 and type(name_a) is bytes \
-            and type(name_b) is bytes else -1
-        if at < 0:
-            super().statx_pair(callback_a, dfd_a, name_a, callback_b, dfd_b, name_b, at_flags)
-            return
+    def statx_both(self, callback: BothCallback, dfd_a: int, name_a: bytes,
+                   dfd_b: int, name_b: bytes, at_flags: int) -> None:
+        # One chain id for both SQEs, written with one pack_into where they fit.
+        # Each half's slot is filed in _statx_by_ud as -2 - slot (run() tells
+        # it from a plain statx's by the sign); the half that arrives first
+        # waits in _halves for the other.
         pool = self._statx
         free = pool.free
         slot_a = free.pop() if free else pool.take()
         slot_b = free.pop() if free else pool.take()
         cid = self._next_chain
-        ud_a = (cid << 7) | _STATX_UD | _ENDS[0]
-        ud_b = ((cid + 1) << 7) | _STATX_UD | _ENDS[0]
-        pers = ring._personality
-        addrs = pool.addrs
-        try:
-            _SQE2_PACK(
-                ring._sqes, at,
-                A.IORING_OP_STATX, 0, dfd_a, addrs[slot_a], id(name_a) + bo, STATX_WANTED,
-                at_flags, ud_a, pers, 0,
-                A.IORING_OP_STATX, 0, dfd_b, addrs[slot_b], id(name_b) + bo, STATX_WANTED,
-                at_flags, ud_b, pers, 0,
-            )
-        except BaseException:
-            ring._unreserve(2)  # (and nothing registered: no chain waits for them)
-            free.append(slot_b)
-            free.append(slot_a)
-            raise
-        self._next_chain = cid + 2
-        chains = self._chains
-        chains[cid] = callback_a
-        chains[cid + 1] = callback_b
+        ud_a = (cid << 7) | _STATX_UD
+        ud_b = ud_a | 1
+        ring = self.ring
+        bo = self._boff
+        at = ring._reserve(2) if bo >= 0 and type(name_a) is bytes \
+            and type(name_b) is bytes else -1
+        if at >= 0:
+            try:
+                _SQE2_PACK(
+                    ring._sqes, at,
+                    A.IORING_OP_STATX, 0, dfd_a, pool.addrs[slot_a], id(name_a) + bo,
+                    STATX_WANTED, at_flags, ud_a, ring._personality, 0,
+                    A.IORING_OP_STATX, 0, dfd_b, pool.addrs[slot_b], id(name_b) + bo,
+                    STATX_WANTED, at_flags, ud_b, ring._personality, 0,
+                )
+            except BaseException:
+                ring._unreserve(2)  # (and nothing registered: no chain waits)
+                free.append(slot_b)
+                free.append(slot_a)
+                raise
+            pins = self._pins
+            pins.append(name_a)
+            pins.append(name_b)
+            ring._op_counts[A.IORING_OP_STATX] += 2
+        else:  # (a name that is not bytes, or the SQ wraps: one by one)
+            try:
+                self._push_sqe(A.IORING_OP_STATX, dfd_a, pool.addrs[slot_a],
+                               self._name(name_a), STATX_WANTED, at_flags, ud_a, 0)
+            except BaseException:
+                free.append(slot_b)
+                free.append(slot_a)
+                raise
+            try:
+                self._push_sqe(A.IORING_OP_STATX, dfd_b, pool.addrs[slot_b],
+                               self._name(name_b), STATX_WANTED, at_flags, ud_b, 0)
+            except BaseException:
+                # the first is queued: its slot stays the kernel's, and its
+                # completion finds no chain (as after abandon())
+                free.append(slot_b)
+                raise
+        self._next_chain = cid + 1
+        self._chains[cid] = callback
         by_ud = self._statx_by_ud
-        by_ud[ud_a] = slot_a
-        by_ud[ud_b] = slot_b
-        pins = self._pins
-        pins.append(name_a)
-        pins.append(name_b)
-        ring._op_counts[A.IORING_OP_STATX] += 2
+        by_ud[ud_a] = -2 - slot_a
+        by_ud[ud_b] = -2 - slot_b
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:
@@ -802,6 +849,22 @@ class SyncExecutor(Executor):
         _chain_end_only("STATX", flags)
         if self._cancelled(cid, idx, flags):
             return
+        res, raw = self._statx_raw(dfd, name, at_flags, mask)
+        if res < 0:
+            self._complete(cid, idx, flags, res)
+            return
+        self._complete(cid, idx, flags & ~SKIP, 0, Metadata.from_statx(raw))
+
+    def statx_both(self, callback: BothCallback, dfd_a: int, name_a: bytes,
+                   dfd_b: int, name_b: bytes, at_flags: int) -> None:
+        got = [self._statx_raw(dfd_a, name_a, at_flags), self._statx_raw(dfd_b, name_b, at_flags)]
+        (res_a, raw_a), (res_b, raw_b) = got
+        cid = self.chain(lambda idx, res, extra: callback(res_a, raw_a, 0, res_b, raw_b, 0))
+        self._complete(cid, 0, 0, 0)
+
+    def _statx_raw(self, dfd: int, name: bytes, at_flags: int,
+                   mask: int = STATX_WANTED) -> Tuple[int, bytes]:
+        """(0, a copy of the struct statx) or (-errno, b"")."""
         self.ops["statx"] += 1
         buf = self._statx_buf
         if buf is None:
@@ -810,9 +873,8 @@ class SyncExecutor(Executor):
         try:
             _syscall.statx(dfd, name, at_flags, mask, buf)
         except OSError as exc:
-            self._complete(cid, idx, flags, -(exc.errno or errno.EIO))
-            return
-        self._complete(cid, idx, flags & ~SKIP, 0, Metadata.from_statx(buf))
+            return -(exc.errno or errno.EIO), b""
+        return 0, buf.raw
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:

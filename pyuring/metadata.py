@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 
 from . import _abi as A
 
@@ -17,6 +18,14 @@ else:
 #: and the mount id.
 STATX_WANTED = A.STATX_BASIC_STATS | A.STATX_BTIME | A.STATX_MNT_ID
 _UNPACK = A.STATX.unpack_from
+
+#: Of a ``struct statx``: (mask, nlink, uid and gid as one number, mode, size,
+#: mtime seconds, mtime nanoseconds) -- what a re-run's quick check compares,
+#: read without building a Metadata.  (Offsets: A.STATX_FIELDS_OFFSETS.)
+QUICK_FIELDS = struct.Struct("=I12xIQH2x8xQ64xqI")
+#: The statx mask bits QUICK_FIELDS needs
+QUICK_MASK = (A.STATX_TYPE | A.STATX_MODE | A.STATX_NLINK | A.STATX_UID | A.STATX_GID
+              | A.STATX_MTIME | A.STATX_SIZE)
 _makedev = os.makedev
 _tuple_new = tuple.__new__
 

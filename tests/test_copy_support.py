@@ -432,18 +432,20 @@ def install_statx_hook(api: Any, src_dir: bytes,
     """Make ``actions[name](path)`` run right after the engine's statx of the source
     entry ``name`` (directly in ``src_dir``) completed, before the engine acts on it.
 
-    The executor interface is wrapped (``chain`` callbacks and ``statx``): the
-    action runs when the statx result is delivered, so the engine holds the old
-    metadata and then meets the changed entry.  Returns the list of names whose
+    The executor interface is wrapped (``chain`` callbacks, ``statx`` and
+    ``statx_both``): the action runs when the statx result is delivered, so the
+    engine holds the old metadata and then meets the changed entry.  Returns the list of names whose
     action ran, so a test can check that its race really happened.
     """
-    import functools
-
-    from pyuring.executor import Executor
-
     fired: List[bytes] = []
     src_ino = os.stat(src_dir).st_ino
     orig = api.make_executor
+
+    def is_src_dir(dfd: int) -> bool:
+        try:
+            return os.fstat(dfd).st_ino == src_ino
+        except OSError:
+            return False
 
     def make(*a: Any, **k: Any) -> Any:
         ex = orig(*a, **k)
@@ -465,19 +467,26 @@ def install_statx_hook(api: Any, src_dir: bytes,
             return cid
 
         def statx(cid: int, idx: int, dfd: int, name: bytes, *a2: Any, **k2: Any) -> None:
-            if name in actions and name not in fired:
-                try:
-                    is_src = os.fstat(dfd).st_ino == src_ino
-                except OSError:
-                    is_src = False
-                if is_src:
-                    watch[cid] = name
+            if name in actions and name not in fired and is_src_dir(dfd):
+                watch[cid] = name
             orig_statx(cid, idx, dfd, name, *a2, **k2)
 
-        ex.chain, ex.statx = chain, statx
-        # the one-pack STATX pair goes past both wrappers: take the generic one,
-        # which calls them
-        ex.statx_pair = functools.partial(Executor.statx_pair, ex)
+        orig_both = ex.statx_both
+
+        def statx_both(cb: Callable[..., None], dfd_a: int, name_a: bytes,
+                       *a2: Any) -> None:
+            if name_a in actions and name_a not in fired and is_src_dir(dfd_a):
+                def wrapped(res: int, *rest: Any) -> None:
+                    if res >= 0 and name_a not in fired:
+                        fired.append(name_a)
+                        actions[name_a](os.path.join(src_dir, name_a))
+                    cb(res, *rest)
+
+                orig_both(wrapped, dfd_a, name_a, *a2)
+                return
+            orig_both(cb, dfd_a, name_a, *a2)
+
+        ex.chain, ex.statx, ex.statx_both = chain, statx, statx_both
         return ex
 
     api.make_executor = make

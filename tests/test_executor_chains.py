@@ -16,13 +16,14 @@ import os
 import stat
 import struct
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 
 from pyuring import _abi as A
 from pyuring._mem import Buffer
 from pyuring.executor import Executor, UringExecutor, make_executor
+from pyuring.metadata import Metadata
 
 from .conftest import URING
 from .test_copy_support import BACKENDS, check_backend
@@ -276,7 +277,9 @@ def test_a_chain_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) ->
         with pytest.raises(struct.error):
             ex.open_read_tmpfile(lambda i, r, x: None, dfd, b"x", 1, buf, 0, 10, dfd, -5)
         with pytest.raises(struct.error):
-            ex.statx_pair(lambda i, r, x: None, dfd, b"x", lambda i, r, x: None, dfd, b"y", -1)
+            ex.statx_both(_no_both, dfd, b"x", dfd, b"y", -1)
+        with pytest.raises(struct.error):  # (the one-by-one way: a name not bytes)
+            ex.statx_both(_no_both, dfd, _Name(b"x"), dfd, _Name(b"y"), -1)
         assert not ex._statx_by_ud and len(ex._statx.free) == len(ex._statx.chunks) * 256
         assert ex.ring._sq_tail == tail and ex.ring.pending() == 0
         assert not ex.busy()
@@ -286,7 +289,15 @@ def test_a_chain_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) ->
         os.close(dfd)
 
 
-# -- statx_pair: an entry's source and destination STATX in one pack_into --------------
+# -- statx_both: an entry's source and destination STATX, one callback ----------------
+class _Name(bytes):
+    """A name that is not exactly bytes: statx_both writes its SQEs one by one."""
+
+
+def _no_both(*args: Any) -> None:
+    raise AssertionError("no callback expected")
+
+
 def _statx_sqes(ex: UringExecutor, first: int) -> List[Tuple[Any, ...]]:
     """The pair's SQEs with the name instead of its address and no statx buffer
     address (each executor has its own pool)."""
@@ -299,42 +310,98 @@ def _statx_sqes(ex: UringExecutor, first: int) -> List[Tuple[Any, ...]]:
     return out
 
 
+Both = List[Tuple[int, Any, int, Any]]
+
+
+def _collect(got: Both) -> Any:
+    def cb(res_a: int, mem_a: Any, off_a: int, res_b: int, mem_b: Any, off_b: int) -> None:
+        # the memory is valid only during the call: parse it here
+        got.append((res_a, Metadata.from_statx(mem_a, off_a) if res_a >= 0 else None,
+                    res_b, Metadata.from_statx(mem_b, off_b) if res_b >= 0 else None))
+    return cb
+
+
+def _same_as_lstat(md: Metadata, path: Path) -> None:
+    st = os.lstat(path)
+    assert (md.ino, md.size, md.mode, md.mtime_ns, md.nlink) == \
+        (st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_nlink)
+
+
 @needs_uring
 @pytest.mark.parametrize("start", [0, 7, 15])
-def test_statx_pair_writes_what_two_statx_calls_write(tmp_path: Path, start: int) -> None:
-    """Same SQEs (at index 15 the pair would wrap: written one by one), same
-    counters, and each result reaches its own callback."""
+def test_statx_both_packed_writes_what_one_by_one_writes(tmp_path: Path, start: int) -> None:
+    """One pack_into (at SQ index 15 the pair would wrap: written one by one
+    there too) against the one-by-one way; same counters, one callback with
+    both results, every statx slot back afterwards."""
     (tmp_path / "a").write_bytes(b"x" * 10)
-    (tmp_path / "b").write_bytes(b"y" * 20)
     dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     fast, slow = UringExecutor(entries=16), UringExecutor(entries=16)
     try:
-        got: List[Tuple[str, int, Any]] = []
+        got: Both = []
         _move_tail(start, fast, slow)
-        fast.statx_pair(lambda i, r, md: got.append(("a", r, md)), dfd, b"a",
-                        lambda i, r, md: got.append(("b", r, md)), dfd, b"nope",
+        fast.statx_both(_collect(got), dfd, b"a", dfd, b"nope", A.AT_SYMLINK_NOFOLLOW)
+        slow.statx_both(_collect(got), dfd, _Name(b"a"), dfd, _Name(b"nope"),
                         A.AT_SYMLINK_NOFOLLOW)
-        Executor.statx_pair(slow, lambda i, r, md: None, dfd, b"a",
-                            lambda i, r, md: None, dfd, b"nope", A.AT_SYMLINK_NOFOLLOW)
         assert _statx_sqes(fast, start) == _statx_sqes(slow, start)
         assert fast.ring.stats.sqes_by_op == slow.ring.stats.sqes_by_op
         assert fast.ring.stats.sqes_by_op["STATX"] == 2
-        while fast.busy():
-            fast.run()
-        got.sort(key=lambda g: g[0])
-        assert [(n, r) for n, r, _ in got] == [("a", 0), ("b", -errno.ENOENT)]
-        assert got[0][2].size == 10 and got[0][2].ino == os.stat(tmp_path / "a").st_ino
-        assert got[1][2] is None
-        pool = fast._statx  # every slot back
-        assert len(pool.free) == len(pool.chunks) * pool.CHUNK and not fast._statx_by_ud
+        for ex in (fast, slow):
+            while ex.busy():
+                ex.run()
+        assert [(r_a, r_b, m_b) for r_a, _, r_b, m_b in got] == [(0, -errno.ENOENT, None)] * 2
+        for _, m_a, _, _ in got:
+            _same_as_lstat(m_a, tmp_path / "a")
+        for ex in (fast, slow):
+            pool = ex._statx  # every slot back, no half left waiting
+            assert len(pool.free) == len(pool.chunks) * pool.CHUNK
+            assert not ex._statx_by_ud and not ex._halves
     finally:
         fast.close()
         slow.close()
         os.close(dfd)
 
 
+@needs_uring
+@pytest.mark.parametrize("swap", [False, True])
+def test_statx_both_results_keep_their_side_in_either_order(tmp_path: Path,
+                                                            swap: bool) -> None:
+    """Whichever half completes first, the source's result is the first one
+    given: the two SQEs swapped in the SQ array complete the other way round."""
+    (tmp_path / "big").write_bytes(b"x" * 100)
+    (tmp_path / "small").write_bytes(b"y")
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    ex = UringExecutor(entries=16)
+    order: List[int] = []
+    real = ex.ring.reap_raw
+
+    def reap_raw() -> Any:
+        got = real()
+        order.extend(ud & 1 for ud, _, _ in got)
+        return got
+
+    ex.ring.reap_raw = reap_raw  # type: ignore[method-assign]
+    try:
+        got: Both = []
+        ex.statx_both(_collect(got), dfd, b"big", dfd, b"small", A.AT_SYMLINK_NOFOLLOW)
+        if swap:
+            sqes = ex.ring._sqes
+            first, second = bytes(sqes[0:64]), bytes(sqes[64:128])
+            sqes[0:64], sqes[64:128] = second, first
+        ex.ring.submit_and_wait(2)
+        ex.run(wait=False)
+        assert order == ([1, 0] if swap else [0, 1])
+        [(r_a, m_a, r_b, m_b)] = got
+        assert (r_a, r_b) == (0, 0)
+        _same_as_lstat(m_a, tmp_path / "big")
+        _same_as_lstat(m_b, tmp_path / "small")
+        assert not ex._halves and not ex.busy()
+    finally:
+        ex.close()
+        os.close(dfd)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_statx_pair_on_both_backends(tmp_path: Path, backend: str) -> None:
+def test_statx_both_on_both_backends(tmp_path: Path, backend: str) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "d").mkdir()
     (tmp_path / "s" / "f").write_bytes(b"1234")
@@ -343,16 +410,18 @@ def test_statx_pair_on_both_backends(tmp_path: Path, backend: str) -> None:
     sfd = os.open(tmp_path / "s", os.O_RDONLY | os.O_DIRECTORY)
     dfd = os.open(tmp_path / "d", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        got: Dict[str, Tuple[int, int, Any]] = {}
-        ex.statx_pair(lambda i, r, md: got.__setitem__("s", (i, r, md)), sfd, b"f",
-                      lambda i, r, md: got.__setitem__("d", (i, r, md)), dfd, b"f",
-                      A.AT_SYMLINK_NOFOLLOW)
+        got: Both = []
+        ex.statx_both(_collect(got), sfd, b"f", dfd, b"f", A.AT_SYMLINK_NOFOLLOW)
+        ex.statx_both(_collect(got), sfd, b"gone", dfd, b"f", A.AT_SYMLINK_NOFOLLOW)
         while ex.busy():
             ex.run()
-        (i1, r1, m1), (i2, r2, m2) = got["s"], got["d"]
-        assert (i1, r1, i2, r2) == (0, 0, 0, 0)
+        (r1, m1, r2, m2), (r3, m3, r4, m4) = got
+        assert (r1, r2, r3, r4) == (0, 0, -errno.ENOENT, 0)
         assert stat.S_ISREG(m1.mode) and m1.size == 4
+        _same_as_lstat(m1, tmp_path / "s" / "f")
         assert stat.S_ISLNK(m2.mode) and m2.size == 1
+        _same_as_lstat(m2, tmp_path / "d" / "f")
+        assert m3 is None and m4 == m2
     finally:
         os.close(sfd)
         os.close(dfd)

@@ -36,7 +36,7 @@ from .. import _syscall
 from .._mem import Buffer
 from ..dirfd import DirEntry, _chmod_o_path, _reopen_widened, parse_dirents
 from ..executor import RESOLVE_SAFE, SKIP, Executor
-from ..metadata import Metadata
+from ..metadata import QUICK_FIELDS, QUICK_MASK, Metadata
 from .bulk import BulkPool, DataCopy
 from .options import Options
 from .stats import CopyStats
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _DIRENT_BUF = 32 * 1024
+_QUICK = QUICK_FIELDS.unpack_from
+_from_statx = Metadata.from_statx
 _TMP_MARK = b".pyuring-tmp-"
 
 
@@ -206,17 +208,33 @@ class Job:
             self.eng.src_failed(self, -res, "stat")
             return
         self.meta = md
-        self.waiting -= 1
-        if not self.waiting:
-            self.eng.dispatch(self)
+        self.eng.dispatch(self)
 
-    def on_dst_statx(self, idx: int, res: int, md: Any) -> None:
-        self.dmeta = md if res >= 0 else None
-        self.waiting -= 1
-        if not self.waiting and self.meta is not None:
-            self.eng.dispatch(self)
-        elif not self.waiting:
-            self.eng.finish(self)
+    def on_both(self, res: int, mem: Any, off: int, dres: int, dmem: Any, doff: int) -> None:
+        """The source's and the destination's statx (raw, see Executor.statx_both)."""
+        eng = self.eng
+        if res < 0:
+            eng.src_failed(self, -res, "stat")
+            return
+        if dres >= 0 and eng.quick_skip:
+            # The common case of a re-run, decided before any Metadata exists:
+            # a regular file whose destination has its size, mtime, mode and
+            # ids (with -H: not one of several names).  Anything else goes the
+            # general way below, which reaches the same verdict on these.
+            a = _QUICK(mem, off)
+            b = _QUICK(dmem, doff)
+            if a[2:] == b[2:] and a[3] & 0o170000 == 0o100000 \
+                    and a[0] & QUICK_MASK == QUICK_MASK and b[0] & QUICK_MASK == QUICK_MASK \
+                    and (a[1] == 1 or not eng.opts.hard_links):
+                st = eng.stats
+                st.regular_files += 1
+                st.bytes_total += a[4]
+                st.unchanged += 1
+                eng.finish(self)
+                return
+        self.meta = _from_statx(mem, off)
+        self.dmeta = _from_statx(dmem, doff) if dres >= 0 else None
+        eng.dispatch(self)
 
 
 class HardlinkGroup:
@@ -278,6 +296,10 @@ class Engine:
         self.on_progress: Optional[Callable[[], None]] = None
         self._xattr_names = self._xattr_filter()
         self.copies_xattrs = opts.xattrs or opts.acls
+        # a destination file with the source's size and mtime needs nothing more
+        # when its mode and ids are the source's too (Job.on_both; with -X/-A
+        # its xattrs are still compared: filecopy.start_file)
+        self.quick_skip = not (opts.ignore_times or self.copies_xattrs)
         self.xattrat_ok = True  # listxattrat (Linux 6.13) answers: filecopy._no_xattrs
         self.xattrat_asked = self.xattrat_found = 0  # ... how often, and with xattrs
         # large files' data: inline on the sync backend, else worker threads
@@ -389,14 +411,9 @@ class Engine:
         self.active += 1
         self.stats.files += 1
         ex = self.ex
-        job.waiting = 1
         dname = job.dst_name
-        probe = d.probe_dst or (d.dst_names is not None and dname in d.dst_names)
-        if probe:
-            job.waiting = 2
-        if probe:
-            ex.statx_pair(job.on_statx, d.src_fd, name, job.on_dst_statx, d.dst_fd, dname,
-                          A.AT_SYMLINK_NOFOLLOW)
+        if d.probe_dst or (d.dst_names is not None and dname in d.dst_names):
+            ex.statx_both(job.on_both, d.src_fd, name, d.dst_fd, dname, A.AT_SYMLINK_NOFOLLOW)
         else:
             ex.statx(ex.chain(job.on_statx), 0, d.src_fd, name, A.AT_SYMLINK_NOFOLLOW)
         return job
