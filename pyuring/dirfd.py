@@ -106,6 +106,20 @@ def parse_dirents(buf: Any, n: int) -> List[DirEntry]:
     return out
 
 
+def dirent_names(data: bytes, n: int) -> List[bytes]:
+    """The names alone in ``n`` bytes of ``struct linux_dirent64`` records
+    (. and .. included): for a listing that only answers "is this name there?"."""
+    pos = 0
+    out: List[bytes] = []
+    add = out.append
+    find = data.index
+    while pos < n:
+        end = find(b"\0", pos + 19)
+        add(data[pos + 19: end])
+        pos += _HDR(data, pos)[2]  # d_reclen
+    return out
+
+
 class DirectoryFd:
     """An open directory; every operation is relative to it."""
 

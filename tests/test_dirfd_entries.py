@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import stat
 import tempfile
 import tracemalloc
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pyuring import DirEntry
+from pyuring import DirEntry, _syscall
 from pyuring import _abi as A
+from pyuring.dirfd import dirent_names, parse_dirents
 
 from .test_dirfd_support import BACKENDS, check_backend, leaked_fds, open_fds, open_root
 
@@ -150,3 +154,33 @@ def test_overlapping_iterations(tmp_path: Path, backend: str) -> None:
         del it2
         assert sorted(root.listdir()) == want
     assert leaked_fds(before) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=255).filter(
+    lambda n: b"/" not in n and b"\0" not in n and n not in (b".", b"..")),
+    max_size=300, unique=True))
+def test_dirent_names_reads_what_parse_dirents_reads(names: List[bytes]) -> None:
+    """The names-only parser (a re-run's destination listing) against the full
+    one, on getdents64 answers of small buffers: many records, each buffer
+    ending at a record's end, . and .. among them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d = os.fsencode(tmp)
+        for n in names:
+            open(os.path.join(d, n), "wb").close()
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        buf = ctypes.create_string_buffer(1024)
+        seen: List[bytes] = []
+        try:
+            while True:
+                got = _syscall.getdents64(fd, buf, 1024)
+                if got <= 0:
+                    break
+                data = buf.raw[:got]
+                full = [e.name for e in parse_dirents(data, got)]
+                quick = dirent_names(data, got)
+                assert [x for x in quick if x not in (b".", b"..")] == full
+                seen += quick
+        finally:
+            os.close(fd)
+        assert sorted(seen) == sorted([b".", b"..", *names])

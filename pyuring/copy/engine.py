@@ -34,7 +34,7 @@ import time
 from .. import _abi as A
 from .. import _syscall
 from .._mem import Buffer
-from ..dirfd import DirEntry, _chmod_o_path, _reopen_widened, parse_dirents
+from ..dirfd import DirEntry, _chmod_o_path, _reopen_widened, dirent_names, parse_dirents
 from ..executor import RESOLVE_SAFE, SKIP, Executor
 from ..metadata import QUICK_FIELDS, QUICK_MASK, Metadata
 from .bulk import BulkPool, DataCopy
@@ -152,7 +152,7 @@ class DirTask:
         self.entries: Iterator[DirEntry] = iter(())
         self.pending = 0  # entries started and not finished (subdirectories included)
         self.listing_done = False
-        self.dst_names: Optional[Dict[bytes, int]] = None  # None: destination was empty
+        self.dst_names: Optional[Set[bytes]] = None  # None: destination was empty
         self.probe_dst = False  # stat every destination name (root entries)
         self.dst_gid_new = -1  # gid a file created here gets (setgid dirs)
         self.dst_sgid = False  # the destination directory has the setgid bit now
@@ -400,7 +400,7 @@ class Engine:
                 # copy, not our leftover -- compare it like any other
                 d.stale.discard(name)
                 if d.dst_names is not None:
-                    d.dst_names[name] = 0
+                    d.dst_names.add(name)
             self.start_entry(d, name, entry.d_type,
                              d.rename.get(name) if d.rename is not None else None)
 
@@ -735,21 +735,31 @@ class Engine:
                         f"{_errtext(exc.errno or errno.EIO)}")
 
     def _list_dst(self, d: DirTask) -> None:
-        names: Dict[bytes, int] = {}
-        for e in self.list_src(d.dst_fd):
-            if _TMP_MARK in e.name and is_tmp_name(e.name):
-                # a temporary name left by an interrupted run: removed when the
-                # directory is done, unless the source has an entry so named
-                if d.stale is None:
-                    d.stale = set()
-                d.stale.add(e.name)
-                continue
-            names[e.name] = e.d_type
+        names: Set[bytes] = set()
+        for data, n in self._read_dirents(d.dst_fd):
+            got = dirent_names(data, n)
+            if _TMP_MARK in data:
+                for name in got:
+                    if _TMP_MARK in name and is_tmp_name(name):
+                        # a temporary name left by an interrupted run: removed when
+                        # the directory is done, unless the source has an entry so named
+                        if d.stale is None:
+                            d.stale = set()
+                        d.stale.add(name)
+                got = [name for name in got if not (d.stale and name in d.stale)]
+            names.update(got)
+        names.discard(b".")
+        names.discard(b"..")
         d.dst_names = names
 
     def list_src(self, fd: int) -> Iterator[DirEntry]:
-        buf = bytearray(_DIRENT_BUF)
+        for data, n in self._read_dirents(fd):
+            yield from parse_dirents(data, n)
 
+    def _read_dirents(self, fd: int) -> Iterator[Tuple[bytes, int]]:
+        """The directory's getdents64 answers, one buffer's worth at a time; a
+        failure is reported and ends the listing."""
+        buf = bytearray(_DIRENT_BUF)
         anchor = _syscall.ctypes.c_char.from_buffer(buf)
         addr = _syscall.ctypes.addressof(anchor)
         ex = self.ex
@@ -762,7 +772,7 @@ class Engine:
                 return
             if n <= 0:
                 return
-            yield from parse_dirents(buf, n)
+            yield bytes(buf[:n]), n
 
     def maybe_finish_dir(self, d: DirTask) -> None:
         while d.pending == 0 and d.listing_done:
