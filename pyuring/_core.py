@@ -655,12 +655,13 @@ class RingCore:
         tail = self._sq_tail
         if tail == self._sq_limit:
             self._make_room()
-        self._sq_tail = tail + 1
+        # (packed before the tail moves: arguments pack_into refuses queue nothing)
         _SQE_PACK(
             self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, flags, ioprio, fd,
             off & 0xFFFFFFFFFFFFFFFF, addr, length, op_flags, ud, buf_index,
             self._personality, file_index, addr3, 0,
         )
+        self._sq_tail = tail + 1
         self._op_counts[op] += 1
         if op or keep is not None:
             self._track(ud, op, flags, path, keep)

@@ -566,8 +566,10 @@ class UringExecutor(Executor):
         slot_a = free.pop() if free else pool.take()
         slot_b = free.pop() if free else pool.take()
         cid = self._next_chain
+        self._next_chain = cid + 1  # (used up whatever happens: see below)
         ud_a = (cid << 7) | _STATX_UD
         ud_b = ud_a | 1
+        by_ud = self._statx_by_ud
         ring = self.ring
         bo = self._boff
         at = ring._reserve(2) if bo >= 0 and type(name_a) is bytes \
@@ -598,17 +600,17 @@ class UringExecutor(Executor):
                 free.append(slot_b)
                 free.append(slot_a)
                 raise
+            # filed as a plain statx until the second is queued too: should
+            # that fail, the first one's completion gives its slot back and
+            # finds no chain (cid is never handed out again)
+            by_ud[ud_a] = slot_a
             try:
                 self._push_sqe(A.IORING_OP_STATX, dfd_b, pool.addrs[slot_b],
                                self._name(name_b), STATX_WANTED, at_flags, ud_b, 0)
             except BaseException:
-                # the first is queued: its slot stays the kernel's, and its
-                # completion finds no chain (as after abandon())
                 free.append(slot_b)
                 raise
-        self._next_chain = cid + 1
         self._chains[cid] = callback
-        by_ud = self._statx_by_ud
         by_ud[ud_a] = -2 - slot_a
         by_ud[ud_b] = -2 - slot_b
 

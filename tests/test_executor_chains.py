@@ -426,3 +426,48 @@ def test_statx_both_on_both_backends(tmp_path: Path, backend: str) -> None:
         os.close(sfd)
         os.close(dfd)
         ex.close()
+
+
+@needs_uring
+def test_statx_both_whose_second_half_cannot_be_written(tmp_path: Path) -> None:
+    """The first STATX is queued, the second refused: the first one's completion
+    gives its slot back and reaches no chain -- not the next one handed out."""
+    (tmp_path / "a").write_bytes(b"x")
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    ex = UringExecutor(entries=16)
+    r, w = os.pipe()
+    try:
+        with pytest.raises(struct.error):  # (an fd that does not fit the SQE's __s32)
+            ex.statx_both(_no_both, dfd, _Name(b"a"), 1 << 40, _Name(b"a"),
+                          A.AT_SYMLINK_NOFOLLOW)
+        assert ex.ring.pending() == 1
+        seen: List[Tuple[int, int]] = []
+        buf = Buffer(16)
+        ex.read(ex.chain(lambda i, res, x: seen.append((i, res))), 0, r, buf, 0, 16, 2**64 - 1)
+        ex.run(wait=False)
+        ex.ring.submit_and_wait(1)  # (the STATX's completion)
+        ex.run(wait=False)
+        os.write(w, b"hello")
+        while ex.busy():
+            ex.run()
+        assert seen == [(0, 5)]
+        pool = ex._statx
+        assert len(pool.free) == len(pool.chunks) * pool.CHUNK and not ex._statx_by_ud
+    finally:
+        ex.close()
+        os.close(dfd)
+        os.close(r)
+        os.close(w)
+
+
+@needs_uring
+def test_a_refused_prep_queues_nothing() -> None:
+    from pyuring import Ring
+
+    with Ring(8) as ring:
+        with pytest.raises((struct.error, OverflowError)):
+            ring.prep_close(1 << 40)
+        assert ring.pending() == 0
+        ring.prep_nop(user_data=7)
+        ring.submit_and_wait(1)
+        assert [c.user_data for c in ring.reap()] == [7]
