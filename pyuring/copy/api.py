@@ -359,6 +359,7 @@ class Copier:
             src_fd = _open_dir(root.src)
             md = Metadata.from_stat(os.fstat(src_fd))
             task = DirTask(None, src_fd, dst_fd, b"", md)
+            task.shared = eng.others_may_write(md)
             if dst_fd >= 0 and not fresh:  # (fresh: as a directory the copy made)
                 task.dst_meta = Metadata.from_stat(os.fstat(dst_fd))
             if not fresh and dst_fd >= 0:  # (-1: a dry run into a new destination)
@@ -375,6 +376,7 @@ class Copier:
         src_fd = _open_dir(parent)
         try:
             task = DirTask(None, src_fd, dst_fd, b"", None)
+            task.shared = eng.others_may_write(Metadata.from_stat(os.fstat(src_fd)))
             task.owns_fds = False
             task.probe_dst = not fresh
             task.entries = iter([DirEntry(name, A.DT_UNKNOWN, 0)])
@@ -398,6 +400,7 @@ class Copier:
                                 11) from None
             try:
                 task = DirTask(None, src_fd, dst_fd, b"", None)
+                task.shared = eng.others_may_write(Metadata.from_stat(os.fstat(src_fd)))
                 task.owns_fds = False
                 task.probe_dst = exists
                 task.rename = {name: dname}

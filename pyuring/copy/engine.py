@@ -136,6 +136,7 @@ class DirTask:
         "probe_dst",
         "rel",
         "rename",
+        "shared",
         "src_fd",
         "stale",
         "touched",
@@ -167,6 +168,9 @@ class DirTask:
         # -A: the destination has a default ACL, which every file created in it
         # inherits as an access ACL the source may not have (attrs.apply_file_meta)
         self.acl_inherit = False
+        # someone else may rename entries of the source directory: each file's
+        # open is checked to be the inode its statx saw (Engine.others_may_write)
+        self.shared = True
 
     def path(self, name: bytes) -> bytes:
         return self.rel + b"/" + name if self.rel else name
@@ -653,6 +657,25 @@ class Engine:
                             f"{_errtext(-res)}")
         else:
             job.src_fd = res
+            if job.parent.shared:
+                # Someone else may have swapped another directory in under the
+                # name since its statx: the opened one's own statx decides its
+                # attributes and how far its entries are trusted (DirTask.shared).
+                cid = self.ex.chain(lambda idx, r, md: self._on_src_dir_statx(job, r, md))
+                self.ex.statx(cid, 0, res, b"", A.AT_EMPTY_PATH | A.AT_SYMLINK_NOFOLLOW)
+                return
+        job.waiting -= 1
+        if not job.waiting:
+            self._dir_ready(job)
+
+    def _on_src_dir_statx(self, job: Job, res: int, md: Optional[Metadata]) -> None:
+        if res >= 0 and md is not None:
+            job.meta = md
+        else:
+            self.stats.errors += 1
+            self.report(f'cannot stat directory "{show(job.path)}": {_errtext(-res)}')
+            self.ex.close_fd(0, 0, job.src_fd, SKIP)
+            job.src_fd = -2
         job.waiting -= 1
         if not job.waiting:
             self._dir_ready(job)
@@ -676,6 +699,8 @@ class Engine:
             return
         child = DirTask(job.parent, job.src_fd, max(job.dst_fd, -1),
                         job.parent.path(job.dst_name), job.meta)
+        if job.meta is not None:  # (_on_src_dir: the opened one's own, where it may differ)
+            child.shared = self.others_may_write(job.meta)
         job.src_fd = job.dst_fd = -1
         parent = job.parent
         if job.fresh:
@@ -1180,6 +1205,16 @@ class Engine:
         except OSError:
             return False  # (ENODATA: none; EOPNOTSUPP: no ACLs here at all)
         return True
+
+    def others_may_write(self, md: Metadata) -> bool:
+        """May anyone but this copy's user and root rename entries of the source
+        directory ``md`` describes?  Its owner can (any owner can chmod), its
+        group and others with w (an ACL's named entries are bounded by the mask
+        in the group bits; a sticky bit is not relied on).  Where only we or
+        root can, a name cannot be swapped between a file's statx and its open,
+        and files take the packed chain; elsewhere the opened file is checked
+        to be the statx'd one (filecopy._replaced)."""
+        return (md.uid != self.euid and md.uid != 0) or bool(md.mode & 0o022)
 
     def owner_target(self, md: Metadata) -> Tuple[int, int]:
         """(uid, gid) to give the copy; -1 leaves that id as created."""

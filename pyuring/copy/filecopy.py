@@ -39,7 +39,9 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Tuple
+    from typing import Any, Callable, Optional, Tuple
+
+    from ..metadata import Metadata
 
 _CHUNK = 1 << 20
 #: answers of listxattrat after which it stops being asked when 3 in 4 had xattrs
@@ -185,7 +187,7 @@ def _small(eng: Engine, job: Job) -> None:
     job.waiting = 2
     boff = slot * eng.slot_size
     want = md.size + 1
-    if eng.direct and eng.tmpfile_ok and (
+    if eng.direct and eng.tmpfile_ok and not job.parent.shared and (
             not job.xattrs or (not job.parent.acl_inherit and _no_xattrs(eng, job))):
         # One chain, two completions: OPENAT2 the source into a direct slot ->
         # READ it (HARDLINK: the destination opens whatever the read did) ->
@@ -259,11 +261,40 @@ def _on_small(eng: Engine, job: Job, idx: int, res: int, _extra: Any) -> None:
     _write_small(eng, job)
 
 
+def _verified(eng: Engine, job: Job, fd: int, then: Callable[[], None]) -> None:
+    """The source is open as ``fd``: go on (``then``) once it is known to be the
+    file its statx described.  Where only this copy's user or root can rename
+    entries of the directory (not DirTask.shared) it cannot be another: at once.
+    Elsewhere a name swapped between the statx and the open would have its data
+    copied with the other file's mode and owner -- a file its writer cannot
+    read made readable in DST -- so the fd's own statx is compared (through the
+    ring; one round trip more), and another file is reported as vanished (it
+    did, from that name) and not copied."""
+    job.src_fd = fd  # (closed with the job, whatever happens)
+    if not job.parent.shared:
+        then()
+        return
+    md = job.meta
+    assert md is not None
+
+    def check(idx: int, res: int, now: Optional[Metadata]) -> None:
+        if res >= 0 and now is not None and now.ino == md.ino and now.dev == md.dev:
+            then()
+        else:
+            _src_error(eng, job, errno.ENOENT, "open")
+
+    eng.ex.statx(eng.ex.chain(check), 0, fd, b"", A.AT_EMPTY_PATH | A.AT_SYMLINK_NOFOLLOW)
+
+
 def _on_src_fd(eng: Engine, job: Job, res: int) -> None:
     if res < 0:
         _src_error(eng, job, -res, "open")
         return
-    job.src_fd = res
+    _verified(eng, job, res, lambda: _read_src(eng, job))
+
+
+def _read_src(eng: Engine, job: Job) -> None:
+    res = job.src_fd
     if job.dst_err:  # nothing to read for: the destination failed
         _arrived(eng, job)
         return
@@ -378,8 +409,7 @@ def _on_large_src(eng: Engine, job: Job, res: int) -> None:
     if res < 0:
         _src_error(eng, job, -res, "open")
         return
-    job.src_fd = res
-    _arrived(eng, job)
+    _verified(eng, job, res, lambda: _arrived(eng, job))
 
 
 def _copy_large(eng: Engine, job: Job) -> None:
