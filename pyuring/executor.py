@@ -8,10 +8,10 @@ the chain's callback as ``callback(index, res, extra)``:
 * ``extra`` is the parsed :class:`~pyuring.metadata.Metadata` for statx,
   else None.
 
-``statx_both`` is the one exception: an entry's source and destination statx,
-whose two results reach one callback together as raw ``struct statx`` bytes
-(see :data:`BothCallback`), so that a re-run can compare them before paying
-for two Metadata objects.
+``statx_many`` is the one exception: the source and destination statx of a
+batch of entries, whose results reach one callback together as raw ``struct
+statx`` bytes (see :data:`ManyCallback`), so that a re-run can compare them
+before paying for Metadata objects, or even for a callback per entry.
 
 Chains have io_uring's link semantics on both backends.  ``flags`` of an
 operation may hold ``LINK`` (the next operation of the chain runs only if this
@@ -66,9 +66,10 @@ RESOLVE_SAFE = A.RESOLVE_BENEATH | A.RESOLVE_NO_SYMLINKS | A.RESOLVE_NO_MAGICLIN
 
 if TYPE_CHECKING:
     Callback = Callable[[int, int, Any], None]
-    #: ``callback(res_a, mem_a, off_a, res_b, mem_b, off_b)``: each statx's result
-    #: and where its ``struct statx`` is (valid only during the call)
-    BothCallback = Callable[[int, Any, int, int, Any, int], None]
+    #: ``callback(results, mems, offs)``: for request i (source 2k, destination
+    #: 2k + 1 of pair k) its result and where its ``struct statx`` is, ``mems[i]``
+    #: at ``offs[i]`` (valid only during the call)
+    ManyCallback = Callable[[List[int], List[Any], List[int]], None]
 
 # user_data of a ring operation:
 #   chain id << 7 | STATX << 6 | SILENT_END << 5 | END << 4 | index.
@@ -103,6 +104,15 @@ _STATX_SIZE = A.STATX_STRUCT_SIZE
 #: three SQE_COMMON layouts back to back: a whole small-file chain in one call
 _SQE3_PACK = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * 3).pack_into
 _SQE2_PACK = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * 2).pack_into
+_SQE_N_PACKS: Dict[int, Any] = {}
+
+
+def _sqe_pack(n: int) -> Any:
+    """pack_into of n SQE_COMMON layouts back to back (made once per n)."""
+    pack = _SQE_N_PACKS.get(n)
+    if pack is None:
+        pack = _SQE_N_PACKS[n] = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * n).pack_into
+    return pack
 _EMPTY = b""
 _DOT = b"."
 _O_SRC = os.O_RDONLY | os.O_NOFOLLOW
@@ -207,11 +217,12 @@ class Executor:
               mask: int = STATX_WANTED) -> None:
         raise NotImplementedError
 
-    def statx_both(self, callback: BothCallback, dfd_a: int, name_a: bytes,
-                   dfd_b: int, name_b: bytes, at_flags: int) -> None:
-        """Two STATX requests, an entry's source and its destination (every entry
-        of a re-run looks at both), as one chain whose callback gets both raw
-        results once the second has arrived."""
+    def statx_many(self, callback: ManyCallback, dfd_a: int, dfd_b: int,
+                   names_a: List[bytes], names_b: List[bytes], at_flags: int) -> None:
+        """STATX of ``names_a[k]`` in ``dfd_a`` and of ``names_b[k]`` in ``dfd_b``
+        for every k -- entries' sources and destinations, which every entry of
+        a re-run looks at -- as one chain whose callback gets all the raw
+        results once the last has arrived."""
         raise NotImplementedError
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
@@ -351,12 +362,13 @@ class UringExecutor(Executor):
         self.ring = ring if ring is not None else Registrations(entries, defer_taskrun=False)
         self._own_ring = ring is None
         # cid -> callback; when a chain ends is written into user_data (_ENDS)
-        # (a statx_both's callback is a BothCallback)
+        # (a statx_many's callback is a ManyCallback)
         self._chains: Dict[int, Any] = {0: self.on_background_error}
         self._statx = _StatxPool()
-        # ud -> statx slot (-2 - slot: half of a statx_both)
+        # ud -> statx slot (-2 - slot: one of a statx_many)
         self._statx_by_ud: Dict[int, int] = {}
-        self._halves: Dict[int, Tuple[int, int]] = {}  # cid -> (res, slot)
+        # cid -> [first cid, results to come, results, slots] of a statx_many
+        self._batch_of: Dict[int, List[Any]] = {}
         supported = probe_ring_fd(self.ring.fd)
         self.has_openat2 = A.IORING_OP_OPENAT2 in supported
         self.direct_slots = direct_slots
@@ -443,7 +455,7 @@ class UringExecutor(Executor):
         self._chains = {0: self.on_background_error}
         self._statx = _StatxPool()  # (the old one stays with the kernel)
         self._statx_by_ud = {}
-        self._halves = {}
+        self._batch_of = {}
 
     def close(self) -> None:
         if self._own_ring:
@@ -479,7 +491,7 @@ class UringExecutor(Executor):
         chains = self._chains
         statx = self._statx_by_ud
         pool = self._statx  # (abandon() replaces both; these are the ones in flight)
-        halves = self._halves
+        batch_of = self._batch_of
         for ud, res, _fl in got:
             cid = ud >> 7
             extra: Any = None
@@ -490,26 +502,21 @@ class UringExecutor(Executor):
                         extra = _from_statx(pool.chunks[slot >> 8].mmap,
                                             (slot & 0xFF) * _STATX_SIZE)
                     pool.free.append(slot)
-                elif slot < -1:  # half of a statx_both
-                    slot = -2 - slot
-                    other = halves.pop(cid, None)
-                    if other is None:
-                        halves[cid] = (res, slot)
+                elif slot < -1:  # one of a statx_many
+                    rec = batch_of.pop(cid)
+                    rec[2][cid - rec[0]] = res
+                    rec[1] -= 1
+                    if rec[1]:
                         continue
-                    o_res, o_slot = other  # (the other side's: ud & 1 tells which)
-                    if ud & 1:
-                        res_a, slot_a, res_b, slot_b = o_res, o_slot, res, slot
-                    else:
-                        res_a, slot_a, res_b, slot_b = res, slot, o_res, o_slot
-                    both = chains.pop(cid, None)
+                    many = chains.pop(rec[0], None)
+                    slots = rec[3]
                     try:
-                        if both is not None:
+                        if many is not None:
                             chunks = pool.chunks
-                            both(res_a, chunks[slot_a >> 8].mmap, (slot_a & 0xFF) * _STATX_SIZE,
-                                 res_b, chunks[slot_b >> 8].mmap, (slot_b & 0xFF) * _STATX_SIZE)
+                            many(rec[2], [chunks[x >> 8].mmap for x in slots],
+                                 [(x & 0xFF) * _STATX_SIZE for x in slots])
                     finally:
-                        pool.free.append(slot_a)
-                        pool.free.append(slot_b)
+                        pool.free.extend(slots)
                     continue
             callback = chains.pop(cid, None) if ud & _ENDS_CHAIN and cid else chains.get(cid)
             if callback is not None:  # (None: an operation given up by abandon())
@@ -555,64 +562,70 @@ class UringExecutor(Executor):
         self._push_sqe(A.IORING_OP_STATX, dfd, pool.addrs[slot], addr, mask, at_flags, ud,
                        flags & ~SKIP)
 
-    def statx_both(self, callback: BothCallback, dfd_a: int, name_a: bytes,
-                   dfd_b: int, name_b: bytes, at_flags: int) -> None:
-        # One chain id for both SQEs, written with one pack_into where they fit.
-        # Each half's slot is filed in _statx_by_ud as -2 - slot (run() tells
-        # it from a plain statx's by the sign); the half that arrives first
-        # waits in _halves for the other.
+    def statx_many(self, callback: ManyCallback, dfd_a: int, dfd_b: int,
+                   names_a: List[bytes], names_b: List[bytes], at_flags: int) -> None:
+        # One chain id per SQE (cid0 + i: the index travels in user_data), all
+        # SQEs with one pack_into where they fit.  Each slot is filed in
+        # _statx_by_ud as -2 - slot (run() tells it from a plain statx's by the
+        # sign) and each cid in _batch_of, whose record gathers the results.
+        n = 2 * len(names_b)
+        if len(names_a) * 2 != n or not n:
+            raise ValueError("statx_many needs as many names on each side, at least one")
         pool = self._statx
         free = pool.free
-        slot_a = free.pop() if free else pool.take()
-        slot_b = free.pop() if free else pool.take()
-        cid = self._next_chain
-        self._next_chain = cid + 1  # (used up whatever happens: see below)
-        ud_a = (cid << 7) | _STATX_UD
-        ud_b = ud_a | 1
+        slots = [free.pop() if free else pool.take() for _ in range(n)]
+        cid0 = self._next_chain
+        self._next_chain = cid0 + n  # (used up whatever happens: see below)
         by_ud = self._statx_by_ud
         ring = self.ring
         bo = self._boff
-        at = ring._reserve(2) if bo >= 0 and type(name_a) is bytes \
-            and type(name_b) is bytes else -1
+        addrs = pool.addrs
+        at = -1
+        if bo >= 0 and all(type(x) is bytes for x in names_a) \
+                and all(type(x) is bytes for x in names_b):
+            at = ring._reserve(n)
         if at >= 0:
+            args: List[int] = []
+            pers = ring._personality
+            ud = (cid0 << 7) | _STATX_UD
+            for k in range(n >> 1):
+                args += (A.IORING_OP_STATX, 0, dfd_a, addrs[slots[2 * k]], id(names_a[k]) + bo,
+                         STATX_WANTED, at_flags, ud, pers, 0,
+                         A.IORING_OP_STATX, 0, dfd_b, addrs[slots[2 * k + 1]],
+                         id(names_b[k]) + bo, STATX_WANTED, at_flags, ud + 128, pers, 0)
+                ud += 256
             try:
-                _SQE2_PACK(
-                    ring._sqes, at,
-                    A.IORING_OP_STATX, 0, dfd_a, pool.addrs[slot_a], id(name_a) + bo,
-                    STATX_WANTED, at_flags, ud_a, ring._personality, 0,
-                    A.IORING_OP_STATX, 0, dfd_b, pool.addrs[slot_b], id(name_b) + bo,
-                    STATX_WANTED, at_flags, ud_b, ring._personality, 0,
-                )
+                _sqe_pack(n)(ring._sqes, at, *args)
             except BaseException:
-                ring._unreserve(2)  # (and nothing registered: no chain waits)
-                free.append(slot_b)
-                free.append(slot_a)
+                ring._unreserve(n)  # (and nothing registered: no chain waits)
+                free.extend(slots)
                 raise
             pins = self._pins
-            pins.append(name_a)
-            pins.append(name_b)
-            ring._op_counts[A.IORING_OP_STATX] += 2
+            pins += names_a
+            pins += names_b
+            ring._op_counts[A.IORING_OP_STATX] += n
         else:  # (a name that is not bytes, or the SQ wraps: one by one)
-            try:
-                self._push_sqe(A.IORING_OP_STATX, dfd_a, pool.addrs[slot_a],
-                               self._name(name_a), STATX_WANTED, at_flags, ud_a, 0)
-            except BaseException:
-                free.append(slot_b)
-                free.append(slot_a)
-                raise
-            # filed as a plain statx until the second is queued too: should
-            # that fail, the first one's completion gives its slot back and
-            # finds no chain (cid is never handed out again)
-            by_ud[ud_a] = slot_a
-            try:
-                self._push_sqe(A.IORING_OP_STATX, dfd_b, pool.addrs[slot_b],
-                               self._name(name_b), STATX_WANTED, at_flags, ud_b, 0)
-            except BaseException:
-                free.append(slot_b)
-                raise
-        self._chains[cid] = callback
-        by_ud[ud_a] = -2 - slot_a
-        by_ud[ud_b] = -2 - slot_b
+            for i in range(n):
+                ud = ((cid0 + i) << 7) | _STATX_UD
+                name = names_b[i >> 1] if i & 1 else names_a[i >> 1]
+                try:
+                    self._push_sqe(A.IORING_OP_STATX, dfd_b if i & 1 else dfd_a,
+                                   addrs[slots[i]], self._name(name), STATX_WANTED, at_flags,
+                                   ud, 0)
+                except BaseException:
+                    # those queued are filed as plain statx: their completions
+                    # give their slots back and find no chain (the ids are used up)
+                    free.extend(slots[i:])
+                    raise
+                by_ud[ud] = slots[i]
+        self._chains[cid0] = callback
+        rec = [cid0, n, [0] * n, slots]
+        batch_of = self._batch_of
+        ud = (cid0 << 7) | _STATX_UD
+        for i in range(n):
+            by_ud[ud] = -2 - slots[i]
+            batch_of[cid0 + i] = rec
+            ud += 128
 
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:
@@ -857,11 +870,19 @@ class SyncExecutor(Executor):
             return
         self._complete(cid, idx, flags & ~SKIP, 0, Metadata.from_statx(raw))
 
-    def statx_both(self, callback: BothCallback, dfd_a: int, name_a: bytes,
-                   dfd_b: int, name_b: bytes, at_flags: int) -> None:
-        got = [self._statx_raw(dfd_a, name_a, at_flags), self._statx_raw(dfd_b, name_b, at_flags)]
-        (res_a, raw_a), (res_b, raw_b) = got
-        cid = self.chain(lambda idx, res, extra: callback(res_a, raw_a, 0, res_b, raw_b, 0))
+    def statx_many(self, callback: ManyCallback, dfd_a: int, dfd_b: int,
+                   names_a: List[bytes], names_b: List[bytes], at_flags: int) -> None:
+        if len(names_a) != len(names_b) or not names_a:
+            raise ValueError("statx_many needs as many names on each side, at least one")
+        results: List[int] = []
+        mems: List[Any] = []
+        for name_a, name_b in zip(names_a, names_b):
+            for dfd, name in ((dfd_a, name_a), (dfd_b, name_b)):
+                res, raw = self._statx_raw(dfd, name, at_flags)
+                results.append(res)
+                mems.append(raw)
+        offs = [0] * len(results)
+        cid = self.chain(lambda idx, res, extra: callback(results, mems, offs))
         self._complete(cid, 0, 0, 0)
 
     def _statx_raw(self, dfd: int, name: bytes, at_flags: int,

@@ -1,6 +1,7 @@
-"""The re-run's quick check decided on raw statx bytes (``Job.on_both``).
+"""The re-run's quick check decided on raw statx bytes (``engine._unchanged``).
 
-An entry whose source and destination statx both arrive goes one of two ways:
+An entry whose source and destination statx both arrive (``Executor.statx_many``,
+a batch of entries at a time) goes one of two ways:
 a regular file whose destination has its size, mtime, mode and ids (and, with
 -H, one name only) ends there, before any Metadata is built; everything else
 is parsed and dispatched.  These tests hold the short way to the long one

@@ -433,7 +433,7 @@ def install_statx_hook(api: Any, src_dir: bytes,
     entry ``name`` (directly in ``src_dir``) completed, before the engine acts on it.
 
     The executor interface is wrapped (``chain`` callbacks, ``statx`` and
-    ``statx_both``): the action runs when the statx result is delivered, so the
+    ``statx_many``): the action runs when the statx result is delivered, so the
     engine holds the old metadata and then meets the changed entry.  Returns the list of names whose
     action ran, so a test can check that its race really happened.
     """
@@ -471,22 +471,23 @@ def install_statx_hook(api: Any, src_dir: bytes,
                 watch[cid] = name
             orig_statx(cid, idx, dfd, name, *a2, **k2)
 
-        orig_both = ex.statx_both
+        orig_many = ex.statx_many
 
-        def statx_both(cb: Callable[..., None], dfd_a: int, name_a: bytes,
-                       *a2: Any) -> None:
-            if name_a in actions and name_a not in fired and is_src_dir(dfd_a):
-                def wrapped(res: int, *rest: Any) -> None:
-                    if res >= 0 and name_a not in fired:
-                        fired.append(name_a)
-                        actions[name_a](os.path.join(src_dir, name_a))
-                    cb(res, *rest)
+        def statx_many(cb: Callable[..., None], dfd_a: int, dfd_b: int,
+                       names_a: List[bytes], *a2: Any) -> None:
+            if any(n in actions for n in names_a) and is_src_dir(dfd_a):
+                def wrapped(results: List[int], *rest: Any) -> None:
+                    for k, name in enumerate(names_a):
+                        if name in actions and results[2 * k] >= 0 and name not in fired:
+                            fired.append(name)
+                            actions[name](os.path.join(src_dir, name))
+                    cb(results, *rest)
 
-                orig_both(wrapped, dfd_a, name_a, *a2)
+                orig_many(wrapped, dfd_a, dfd_b, names_a, *a2)
                 return
-            orig_both(cb, dfd_a, name_a, *a2)
+            orig_many(cb, dfd_a, dfd_b, names_a, *a2)
 
-        ex.chain, ex.statx, ex.statx_both = chain, statx, statx_both
+        ex.chain, ex.statx, ex.statx_many = chain, statx, statx_many
         return ex
 
     api.make_executor = make

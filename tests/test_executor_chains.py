@@ -277,9 +277,9 @@ def test_a_chain_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) ->
         with pytest.raises(struct.error):
             ex.open_read_tmpfile(lambda i, r, x: None, dfd, b"x", 1, buf, 0, 10, dfd, -5)
         with pytest.raises(struct.error):
-            ex.statx_both(_no_both, dfd, b"x", dfd, b"y", -1)
+            ex.statx_many(_no_call, dfd, dfd, [b"x", b"z"], [b"y", b"w"], -1)
         with pytest.raises(struct.error):  # (the one-by-one way: a name not bytes)
-            ex.statx_both(_no_both, dfd, _Name(b"x"), dfd, _Name(b"y"), -1)
+            ex.statx_many(_no_call, dfd, dfd, [_Name(b"x")], [_Name(b"y")], -1)
         assert not ex._statx_by_ud and len(ex._statx.free) == len(ex._statx.chunks) * 256
         assert ex.ring._sq_tail == tail and ex.ring.pending() == 0
         assert not ex.busy()
@@ -289,20 +289,20 @@ def test_a_chain_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) ->
         os.close(dfd)
 
 
-# -- statx_both: an entry's source and destination STATX, one callback ----------------
+# -- statx_many: entries' source and destination STATX, one callback ------------------
 class _Name(bytes):
-    """A name that is not exactly bytes: statx_both writes its SQEs one by one."""
+    """A name that is not exactly bytes: statx_many writes its SQEs one by one."""
 
 
-def _no_both(*args: Any) -> None:
+def _no_call(*args: Any) -> None:
     raise AssertionError("no callback expected")
 
 
-def _statx_sqes(ex: UringExecutor, first: int) -> List[Tuple[Any, ...]]:
-    """The pair's SQEs with the name instead of its address and no statx buffer
-    address (each executor has its own pool)."""
+def _statx_sqes(ex: UringExecutor, first: int, n: int) -> List[Tuple[Any, ...]]:
+    """The SQEs with the name instead of its address, the statx buffer's address
+    left out (each executor has its own pool), user_data less the first chain id."""
     out = []
-    for fields in _sqes(ex, first, 2):
+    for fields in _sqes(ex, first, n):
         f = list(fields)
         f[4] = None  # off: the statx buffer
         f[5] = ctypes.string_at(f[5])  # addr: the name
@@ -310,14 +310,14 @@ def _statx_sqes(ex: UringExecutor, first: int) -> List[Tuple[Any, ...]]:
     return out
 
 
-Both = List[Tuple[int, Any, int, Any]]
+Got = List[List[Tuple[int, Any]]]
 
 
-def _collect(got: Both) -> Any:
-    def cb(res_a: int, mem_a: Any, off_a: int, res_b: int, mem_b: Any, off_b: int) -> None:
+def _collect(got: Got) -> Any:
+    def cb(results: List[int], mems: List[Any], offs: List[int]) -> None:
         # the memory is valid only during the call: parse it here
-        got.append((res_a, Metadata.from_statx(mem_a, off_a) if res_a >= 0 else None,
-                    res_b, Metadata.from_statx(mem_b, off_b) if res_b >= 0 else None))
+        got.append([(r, Metadata.from_statx(m, o) if r >= 0 else None)
+                    for r, m, o in zip(results, mems, offs)])
     return cb
 
 
@@ -327,34 +327,47 @@ def _same_as_lstat(md: Metadata, path: Path) -> None:
         (st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_nlink)
 
 
+def _files(tmp_path: Path, n: int) -> List[bytes]:
+    names = []
+    for i in range(n):
+        (tmp_path / f"f{i}").write_bytes(b"x" * i)
+        names.append(f"f{i}".encode())
+    return names
+
+
 @needs_uring
-@pytest.mark.parametrize("start", [0, 7, 15])
-def test_statx_both_packed_writes_what_one_by_one_writes(tmp_path: Path, start: int) -> None:
-    """One pack_into (at SQ index 15 the pair would wrap: written one by one
-    there too) against the one-by-one way; same counters, one callback with
-    both results, every statx slot back afterwards."""
-    (tmp_path / "a").write_bytes(b"x" * 10)
+@pytest.mark.parametrize("start, pairs", [(0, 1), (7, 1), (15, 1), (0, 8), (3, 6), (9, 6)])
+def test_statx_many_packed_writes_what_one_by_one_writes(tmp_path: Path, start: int,
+                                                         pairs: int) -> None:
+    """One pack_into (where the SQEs would wrap: one by one there too) against
+    the one-by-one way; same counters, one callback with every result in
+    order, every statx slot back afterwards."""
+    names = _files(tmp_path, pairs)
+    missing = [b"nope%d" % i for i in range(pairs)]
     dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     fast, slow = UringExecutor(entries=16), UringExecutor(entries=16)
     try:
-        got: Both = []
+        got: Got = []
         _move_tail(start, fast, slow)
-        fast.statx_both(_collect(got), dfd, b"a", dfd, b"nope", A.AT_SYMLINK_NOFOLLOW)
-        slow.statx_both(_collect(got), dfd, _Name(b"a"), dfd, _Name(b"nope"),
-                        A.AT_SYMLINK_NOFOLLOW)
-        assert _statx_sqes(fast, start) == _statx_sqes(slow, start)
+        fast.statx_many(_collect(got), dfd, dfd, names, missing, A.AT_SYMLINK_NOFOLLOW)
+        slow.statx_many(_collect(got), dfd, dfd, [_Name(n) for n in names],
+                        [_Name(n) for n in missing], A.AT_SYMLINK_NOFOLLOW)
+        assert _statx_sqes(fast, start, 2 * pairs) == _statx_sqes(slow, start, 2 * pairs)
         assert fast.ring.stats.sqes_by_op == slow.ring.stats.sqes_by_op
-        assert fast.ring.stats.sqes_by_op["STATX"] == 2
+        assert fast.ring.stats.sqes_by_op["STATX"] == 2 * pairs
         for ex in (fast, slow):
             while ex.busy():
                 ex.run()
-        assert [(r_a, r_b, m_b) for r_a, _, r_b, m_b in got] == [(0, -errno.ENOENT, None)] * 2
-        for _, m_a, _, _ in got:
-            _same_as_lstat(m_a, tmp_path / "a")
+        assert len(got) == 2
+        for results in got:
+            assert [r for r, _ in results] == [0, -errno.ENOENT] * pairs
+            for k in range(pairs):
+                _same_as_lstat(results[2 * k][1], tmp_path / os.fsdecode(names[k]))
+                assert results[2 * k + 1][1] is None
         for ex in (fast, slow):
-            pool = ex._statx  # every slot back, no half left waiting
+            pool = ex._statx  # every slot back, no record left
             assert len(pool.free) == len(pool.chunks) * pool.CHUNK
-            assert not ex._statx_by_ud and not ex._halves
+            assert not ex._statx_by_ud and not ex._batch_of
     finally:
         fast.close()
         slow.close()
@@ -362,13 +375,10 @@ def test_statx_both_packed_writes_what_one_by_one_writes(tmp_path: Path, start: 
 
 
 @needs_uring
-@pytest.mark.parametrize("swap", [False, True])
-def test_statx_both_results_keep_their_side_in_either_order(tmp_path: Path,
-                                                            swap: bool) -> None:
-    """Whichever half completes first, the source's result is the first one
-    given: the two SQEs swapped in the SQ array complete the other way round."""
-    (tmp_path / "big").write_bytes(b"x" * 100)
-    (tmp_path / "small").write_bytes(b"y")
+def test_statx_many_results_keep_their_place_in_any_order(tmp_path: Path) -> None:
+    """Whichever request completes first, result i is request i's: the SQEs
+    reversed in the SQ array complete the other way round."""
+    names = _files(tmp_path, 4)
     dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     ex = UringExecutor(entries=16)
     order: List[int] = []
@@ -376,32 +386,32 @@ def test_statx_both_results_keep_their_side_in_either_order(tmp_path: Path,
 
     def reap_raw() -> Any:
         got = real()
-        order.extend(ud & 1 for ud, _, _ in got)
+        order.extend(ud >> 7 for ud, _, _ in got)
         return got
 
     ex.ring.reap_raw = reap_raw  # type: ignore[method-assign]
     try:
-        got: Both = []
-        ex.statx_both(_collect(got), dfd, b"big", dfd, b"small", A.AT_SYMLINK_NOFOLLOW)
-        if swap:
-            sqes = ex.ring._sqes
-            first, second = bytes(sqes[0:64]), bytes(sqes[64:128])
-            sqes[0:64], sqes[64:128] = second, first
-        ex.ring.submit_and_wait(2)
+        got: Got = []
+        ex.statx_many(_collect(got), dfd, dfd, names, names[::-1], A.AT_SYMLINK_NOFOLLOW)
+        sqes = ex.ring._sqes
+        blocks = [bytes(sqes[i * 64:(i + 1) * 64]) for i in range(8)]
+        for i, b in enumerate(reversed(blocks)):
+            sqes[i * 64:(i + 1) * 64] = b
+        ex.ring.submit_and_wait(8)
         ex.run(wait=False)
-        assert order == ([1, 0] if swap else [0, 1])
-        [(r_a, m_a, r_b, m_b)] = got
-        assert (r_a, r_b) == (0, 0)
-        _same_as_lstat(m_a, tmp_path / "big")
-        _same_as_lstat(m_b, tmp_path / "small")
-        assert not ex._halves and not ex.busy()
+        assert order == sorted(order, reverse=True)
+        [results] = got
+        for k, name in enumerate(names):
+            _same_as_lstat(results[2 * k][1], tmp_path / os.fsdecode(name))
+            _same_as_lstat(results[2 * k + 1][1], tmp_path / os.fsdecode(names[3 - k]))
+        assert not ex._batch_of and not ex.busy()
     finally:
         ex.close()
         os.close(dfd)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_statx_both_on_both_backends(tmp_path: Path, backend: str) -> None:
+def test_statx_many_on_both_backends(tmp_path: Path, backend: str) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "d").mkdir()
     (tmp_path / "s" / "f").write_bytes(b"1234")
@@ -410,12 +420,16 @@ def test_statx_both_on_both_backends(tmp_path: Path, backend: str) -> None:
     sfd = os.open(tmp_path / "s", os.O_RDONLY | os.O_DIRECTORY)
     dfd = os.open(tmp_path / "d", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        got: Both = []
-        ex.statx_both(_collect(got), sfd, b"f", dfd, b"f", A.AT_SYMLINK_NOFOLLOW)
-        ex.statx_both(_collect(got), sfd, b"gone", dfd, b"f", A.AT_SYMLINK_NOFOLLOW)
+        got: Got = []
+        ex.statx_many(_collect(got), sfd, dfd, [b"f", b"gone"], [b"f", b"f"],
+                      A.AT_SYMLINK_NOFOLLOW)
+        with pytest.raises(ValueError):
+            ex.statx_many(_no_call, sfd, dfd, [b"f"], [b"f", b"g"], A.AT_SYMLINK_NOFOLLOW)
+        with pytest.raises(ValueError):
+            ex.statx_many(_no_call, sfd, dfd, [], [], A.AT_SYMLINK_NOFOLLOW)
         while ex.busy():
             ex.run()
-        (r1, m1, r2, m2), (r3, m3, r4, m4) = got
+        [[(r1, m1), (r2, m2), (r3, m3), (r4, m4)]] = got
         assert (r1, r2, r3, r4) == (0, 0, -errno.ENOENT, 0)
         assert stat.S_ISREG(m1.mode) and m1.size == 4
         _same_as_lstat(m1, tmp_path / "s" / "f")
@@ -429,23 +443,28 @@ def test_statx_both_on_both_backends(tmp_path: Path, backend: str) -> None:
 
 
 @needs_uring
-def test_statx_both_whose_second_half_cannot_be_written(tmp_path: Path) -> None:
-    """The first STATX is queued, the second refused: the first one's completion
-    gives its slot back and reaches no chain -- not the next one handed out."""
+@pytest.mark.parametrize("bad", [1, 3])
+def test_statx_many_whose_later_sqe_cannot_be_written(tmp_path: Path, bad: int) -> None:
+    """Some STATX are queued, then one is refused: their completions give
+    their slots back and reach no chain -- not the next one handed out."""
     (tmp_path / "a").write_bytes(b"x")
     dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     ex = UringExecutor(entries=16)
     r, w = os.pipe()
     try:
-        with pytest.raises(struct.error):  # (an fd that does not fit the SQE's __s32)
-            ex.statx_both(_no_both, dfd, _Name(b"a"), 1 << 40, _Name(b"a"),
-                          A.AT_SYMLINK_NOFOLLOW)
-        assert ex.ring.pending() == 1
+        with pytest.raises((struct.error, TypeError)):
+            if bad == 1:  # (an fd that does not fit the SQE's __s32)
+                ex.statx_many(_no_call, dfd, 1 << 40, [_Name(b"a")], [_Name(b"a")],
+                              A.AT_SYMLINK_NOFOLLOW)
+            else:  # (the fourth name is no name at all)
+                ex.statx_many(_no_call, dfd, dfd, [b"a", b"a"], [b"a", 5],  # type: ignore[list-item]
+                              A.AT_SYMLINK_NOFOLLOW)
+        assert ex.ring.pending() == bad
         seen: List[Tuple[int, int]] = []
         buf = Buffer(16)
         ex.read(ex.chain(lambda i, res, x: seen.append((i, res))), 0, r, buf, 0, 16, 2**64 - 1)
         ex.run(wait=False)
-        ex.ring.submit_and_wait(1)  # (the STATX's completion)
+        ex.ring.submit_and_wait(bad)  # (the STATX completions)
         ex.run(wait=False)
         os.write(w, b"hello")
         while ex.busy():

@@ -30,6 +30,7 @@ import errno
 import os
 import stat
 import time
+from functools import partial
 
 from .. import _abi as A
 from .. import _syscall
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _DIRENT_BUF = 32 * 1024
 _QUICK = QUICK_FIELDS.unpack_from
+#: entries probed with one Executor.statx_many (two SQEs each)
+_PROBE_BATCH = 32
 _from_statx = Metadata.from_statx
 _TMP_MARK = b".pyuring-tmp-"
 
@@ -215,30 +218,37 @@ class Job:
         self.eng.dispatch(self)
 
     def on_both(self, res: int, mem: Any, off: int, dres: int, dmem: Any, doff: int) -> None:
-        """The source's and the destination's statx (raw, see Executor.statx_both)."""
+        """The source's and the destination's statx (raw, see Executor.statx_many)."""
         eng = self.eng
         if res < 0:
             eng.src_failed(self, -res, "stat")
             return
         if dres >= 0 and eng.quick_skip:
-            # The common case of a re-run, decided before any Metadata exists:
-            # a regular file whose destination has its size, mtime, mode and
-            # ids (with -H: not one of several names).  Anything else goes the
-            # general way below, which reaches the same verdict on these.
-            a = _QUICK(mem, off)
-            b = _QUICK(dmem, doff)
-            if a[2:] == b[2:] and a[3] & 0o170000 == 0o100000 \
-                    and a[0] & QUICK_MASK == QUICK_MASK and b[0] & QUICK_MASK == QUICK_MASK \
-                    and (a[1] == 1 or not eng.opts.hard_links):
+            size = _unchanged(eng, mem, off, dmem, doff)
+            if size >= 0:
                 st = eng.stats
                 st.regular_files += 1
-                st.bytes_total += a[4]
+                st.bytes_total += size
                 st.unchanged += 1
                 eng.finish(self)
                 return
         self.meta = _from_statx(mem, off)
         self.dmeta = _from_statx(dmem, doff) if dres >= 0 else None
         eng.dispatch(self)
+
+
+def _unchanged(eng: Engine, mem: Any, off: int, dmem: Any, doff: int) -> int:
+    """The common case of a re-run, decided before any Metadata exists: a
+    regular file whose destination has its size, mtime, mode and ids (with -H:
+    not one of several names).  Its size; -1 for anything else, which the
+    general way (dispatch) decides -- reaching the same verdict on these."""
+    a = _QUICK(mem, off)
+    b = _QUICK(dmem, doff)
+    if a[2:] == b[2:] and a[3] & 0o170000 == 0o100000 \
+            and a[0] & QUICK_MASK == QUICK_MASK and b[0] & QUICK_MASK == QUICK_MASK \
+            and (a[1] == 1 or not eng.opts.hard_links):
+        return int(a[4])
+    return -1
 
 
 class HardlinkGroup:
@@ -390,10 +400,22 @@ class Engine:
 
     def _feed(self) -> None:
         stack = self.stack
+        # entries whose destination name exists: probed in batches (_probe)
+        names: List[bytes] = []
+        dtypes: List[int] = []
+        bd: Optional[DirTask] = None
         while self.active < self.max_active and stack:
             d = stack[-1]
+            if d is not bd:
+                if names:
+                    self._probe(bd, names, names, dtypes)  # type: ignore[arg-type]
+                    names, dtypes = [], []
+                bd = d
             entry = next(d.entries, None)
             if entry is None:
+                if names:
+                    self._probe(d, names, names, dtypes)
+                    names, dtypes = [], []
                 stack.pop()
                 d.listing_done = True
                 self.maybe_finish_dir(d)
@@ -405,22 +427,74 @@ class Engine:
                 d.stale.discard(name)
                 if d.dst_names is not None:
                     d.dst_names.add(name)
+            if d.rename is None and d.dst_names is not None and name in d.dst_names:
+                d.pending += 1
+                self.active += 1
+                self.stats.files += 1
+                names.append(name)
+                dtypes.append(entry.d_type)
+                if len(names) >= _PROBE_BATCH:
+                    self._probe(d, names, names, dtypes)
+                    names, dtypes = [], []
+                continue
+            if names:  # (submitted first: entries keep their order, as -H's first names)
+                self._probe(d, names, names, dtypes)
+                names, dtypes = [], []
             self.start_entry(d, name, entry.d_type,
                              d.rename.get(name) if d.rename is not None else None)
+        if names:
+            self._probe(bd, names, names, dtypes)  # type: ignore[arg-type]
 
     def start_entry(self, d: DirTask, name: bytes, dtype: int,
-                    dst_name: Optional[bytes] = None) -> Job:
-        job = Job(self, d, name, dtype, dst_name)
+                    dst_name: Optional[bytes] = None) -> None:
         d.pending += 1
         self.active += 1
         self.stats.files += 1
-        ex = self.ex
-        dname = job.dst_name
+        dname = name if dst_name is None else dst_name
         if d.probe_dst or (d.dst_names is not None and dname in d.dst_names):
-            ex.statx_both(job.on_both, d.src_fd, name, d.dst_fd, dname, A.AT_SYMLINK_NOFOLLOW)
-        else:
-            ex.statx(ex.chain(job.on_statx), 0, d.src_fd, name, A.AT_SYMLINK_NOFOLLOW)
-        return job
+            self._probe(d, [name], [dname], [dtype])
+            return
+        job = Job(self, d, name, dtype, dst_name)
+        ex = self.ex
+        ex.statx(ex.chain(job.on_statx), 0, d.src_fd, name, A.AT_SYMLINK_NOFOLLOW)
+
+    def _probe(self, d: DirTask, names: List[bytes], dnames: List[bytes],
+               dtypes: List[int]) -> None:
+        """Source and destination statx of entries counted as started, one
+        callback for all of them (an entry's two statx in a re-run are most of
+        its cost: no Job, no callback of its own for an unchanged file)."""
+        self.ex.statx_many(partial(self._on_probed, d, names, dnames, dtypes), d.src_fd,
+                           d.dst_fd, names, dnames, A.AT_SYMLINK_NOFOLLOW)
+
+    def _on_probed(self, d: DirTask, names: List[bytes], dnames: List[bytes],
+                   dtypes: List[int], results: List[int], mems: List[Any],
+                   offs: List[int]) -> None:
+        same = 0
+        size = 0
+        quick = self.quick_skip
+        for k, name in enumerate(names):
+            i = 2 * k
+            res, dres = results[i], results[i + 1]
+            if quick and res >= 0 and dres >= 0:
+                n = _unchanged(self, mems[i], offs[i], mems[i + 1], offs[i + 1])
+                if n >= 0:
+                    same += 1
+                    size += n
+                    continue
+            dname = dnames[k]
+            job = Job(self, d, name, dtypes[k], None if dname is name else dname)
+            job.on_both(res, mems[i], offs[i], dres, mems[i + 1], offs[i + 1])
+        if same:
+            st = self.stats
+            st.regular_files += same
+            st.bytes_total += size
+            st.unchanged += same
+            # (what finish() does for each: the jobs above could not end d,
+            # these were still counted in it)
+            d.pending -= same
+            self.active -= same
+            if d.pending == 0 and d.listing_done:
+                self.maybe_finish_dir(d)
 
     def finish(self, job: Job) -> None:
         """A job is over (done, failed or skipped)."""
