@@ -97,6 +97,14 @@ class Metadata(NamedTuple):
             attributes, mnt_id if mask & A.STATX_MNT_ID else 0, mask,
         ))
 
+    def same_file(self, other: Metadata) -> bool:
+        """Is ``other`` this very file, and still readable by the same people?
+        The inode (with its birth time: ext4 hands a freed inode number out
+        again at once), its type and permissions, its owner and group."""
+        return (self.ino == other.ino and self.dev == other.dev
+                and self.btime_ns == other.btime_ns and self.mode == other.mode
+                and self.uid == other.uid and self.gid == other.gid)
+
     @classmethod
     def from_stat(cls, st: os.stat_result) -> Metadata:
         """Build from ``os.stat_result`` (no btime, attributes or mount id)."""

@@ -25,6 +25,7 @@ from pyuring.copy.engine import Engine
 from pyuring.executor import make_executor
 from pyuring.metadata import Metadata
 
+from .conftest import IS_ROOT, requires_root
 from .test_copy_support import BACKENDS, check_backend, copy_api, install_statx_hook, write
 
 SECRET = b"the secret " * 10
@@ -151,3 +152,156 @@ def test_a_swapped_directory_gets_the_opened_ones_attributes(
     # the directory copied as "pub" is priv's, and so is its mode
     assert (dst / "pub" / "inside").read_bytes() == SECRET
     assert stat.S_IMODE(os.stat(dst / "pub").st_mode) == 0o700
+
+
+def test_a_shared_subdirectory_is_checked_too(tmp_path: Path, backend: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared directory below one only we can change (DirTask.shared from
+    the opened subdirectory's own statx)."""
+    src = tmp_path / "src"
+    sub = src / "sub"
+    sub.mkdir(parents=True)
+    write(sub / "public", PUBLIC, 0o644)
+    write(sub / "secret", SECRET, 0o600)
+    os.chmod(sub, 0o777)
+    os.chmod(src, 0o755)
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(sub), {b"public": _swap(sub, "public", "secret")})
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+    assert fired == [b"public"]
+    assert _leaks(tmp_path / "dst" / "sub") == [] and stats.exit_code == 24, msgs
+    assert 'file has vanished: "sub/public"' in msgs
+
+
+@requires_root
+def test_a_directory_another_user_owns_is_shared(tmp_path: Path, backend: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """0755, but its owner (not the copy's user) can rename in it."""
+    src = _tree(tmp_path, len(PUBLIC), 0o755)
+    os.chown(src, 1000, 1000)
+    os.chown(src / "public", 1000, 1000)
+    r = _copy_with_swap(src, tmp_path / "dst", backend, monkeypatch,
+                        {b"public": _swap(src, "public", "secret")})
+    assert r.fired == [b"public"]
+    assert _leaks(tmp_path / "dst") == [] and r.stats.exit_code == 24, r.msgs
+
+
+def test_an_inode_number_handed_out_again_is_not_the_same_file(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The statx'd file is deleted and another takes its inode number (ext4
+    reuses a freed one at once): its birth time tells them apart."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "public", PUBLIC, 0o644)
+    os.chmod(src, 0o777)
+    reused: List[bool] = []
+
+    def act(_p: bytes) -> None:
+        ino = os.stat(src / "public").st_ino
+        os.unlink(src / "public")
+        write(src / "new", SECRET, 0o600)
+        reused.append(os.stat(src / "new").st_ino == ino)
+        os.rename(src / "new", src / "public")
+
+    r = _copy_with_swap(src, tmp_path / "dst", backend, monkeypatch, {b"public": act})
+    assert r.fired == [b"public"]
+    assert _leaks(tmp_path / "dst") == [], r.msgs
+    if not reused[0]:
+        pytest.skip("this file system did not hand the inode number out again")
+
+
+@pytest.mark.parametrize("rerun", [False, True])
+def test_hard_links_in_a_shared_directory(tmp_path: Path, backend: str, rerun: bool,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a", PUBLIC, 0o644)
+    os.link(src / "a", src / "b")
+    write(src / "secret", SECRET, 0o600)
+    os.chmod(src, 0o777)
+    dst = tmp_path / "dst"
+    if rerun:
+        copy_api(src, dst, backend=backend, opts=Options.archive(hard_links=True))
+        os.utime(src / "a", ns=(1, 1))  # changed: copied again
+    r = _copy_with_swap(src, dst, backend, monkeypatch, {b"a": _swap(src, "a", "secret")},
+                        hard_links=True)
+    assert r.fired == [b"a"]
+    assert _leaks(dst) == [], r.msgs
+
+
+def _xattr_victim(src: Path) -> None:
+    write(src / "victim", b"victim\n", 0o700)
+    os.setxattr(src / "victim", "user.secret", b"victim-only")
+    if IS_ROOT:  # (security.capability, as setcap writes it: cap_setuid+ep)
+        os.setxattr(src / "victim", "security.capability",
+                    bytes.fromhex("01000002" "80000000" "00000000" "00000000" "00000000"))
+
+
+def test_an_unchanged_file_is_not_given_a_swapped_in_files_xattrs(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-X re-run: the name of an unchanged file holds another file by the time
+    its xattrs are compared."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "mine", b"attacker's program\n", 0o755)
+    _xattr_victim(src)
+    os.chmod(src, 0o777)
+    dst = tmp_path / "dst"
+    stats, msgs = copy_api(src, dst, backend=backend, opts=Options.archive(xattrs=True))
+    assert stats.exit_code == 0 and os.listxattr(dst / "mine") == [], msgs
+    r = _copy_with_swap(src, dst, backend, monkeypatch, {b"mine": _swap(src, "mine", "victim")},
+                        xattrs=True)
+    assert r.fired == [b"mine"]
+    assert (dst / "mine").read_bytes() == b"attacker's program\n"
+    assert os.listxattr(dst / "mine") == [], r.msgs
+
+
+def test_an_empty_file_is_not_given_a_swapped_in_files_xattrs(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty file opens no source for its data: its xattrs are read from a
+    second open, which must be the statx'd file too."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "empty", b"", 0o644)
+    _xattr_victim(src)
+    os.chmod(src, 0o777)
+    r = _copy_with_swap(src, tmp_path / "dst", backend, monkeypatch,
+                        {b"empty": _swap(src, "empty", "victim")}, xattrs=True)
+    assert r.fired == [b"empty"]
+    assert os.listxattr(tmp_path / "dst" / "empty") == [], r.msgs
+    assert 'file has vanished: "empty"' in r.msgs
+
+
+@requires_root
+@pytest.mark.parametrize("xattrs", [False, True])
+def test_a_rerun_does_not_give_old_data_a_swapped_in_files_owner(
+        tmp_path: Path, backend: str, xattrs: bool) -> None:
+    """No race at all: between two runs a writer of SRC renames root's setuid
+    file onto a file of theirs with the same size and mtime.  The quick check
+    calls it unchanged; the first run's data (theirs) must not become setuid
+    root, nor get the other's xattrs: in a shared directory such a file is
+    copied again."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "v", b"V" * 100, 0o4755)
+    if xattrs:
+        _xattr_victim(src)
+        os.rename(src / "victim", src / "v")
+        write(src / "v", b"V" * 100)
+        os.chmod(src / "v", 0o755)
+    write(src / "x", b"A" * 100, 0o755)
+    os.chown(src / "x", 1000, 1000)
+    st = os.stat(src / "v")
+    os.utime(src / "x", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.chmod(src, 0o777)
+    dst = tmp_path / "dst"
+    opts = {"xattrs": xattrs}
+    stats, msgs = copy_api(src, dst, backend=backend, opts=Options.archive(**opts))
+    assert stats.exit_code == 0, msgs
+    os.rename(src / "v", src / "x")
+    stats, msgs = copy_api(src, dst, backend=backend, opts=Options.archive(**opts))
+    assert stats.exit_code == 0, msgs
+    d = os.stat(dst / "x")
+    assert (dst / "x").read_bytes() == b"V" * 100  # copied again: the file now there
+    assert (d.st_uid, stat.S_IMODE(d.st_mode)) == (os.stat(src / "x").st_uid,
+                                                   stat.S_IMODE(os.stat(src / "x").st_mode))

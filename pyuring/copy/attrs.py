@@ -15,7 +15,7 @@ from .. import _abi as A
 from .. import _syscall
 from ..dirfd import _chmod_o_path, _reopen_widened
 from ..executor import RESOLVE_SAFE, SKIP
-from ..metadata import Metadata
+from ..metadata import STATX_WANTED, Metadata
 from .text import show
 
 TYPE_CHECKING = False
@@ -28,6 +28,27 @@ if TYPE_CHECKING:
 def _ids_change(eng: Engine, md: Metadata, cur_uid: int, cur_gid: int) -> bool:
     uid, gid = eng.owner_target(md)
     return (uid >= 0 and uid != cur_uid) or (gid >= 0 and gid != cur_gid)
+
+
+def src_still_is(eng: Engine, job: Job, fd: int) -> bool:
+    """A source opened by name again (for its xattrs): is it the file its
+    statx described?  Only asked where someone else may rename entries of its
+    directory (DirTask.shared); elsewhere nobody can swap it.  One statx."""
+    md = job.meta
+    if not job.parent.shared or md is None:
+        return True
+    eng.ex.direct_syscalls["statx"] += 1
+    try:
+        buf = _syscall.ctypes.create_string_buffer(A.STATX_STRUCT_SIZE)
+        _syscall.statx(fd, b"", A.AT_EMPTY_PATH | A.AT_SYMLINK_NOFOLLOW, STATX_WANTED, buf)
+    except OSError:
+        return False
+    return Metadata.from_statx(buf).same_file(md)
+
+
+def _vanished(eng: Engine, job: Job) -> None:
+    eng.stats.vanished += 1  # (exit 24, as for a file that vanished before)
+    eng.report(f'file has vanished: "{show(job.path)}"')
 
 
 def needs_meta_before_publish(eng: Engine, job: Job) -> bool:
@@ -217,8 +238,10 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
         try:
             src = os.open(job.name, flags, dir_fd=job.parent.src_fd)
         except FileNotFoundError:
-            eng.stats.vanished += 1  # (exit 24, as for a file that vanished before)
-            eng.report(f'file has vanished: "{show(job.path)}"')
+            _vanished(eng, job)
+            return
+        if not src_still_is(eng, job, src):
+            _vanished(eng, job)
             return
         try:
             dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
@@ -297,18 +320,7 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
         _set_xattrs(eng, src, dst, path, names)
         return "system.posix_acl_access" in names
     try:
-        count["flistxattr"] += 1
-        have = {n for n in os.listxattr(dst) if keep(n)}
-        drop = [n for n in have if n not in names]
-        change = []
-        for name in names:
-            count["fgetxattr"] += 1
-            value = os.getxattr(src, name)
-            if name in have:
-                count["fgetxattr"] += 1
-                if os.getxattr(dst, name) == value:
-                    continue
-            change.append((name, value))
+        drop, change = _xattr_diff(eng, src, dst, names)
     except OSError as exc:
         _xattr_error(eng, path, exc)
         return False
@@ -340,6 +352,66 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
         except OSError as exc:
             _xattr_error(eng, path, exc)
     return acl_set
+
+
+def _xattr_diff(eng: Engine, src: int, dst: int, names: List[str]
+                ) -> Tuple[List[str], List[Tuple[str, bytes]]]:
+    """What makes dst's selected xattrs the source's ``names``: (names to
+    remove, (name, value) to set)."""
+    count = eng.ex.direct_syscalls
+    keep: Callable[[str], bool] = eng._xattr_names
+    count["flistxattr"] += 1
+    have = {n for n in os.listxattr(dst) if keep(n)}
+    drop = [n for n in have if n not in names]
+    change = []
+    for name in names:
+        count["fgetxattr"] += 1
+        value = os.getxattr(src, name)
+        if name in have:
+            count["fgetxattr"] += 1
+            if os.getxattr(dst, name) == value:
+                continue
+        change.append((name, value))
+    return drop, change
+
+
+def xattrs_differ(eng: Engine, job: Job) -> bool:
+    """-X / -A on a re-run in a directory others may write to: would an
+    unchanged file's xattrs change?  (Then it is copied again, not given
+    them: the name may hold a file swapped in since the last run with the
+    same size and mtime, whose data must not get the other's xattrs --
+    security.capability, an ACL.)  Any doubt -- an error, a file that is not
+    the statx'd one on either side -- is a yes."""
+    dm = job.dmeta
+    assert dm is not None
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    count = eng.ex.direct_syscalls
+    src = dst = -1
+    names: List[str] = []
+    try:
+        count["openat"] += 2
+        src = os.open(job.name, flags, dir_fd=job.parent.src_fd)
+        dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
+        count["fstat"] += 1
+        st = os.fstat(dst)
+        if (st.st_ino, st.st_dev) != (dm.ino, dm.dev) or not src_still_is(eng, job, src):
+            return True
+        count["flistxattr"] += 1
+        try:
+            names = [n for n in os.listxattr(src) if eng._xattr_names(n)]
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            names = []  # (a source file system without xattrs)
+        drop, change = _xattr_diff(eng, src, dst, names)
+        return bool(drop or change)
+    except OSError as exc:
+        # (a destination file system without xattrs can be given none: no change)
+        return exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP) or bool(names)
+    finally:
+        for fd in (src, dst):
+            if fd >= 0:
+                os.close(fd)
 
 
 def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) -> None:
@@ -381,6 +453,9 @@ def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> bool:
         _xattr_error(eng, job.path, exc)
         return False
     try:
+        if not src_still_is(eng, job, fd):
+            _vanished(eng, job)  # (an empty file's: it goes out without xattrs)
+            return False
         return copy_xattrs_fd(eng, fd, dst, job.path)
     finally:
         count["close"] += 1

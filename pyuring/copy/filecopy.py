@@ -31,6 +31,7 @@ from .attrs import (
     fix_unchanged,
     needs_meta_before_publish,
     unchanged_fixes,
+    xattrs_differ,
     xattrs_need_write,
 )
 from .bulk import DataTask
@@ -60,7 +61,8 @@ def start_file(eng: Engine, job: Job) -> None:
             return
         group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1)
     if dm is not None and dm.mode & 0o170000 == 0o100000 and not opts.ignore_times \
-            and dm.size == md.size and dm.mtime_ns == md.mtime_ns:
+            and dm.size == md.size and dm.mtime_ns == md.mtime_ns \
+            and not (job.parent.shared and _attrs_would_change(eng, job)):
         eng.stats.unchanged += 1
         if group is None and not opts.dry_run and not (opts.xattrs or opts.acls) \
                 and not any(unchanged_fixes(eng, md, dm)):
@@ -99,6 +101,19 @@ def start_file(eng: Engine, job: Job) -> None:
         _open_dst(eng, job)
     else:
         _large(eng, job)
+
+
+def _attrs_would_change(eng: Engine, job: Job) -> bool:
+    """An unchanged file in a source directory others may write to: would it
+    get another mode, owner or xattrs?  Then its data is copied again instead.
+    Its name may hold a file swapped in since the last run with the same size
+    and mtime; the copy must not give the data already there (the other
+    file's) this one's owner, setuid bit or security.capability."""
+    md, dm = job.meta, job.dmeta
+    assert md is not None and dm is not None
+    if any(unchanged_fixes(eng, md, dm)):
+        return True
+    return eng.copies_xattrs and xattrs_differ(eng, job)
 
 
 # --------------------------------------------------------------------------------------
@@ -268,8 +283,9 @@ def _verified(eng: Engine, job: Job, fd: int, then: Callable[[], None]) -> None:
     Elsewhere a name swapped between the statx and the open would have its data
     copied with the other file's mode and owner -- a file its writer cannot
     read made readable in DST -- so the fd's own statx is compared (through the
-    ring; one round trip more), and another file is reported as vanished (it
-    did, from that name) and not copied."""
+    ring; one round trip more; Metadata.same_file), and another file, or one
+    whose mode or owner changed meanwhile, is reported as vanished (the file
+    statx saw did, from that name) and not copied."""
     job.src_fd = fd  # (closed with the job, whatever happens)
     if not job.parent.shared:
         then()
@@ -278,7 +294,7 @@ def _verified(eng: Engine, job: Job, fd: int, then: Callable[[], None]) -> None:
     assert md is not None
 
     def check(idx: int, res: int, now: Optional[Metadata]) -> None:
-        if res >= 0 and now is not None and now.ino == md.ino and now.dev == md.dev:
+        if res >= 0 and now is not None and now.same_file(md):
             then()
         else:
             _src_error(eng, job, errno.ENOENT, "open")
