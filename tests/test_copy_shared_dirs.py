@@ -26,7 +26,17 @@ from pyuring.executor import make_executor
 from pyuring.metadata import Metadata
 
 from .conftest import IS_ROOT, requires_root
-from .test_copy_support import BACKENDS, check_backend, copy_api, install_statx_hook, write
+from .test_copy_support import (
+    BACKENDS,
+    UNPRIV_PRELUDE,
+    check_backend,
+    copy_api,
+    install_statx_hook,
+    mounted,
+    run_cli,
+    traversable,
+    write,
+)
 
 SECRET = b"the secret " * 10
 PUBLIC = b"anyone may read this " * 10
@@ -268,8 +278,8 @@ def test_an_empty_file_is_not_given_a_swapped_in_files_xattrs(
     r = _copy_with_swap(src, tmp_path / "dst", backend, monkeypatch,
                         {b"empty": _swap(src, "empty", "victim")}, xattrs=True)
     assert r.fired == [b"empty"]
-    assert os.listxattr(tmp_path / "dst" / "empty") == [], r.msgs
-    assert 'file has vanished: "empty"' in r.msgs
+    assert not (tmp_path / "dst" / "empty").exists(), r.msgs  # (not copied)
+    assert 'file has vanished: "empty"' in r.msgs and r.stats.exit_code == 24
 
 
 @requires_root
@@ -305,3 +315,81 @@ def test_a_rerun_does_not_give_old_data_a_swapped_in_files_owner(
     assert (dst / "x").read_bytes() == b"V" * 100  # copied again: the file now there
     assert (d.st_uid, stat.S_IMODE(d.st_mode)) == (os.stat(src / "x").st_uid,
                                                    stat.S_IMODE(os.stat(src / "x").st_mode))
+
+
+def _inodes(root: Path) -> Dict[str, int]:
+    return {n: os.lstat(root / n).st_ino for n in os.listdir(root)}
+
+
+@pytest.mark.parametrize("flags", [{}, {"hard_links": True}, {"xattrs": True},
+                                   {"acls": True}, {"hard_links": True, "xattrs": True,
+                                                    "acls": True}])
+def test_a_no_change_rerun_in_a_shared_directory_copies_nothing(
+        tmp_path: Path, backend: str, flags: Dict[str, bool]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "plain", b"p" * 10, 0o644)
+    write(src / "x", b"x" * 20, 0o600)
+    os.setxattr(src / "x", "user.note", b"kept")
+    write(src / "empty", b"", 0o640)
+    os.setxattr(src / "empty", "user.note", b"kept too")
+    os.link(src / "plain", src / "plain2")
+    write(src / "setuid", b"s" * 5, 0o4755)
+    os.chmod(src, 0o777)
+    dst = tmp_path / "dst"
+    stats, msgs = copy_api(src, dst, backend=backend, opts=Options.archive(**flags))
+    assert stats.exit_code == 0, msgs
+    before = _inodes(dst)
+    stats, msgs = copy_api(src, dst, backend=backend, opts=Options.archive(**flags))
+    assert (stats.exit_code, stats.transferred, stats.vanished, msgs) == (0, 0, 0, [])
+    assert _inodes(dst) == before
+    if (flags.get("xattrs") or flags.get("acls")) and not flags.get("hard_links"):
+        # each file's two opens compare the xattrs once; nothing is synced after
+        assert stats.direct_syscalls.get("openat", 0) == 2 * 5
+
+
+@requires_root
+def test_a_destination_without_xattrs_is_not_copied_again_and_again(
+        tmp_path: Path, backend: str) -> None:
+    """ramfs lists no xattrs and refuses to set any: nothing would change, so
+    nothing is copied again (the warning comes once per run)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "f", b"data", 0o644)
+    os.setxattr(src / "f", "user.a", b"1")
+    os.chmod(src, 0o777)
+    with mounted("ramfs", tmp_path / "ram") as ram:
+        dst = ram / "dst"
+        stats, msgs = copy_api(src, dst, backend=backend, opts=Options.archive(xattrs=True))
+        assert stats.exit_code == 0 and any("not supported" in m for m in msgs), msgs
+        before = _inodes(dst)
+        for _ in range(2):
+            stats, msgs = copy_api(src, dst, backend=backend,
+                                   opts=Options.archive(xattrs=True))
+            assert stats.exit_code == 0 and stats.transferred == 0, msgs
+            assert _inodes(dst) == before
+
+
+@requires_root
+def test_a_non_root_rerun_reads_its_own_unreadable_copy(tmp_path: Path) -> None:
+    """A destination file of ours without u+r (rsync reads it all the same):
+    its xattrs are compared through a moment of u+rw, not taken for a change."""
+    work = tmp_path / "work"
+    src = work / "src"
+    src.mkdir(parents=True)
+    write(src / "f", b"data", 0o644)
+    os.setxattr(src / "f", "user.a", b"1")
+    for p in (work, src, src / "f"):
+        os.chown(p, 65534, 65534)
+    os.chmod(src, 0o777)
+    dst = work / "dst"
+    with traversable(work):
+        r = run_cli(["-rtX", f"{src}/", str(dst)], prelude=UNPRIV_PRELUDE, cwd="/")
+    assert r.returncode == 0, r
+    os.chmod(dst / "f", 0o200)
+    ino = os.stat(dst / "f").st_ino
+    with traversable(work):
+        r = run_cli(["-rtX", "-v", f"{src}/", str(dst)], prelude=UNPRIV_PRELUDE, cwd="/")
+    assert r.returncode == 0 and "f" not in r.stdout.splitlines(), r
+    assert os.stat(dst / "f").st_ino == ino
+    assert stat.S_IMODE(os.stat(dst / "f").st_mode) == 0o200  # (given back)

@@ -182,7 +182,7 @@ def fix_unchanged(eng: Engine, job: Job, done: Callable[[], None]) -> None:
     assert md is not None and dm is not None
     want_mode, want_ids = unchanged_fixes(eng, md, dm)
     if not (want_mode or want_ids):
-        if eng.opts.xattrs or eng.opts.acls:
+        if job.xattrs:
             _sync_unchanged_xattrs(eng, job)
         done()
         return
@@ -209,7 +209,7 @@ def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool,
         if want_ids:
             uid, gid = eng.owner_target(md)
             ex.empty_path_chown(fd, uid, gid)
-        if eng.opts.xattrs or eng.opts.acls:
+        if job.xattrs:
             # after the chown, which clears security.capability; before the mode
             _sync_unchanged_xattrs(eng, job)
         if eng.opts.perms:
@@ -224,8 +224,14 @@ def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool,
     done()
 
 
-def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
-    """-X / -A on a re-run: make the xattrs of an unchanged file equal the source's."""
+def _sync_unchanged_xattrs(eng: Engine, job: Job, check: bool = False) -> bool:
+    """-X / -A on a re-run: make the xattrs of an unchanged file equal the source's.
+
+    With ``check`` nothing is changed: would anything be?  (Asked in a source
+    directory others may write to, where the answer yes has the file copied
+    again: see filecopy._attrs_would_change.)  Any doubt there -- an error,
+    a file that is not the statx'd one -- is a yes; a destination that takes
+    no xattrs at all is a no."""
     dm = job.dmeta
     assert dm is not None
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -238,11 +244,15 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
         try:
             src = os.open(job.name, flags, dir_fd=job.parent.src_fd)
         except FileNotFoundError:
+            if check:
+                return True
             _vanished(eng, job)
-            return
+            return False
         if not src_still_is(eng, job, src):
+            if check:
+                return True
             _vanished(eng, job)
-            return
+            return False
         try:
             dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
         except PermissionError:
@@ -260,11 +270,15 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
         st = os.fstat(dst)
         if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):
             raise OSError(errno.ESTALE, "entry replaced during the copy")
+        if check:
+            return _xattrs_would_change(eng, src, dst)
         unlock = -1
         if not eng.is_root and st.st_uid == eng.euid and not st.st_mode & 0o200:
             unlock = st.st_mode & 0o7777  # a read-only file of ours (rsync does the same)
         acl_set = copy_xattrs_fd(eng, src, dst, job.path, replace=True, unlock=unlock)
     except OSError as exc:
+        if check:
+            return True
         _xattr_error(eng, job.path, exc)
     finally:
         if restore >= 0 and not acl_set:  # (a new access ACL set the source's mode)
@@ -275,6 +289,50 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job) -> None:
         for fd in (src, dst, opath):
             if fd >= 0:
                 os.close(fd)
+    return False
+
+
+def xattrs_differ(eng: Engine, job: Job) -> bool:
+    """-X / -A on a re-run in a directory others may write to: would an
+    unchanged file's xattrs change?  (Then it is copied again, not given
+    them: the name may hold a file swapped in since the last run with the
+    same size and mtime, whose data must not get the other's xattrs --
+    security.capability, an ACL.)  No: the later sync is skipped, it would
+    find nothing to do."""
+    if _sync_unchanged_xattrs(eng, job, check=True):
+        return True
+    job.xattrs = False
+    return False
+
+
+def _xattrs_would_change(eng: Engine, src: int, dst: int) -> bool:
+    count = eng.ex.direct_syscalls
+    try:
+        count["flistxattr"] += 1
+        names = [n for n in os.listxattr(src) if eng._xattr_names(n)]
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        names = []  # (a source file system without xattrs)
+    try:
+        drop, change = _xattr_diff(eng, src, dst, names)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False  # (a destination file system without xattrs)
+        raise
+    if drop:
+        return True
+    for name, _value in change:
+        # one the destination's file system cannot take (ramfs lists none
+        # and refuses user.*) would not change: the copy could not set it
+        try:
+            count["fgetxattr"] += 1
+            os.getxattr(dst, name)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                continue
+        return True
+    return False
 
 
 # --------------------------------------------------------------------------------------
@@ -373,45 +431,6 @@ def _xattr_diff(eng: Engine, src: int, dst: int, names: List[str]
                 continue
         change.append((name, value))
     return drop, change
-
-
-def xattrs_differ(eng: Engine, job: Job) -> bool:
-    """-X / -A on a re-run in a directory others may write to: would an
-    unchanged file's xattrs change?  (Then it is copied again, not given
-    them: the name may hold a file swapped in since the last run with the
-    same size and mtime, whose data must not get the other's xattrs --
-    security.capability, an ACL.)  Any doubt -- an error, a file that is not
-    the statx'd one on either side -- is a yes."""
-    dm = job.dmeta
-    assert dm is not None
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    count = eng.ex.direct_syscalls
-    src = dst = -1
-    names: List[str] = []
-    try:
-        count["openat"] += 2
-        src = os.open(job.name, flags, dir_fd=job.parent.src_fd)
-        dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
-        count["fstat"] += 1
-        st = os.fstat(dst)
-        if (st.st_ino, st.st_dev) != (dm.ino, dm.dev) or not src_still_is(eng, job, src):
-            return True
-        count["flistxattr"] += 1
-        try:
-            names = [n for n in os.listxattr(src) if eng._xattr_names(n)]
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
-                raise
-            names = []  # (a source file system without xattrs)
-        drop, change = _xattr_diff(eng, src, dst, names)
-        return bool(drop or change)
-    except OSError as exc:
-        # (a destination file system without xattrs can be given none: no change)
-        return exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP) or bool(names)
-    finally:
-        for fd in (src, dst):
-            if fd >= 0:
-                os.close(fd)
 
 
 def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) -> None:

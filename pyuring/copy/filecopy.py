@@ -96,7 +96,9 @@ def start_file(eng: Engine, job: Job) -> None:
         return
     if md.size and md.size <= eng.small_max and not md.is_sparse and eng.free_slots:
         _small(eng, job)
-    elif md.size == 0 and eng.may_read(md):
+    elif md.size == 0 and eng.may_read(md) and not (job.xattrs and job.parent.shared):
+        # (no source open: its xattrs, if any, come from a second open at the
+        # end -- where others may swap the name, the large way's checked one)
         job.waiting = 1
         _open_dst(eng, job)
     else:
