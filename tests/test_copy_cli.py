@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import List, Set
 
 import pytest
 
-from .conftest import URING
+from .conftest import IS_ROOT, URING
 from .test_copy_support import (
     BACKENDS,
     build_mixed_tree,
@@ -52,7 +53,7 @@ def _entries(root: Path) -> Set[str]:
     return out
 
 
-_ITEM = re.compile(r"^([>ch][fdLDS][.+a-z]{9}) (.*)$")
+_ITEM = re.compile(r"^([>ch.][fdLDS][.+a-z]{9}) (.*)$")
 
 
 def _itemized(stdout: str) -> List[str]:
@@ -305,6 +306,28 @@ def test_verbose_itemizes_each_created_entry(tmp_path: Path, tree: Path, backend
     set_times(tree / "small", 1_600_000_000_123_456_789)
     r = run_cli(["-aH", "-v", "--backend", backend, f"{tree}/", str(dst)])
     assert _itemized(r.stdout) == ["small"], r.stdout
+
+
+def test_verbose_itemizes_attribute_only_changes(tmp_path: Path, tree: Path,
+                                                backend: str) -> None:
+    """An unchanged file whose mode (and, as root, owner or group) is brought up
+    to date: one line, as rsync -i writes it; -n lists it and changes nothing."""
+    dst = tmp_path / "dst"
+    assert run_cli(["-a", "--backend", backend, f"{tree}/", str(dst)]).returncode == 0
+    os.chmod(tree / "small", 0o600)
+    want = {"small": ".f...p....."}
+    if IS_ROOT:
+        os.chown(tree / "one", 4321, -1, follow_symlinks=False)
+        os.chown(tree / "d1" / "d2" / "f", -1, 4321, follow_symlinks=False)
+        want.update({"one": ".f....o....", "d1/d2/f": ".f.....g..."})
+    for flags in (["-an", "-v"], ["-a", "-v"]):
+        r = run_cli([*flags, "--backend", backend, f"{tree}/", str(dst)])
+        assert r.returncode == 0, r
+        got = {m.group(2): m.group(1) for m in map(_ITEM.match, r.stdout.splitlines()) if m}
+        assert got == want, r.stdout
+    assert stat.S_IMODE(os.stat(dst / "small").st_mode) == 0o600
+    r = run_cli(["-a", "-v", "--backend", backend, f"{tree}/", str(dst)])
+    assert _itemized(r.stdout) == [], r.stdout
 
 
 def test_verbose_with_non_utf8_names_on_a_strict_stdout(tmp_path: Path, backend: str) -> None:

@@ -176,6 +176,21 @@ def unchanged_fixes(eng: Engine, md: Metadata, dm: Metadata) -> Tuple[bool, bool
             _ids_change(eng, md, dm.uid, dm.gid))
 
 
+def item_unchanged(eng: Engine, job: Job) -> None:
+    """-v: an unchanged file whose mode, owner or group is brought up to date (or,
+    with -n, would be), as rsync -i shows it: ``.f...pog...``."""
+    md, dm = job.meta, job.dmeta
+    if eng.itemize is None or md is None or dm is None:
+        return
+    uid, gid = eng.owner_target(md)
+    p = eng.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
+    o = uid >= 0 and uid != dm.uid
+    g = gid >= 0 and gid != dm.gid
+    if p or o or g:
+        eng.item(b".f..." + (b"p" if p else b".") + (b"o" if o else b".")
+                 + (b"g" if g else b".") + b"... ", job.path)
+
+
 def fix_unchanged(eng: Engine, job: Job, done: Callable[[], None]) -> None:
     """The data is current; bring mode and owner up to date if they differ, then done()."""
     md, dm = job.meta, job.dmeta

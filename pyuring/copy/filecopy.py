@@ -29,6 +29,7 @@ from .attrs import (
     apply_file_meta,
     final_mode,
     fix_unchanged,
+    item_unchanged,
     needs_meta_before_publish,
     unchanged_fixes,
     xattrs_differ,
@@ -80,6 +81,7 @@ def start_file(eng: Engine, job: Job) -> None:
                 release_waiters(eng, group)
             eng.finish(job)
 
+        item_unchanged(eng, job)
         if opts.dry_run:
             after()
         else:
