@@ -113,6 +113,8 @@ def _sqe_pack(n: int) -> Any:
     if pack is None:
         pack = _SQE_N_PACKS[n] = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * n).pack_into
     return pack
+
+
 _EMPTY = b""
 _DOT = b"."
 _O_SRC = os.O_RDONLY | os.O_NOFOLLOW

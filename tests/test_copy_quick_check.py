@@ -1,4 +1,5 @@
-"""The re-run's quick check decided on raw statx bytes (``engine._unchanged``).
+"""The re-run's quick check decided on raw statx bytes (``engine._unchanged``,
+called by ``Engine._on_probed``).
 
 An entry whose source and destination statx both arrive (``Executor.statx_many``,
 a batch of entries at a time) goes one of two ways:
@@ -186,24 +187,35 @@ def _statx_bytes(**fields: int) -> bytes:
 ])
 @pytest.mark.parametrize("src_nlink, hard_links", [(1, False), (2, False), (2, True)])
 def test_which_statx_fields_decide(dst_fields: Dict[str, int], short: bool, src_nlink: int,
-                                   hard_links: bool) -> None:
-    """Job.on_both on hand-made statx bytes: the short way only when every field
-    the quick check and the attribute fixes look at is reported and the same."""
+                                   hard_links: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Engine._on_probed on hand-made statx bytes: the short way only when every
+    field the quick check and the attribute fixes look at is reported and the
+    same."""
     ended: List[str] = []
+    jobs: List[Any] = []
+
+    def dispatch(job: Any) -> None:
+        ended.append("long")
+        jobs.append(job)
+
+    d = SimpleNamespace(pending=1, listing_done=False)
     eng = SimpleNamespace(
         quick_skip=True, copies_xattrs=False, opts=SimpleNamespace(hard_links=hard_links),
-        stats=CopyStats(), finish=lambda job: ended.append("short"),
-        dispatch=lambda job: ended.append("long"),
+        stats=CopyStats(), active=1, maybe_finish_dir=lambda d: None, dispatch=dispatch,
     )
-    job = engine_mod.Job(eng, None, b"f", 8)  # type: ignore[arg-type]
+    calls = _count_parses(monkeypatch)
     src = _statx_bytes(stx_nlink=src_nlink)
     dst = _statx_bytes(**dst_fields)
-    job.on_both(0, src, 0, 0, dst, 0)
+    engine_mod.Engine._on_probed(eng, d, [b"f"], [b"f"], [8],  # type: ignore[arg-type]
+                                 [0, 0], [src, dst], [0, 0])
+    if d.pending == 0 and eng.active == 0:
+        ended.append("short")
     expect_short = short and not (hard_links and src_nlink > 1)
     assert ended == ["short" if expect_short else "long"]
     if expect_short:
         assert (eng.stats.unchanged, eng.stats.regular_files, eng.stats.bytes_total) == (1, 1, 10)
-        assert job.meta is None  # no Metadata was built
+        assert calls[0] == 0  # no Metadata was built
     else:
         assert eng.stats.unchanged == 0
+        [job] = jobs
         assert job.meta == Metadata.from_statx(src) and job.dmeta == Metadata.from_statx(dst)

@@ -218,20 +218,12 @@ class Job:
         self.eng.dispatch(self)
 
     def on_both(self, res: int, mem: Any, off: int, dres: int, dmem: Any, doff: int) -> None:
-        """The source's and the destination's statx (raw, see Executor.statx_many)."""
+        """The source's and the destination's statx (raw, see Executor.statx_many),
+        of an entry Engine._on_probed did not find unchanged at once."""
         eng = self.eng
         if res < 0:
             eng.src_failed(self, -res, "stat")
             return
-        if dres >= 0 and eng.quick_skip:
-            size = _unchanged(eng, mem, off, dmem, doff)
-            if size >= 0:
-                st = eng.stats
-                st.regular_files += 1
-                st.bytes_total += size
-                st.unchanged += 1
-                eng.finish(self)
-                return
         self.meta = _from_statx(mem, off)
         self.dmeta = _from_statx(dmem, doff) if dres >= 0 else None
         eng.dispatch(self)
@@ -311,7 +303,7 @@ class Engine:
         self._xattr_names = self._xattr_filter()
         self.copies_xattrs = opts.xattrs or opts.acls
         # a destination file with the source's size and mtime needs nothing more
-        # when its mode and ids are the source's too (Job.on_both; with -X/-A
+        # when its mode and ids are the source's too (Engine._on_probed; with -X/-A
         # its xattrs are still compared: filecopy.start_file)
         self.quick_skip = not (opts.ignore_times or self.copies_xattrs)
         self.xattrat_ok = True  # listxattrat (Linux 6.13) answers: filecopy._no_xattrs
@@ -401,16 +393,11 @@ class Engine:
     def _feed(self) -> None:
         stack = self.stack
         # entries whose destination name exists: probed in batches (_probe)
+        # (all of the top directory's: it changes only when popped, after a flush)
         names: List[bytes] = []
         dtypes: List[int] = []
-        bd: Optional[DirTask] = None
         while self.active < self.max_active and stack:
             d = stack[-1]
-            if d is not bd:
-                if names:
-                    self._probe(bd, names, names, dtypes)  # type: ignore[arg-type]
-                    names, dtypes = [], []
-                bd = d
             entry = next(d.entries, None)
             if entry is None:
                 if names:
@@ -443,7 +430,7 @@ class Engine:
             self.start_entry(d, name, entry.d_type,
                              d.rename.get(name) if d.rename is not None else None)
         if names:
-            self._probe(bd, names, names, dtypes)  # type: ignore[arg-type]
+            self._probe(stack[-1], names, names, dtypes)
 
     def start_entry(self, d: DirTask, name: bytes, dtype: int,
                     dst_name: Optional[bytes] = None) -> None:
