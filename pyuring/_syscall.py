@@ -82,8 +82,12 @@ def raw(name: str, *args: Any) -> int:
     """syscall(name, *args); returns the result or raises OSError(errno)."""
     fn = _load()
     assert _numbers is not None
+    return _retrying(fn, _numbers[name], *args)
+
+
+def _retrying(fn: Any, nr: int, *args: Any) -> int:
     while True:
-        res = int(fn(_numbers[name], *args))
+        res = int(fn(nr, *args))
         if res != -1:
             return res
         err = ctypes.get_errno()
@@ -191,27 +195,41 @@ def listxattrat(dirfd: int, path: bytes, at_flags: int, size: int) -> bytes:
     return buf.raw[:n]
 
 
-_SIZE_0 = None  # c_size_t(0), made on first use (ctypes is loaded by then)
-_LISTXATTRAT = -1  # its number, once known
+class XattrReader:
+    """listxattrat / getxattrat (Linux 6.13) of entries named relative to a
+    directory fd, without following a symlink, into buffers made once: the
+    names of up to 4 KiB (more: ERANGE, as from the kernel) and values up to
+    XATTR_SIZE_MAX (64 KiB: no value is longer).  For -X / -A on every small
+    file: each call is made directly, without raw()'s lookups."""
 
+    NAMES_MAX = 4096
+    VALUE_MAX = 65536
 
-def listxattrat_size(dirfd: int, path: bytes) -> int:
-    """The size the names of ``path``'s xattrs take (0: none), without
-    following a symlink: listxattrat with no buffer (Linux 6.13).  Asked for
-    every small file under -X / -A: the call is made directly, without raw()'s
-    lookups (EINTR goes to raw(), which retries)."""
-    global _SIZE_0, _LISTXATTRAT
-    if _SIZE_0 is None:
-        _load()
-        _SIZE_0 = ctypes.c_size_t(0)
-        _LISTXATTRAT = number("listxattrat")
-    res: int = _syscall(_LISTXATTRAT, dirfd, path, _abi.AT_SYMLINK_NOFOLLOW, None, _SIZE_0)
-    if res >= 0:
-        return res
-    err = ctypes.get_errno()
-    if err == errno.EINTR:
-        return raw("listxattrat", dirfd, path, _abi.AT_SYMLINK_NOFOLLOW, None, _SIZE_0)
-    raise OSError(err, os.strerror(err))
+    def __init__(self) -> None:
+        fn = _load()
+        self._fn = fn
+        self._list_nr = number("listxattrat")
+        self._get_nr = number("getxattrat")
+        self._names = ctypes.create_string_buffer(self.NAMES_MAX)
+        self._value = ctypes.create_string_buffer(self.VALUE_MAX)
+        self._args = _xattr_args(ctypes.addressof(self._value), self.VALUE_MAX)
+        self._names_size = ctypes.c_size_t(self.NAMES_MAX)
+        self._args_size = ctypes.c_size_t(16)
+        self._nofollow = _abi.AT_SYMLINK_NOFOLLOW
+        self._names_at = ctypes.addressof(self._names)
+        self._value_at = ctypes.addressof(self._value)
+        self._string_at = ctypes.string_at
+
+    def names(self, dirfd: int, path: bytes) -> bytes:
+        """The NUL-terminated names, back to back (b"": none)."""
+        n = _retrying(self._fn, self._list_nr, dirfd, path, self._nofollow, self._names,
+                        self._names_size)
+        return self._string_at(self._names_at, n) if n else b""
+
+    def value(self, dirfd: int, path: bytes, name: bytes) -> bytes:
+        n = _retrying(self._fn, self._get_nr, dirfd, path, self._nofollow, name, self._args,
+                        self._args_size)
+        return self._string_at(self._value_at, n)
 
 
 def removexattrat(dirfd: int, path: bytes, at_flags: int, name: bytes) -> None:

@@ -134,6 +134,12 @@ def _chain_end_only(op: str, flags: int) -> None:
                          f"link on every kernel")
 
 
+def _xattr_flags_ok(flags: int) -> None:
+    if flags & (LINK | SKIP):
+        raise ValueError("FSETXATTR never breaks a link nor posts a skipped failure: "
+                         "HARDLINK is the only link it may have, and no CQE_SKIP_SUCCESS")
+
+
 class _StatxPool:
     """256-byte statx buffers in chunks of 256; a slot number is chunk * 256 + index.
 
@@ -295,6 +301,17 @@ class Executor:
     def fsync(self, cid: int, idx: int, fd: int, flags: int = 0) -> None:
         raise NotImplementedError
 
+    #: FSETXATTR is there (Linux 5.19): fsetxattr() may be put in a chain
+    has_fsetxattr = True
+
+    def fsetxattr(self, cid: int, idx: int, fd: int, name: bytes, value: bytes,
+                  flags: int = 0) -> None:
+        """fsetxattr(fd, name, value).  Its completion comes whether it succeeds or
+        not, and a failure does not break a link (the kernel never fails the
+        link of an xattr operation, and with CQE_SKIP_SUCCESS would not even
+        post the failure): so only HARDLINK may follow it, which says so."""
+        raise NotImplementedError
+
     # -- operations without an opcode: direct syscalls, counted ------------------------
     def getdents(self, fd: int, buf: Any, size: int) -> int:
         self.direct_syscalls["getdents64"] += 1
@@ -373,6 +390,7 @@ class UringExecutor(Executor):
         self._batch_of: Dict[int, List[Any]] = {}
         supported = probe_ring_fd(self.ring.fd)
         self.has_openat2 = A.IORING_OP_OPENAT2 in supported
+        self.has_fsetxattr = A.IORING_OP_FSETXATTR in supported
         self.direct_slots = direct_slots
         if direct_slots:
             try:
@@ -778,6 +796,17 @@ class UringExecutor(Executor):
         ud = (cid << 7) | idx | _ENDS[flags & _END_MASK]
         self._push_sqe(A.IORING_OP_FSYNC, fd, 0, 0, 0, 0, ud, flags)
 
+    def fsetxattr(self, cid: int, idx: int, fd: int, name: bytes, value: bytes,
+                  flags: int = 0) -> None:
+        _xattr_flags_ok(flags)
+        if not self.has_fsetxattr:
+            raise OpcodeUnsupported(errno.EOPNOTSUPP,
+                                    "IORING_OP_FSETXATTR: not supported by this kernel")
+        ud = (cid << 7) | idx | _ENDS[flags & _END_MASK]
+        # (the kernel copies name and value when it takes the SQE: pinned until then)
+        self._push_sqe(A.IORING_OP_FSETXATTR, fd, self._name(value), self._name(name),
+                       len(value), 0, ud, flags)
+
 
 # ======================================================================================
 # plain syscalls
@@ -1040,6 +1069,14 @@ class SyncExecutor(Executor):
             return
         self.ops["fsync"] += 1
         self._simple(cid, idx, flags, os.fsync, fd)
+
+    def fsetxattr(self, cid: int, idx: int, fd: int, name: bytes, value: bytes,
+                  flags: int = 0) -> None:
+        _xattr_flags_ok(flags)
+        if self._cancelled(cid, idx, flags):
+            return
+        self.ops["fsetxattr"] += 1
+        self._simple(cid, idx, flags, os.setxattr, fd, name, value)
 
 
 def _linkat(odfd: int, oname: bytes, ndfd: int, nname: bytes, lflags: int) -> None:

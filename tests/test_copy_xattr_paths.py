@@ -1,33 +1,38 @@
 """-X / -A: which way a small file goes.
 
-A file whose xattrs must be copied is read through a plain source fd, from
-which they are read.  A file with no xattrs at all -- most of any tree -- takes
-the packed chain (the source in a direct descriptor) like any file without
--X: one listxattrat by name (Linux 6.13) tells them apart.  These tests count
-the syscalls of each way (on io_uring: the sync backend has no packed chain)
-and check the copies attribute by attribute on both backends.
+Files in a directory nobody else may write to take the packed chain (the
+source in a direct descriptor) like any file without -X: listxattrat by name
+(Linux 6.13) says whether a file has xattrs, getxattrat reads those it has,
+and they are written by FSETXATTR between the file's WRITE and its LINKAT.
+Where that chain cannot take them (--fsync, say) a file with xattrs is read
+through a plain source fd instead, from which they are read.  These tests
+count the syscalls of each way (on io_uring: the sync backend has no packed
+chain) and check the copies attribute by attribute on both backends.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import struct
 from pathlib import Path
 from typing import Any, List
 
 import pytest
 
 from pyuring import _syscall
-from pyuring.copy import filecopy
+from pyuring.copy import api, filecopy
+from pyuring.executor import make_executor
 
-from .test_copy_support import BACKENDS, acl_blob, copy_api, fix_times, write
+from .conftest import requires_root
+from .test_copy_support import BACKENDS, acl_blob, copy_api, fix_times, mounted, write
 from .treecompare import assert_same_tree
 
 
 def _has_listxattrat(path: Path) -> bool:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        _syscall.listxattrat_size(fd, b".")
+        _syscall.XattrReader().names(fd, b".")
         return True
     except OSError as exc:
         return exc.errno not in (errno.ENOSYS, errno.EPERM)
@@ -56,7 +61,8 @@ def _tree(src: Path, plain: int, with_xattrs: int, with_acls: int) -> Path:
     return src
 
 
-def test_files_without_xattrs_take_the_packed_chain(tmp_path: Path, backend: str) -> None:
+def test_small_files_take_the_packed_chain_with_or_without_xattrs(tmp_path: Path,
+                                                                   backend: str) -> None:
     if not _has_listxattrat(tmp_path):
         pytest.skip("no listxattrat here (Linux 6.13)")
     src = _tree(tmp_path / "src", plain=30, with_xattrs=6, with_acls=4)
@@ -69,16 +75,57 @@ def test_files_without_xattrs_take_the_packed_chain(tmp_path: Path, backend: str
         return
     calls = stats.direct_syscalls
     assert calls["listxattrat"] == 40  # every small file asked once (none is empty)
-    # the xattrs of the 10 with some are read from their fd; the 30 others'
-    # never are (the two directories' are compared on both sides: 4 more)
+    assert calls["getxattrat"] == 10  # the one xattr of each of the 10 with some
+    # no file's xattrs are read from an fd (the two directories' are compared
+    # on both sides: 4), and none is written directly
+    assert calls["flistxattr"] == 4, dict(calls)
+    assert calls.get("fsetxattr", 0) == 0, dict(calls)
+    assert stats.sqes_by_op["FSETXATTR"] == 10
+    assert stats.sqes_by_op["READ"] == 40 and "openat" not in calls
+
+
+def test_where_the_chain_cannot_take_xattrs_they_come_from_the_fd(tmp_path: Path,
+                                                                 backend: str) -> None:
+    """--fsync ends a file's chain at its FSYNC: its xattrs are written before,
+    directly, from a plain source fd; files without any still take the packed
+    chain."""
+    if not _has_listxattrat(tmp_path):
+        pytest.skip("no listxattrat here (Linux 6.13)")
+    src = _tree(tmp_path / "src", plain=30, with_xattrs=6, with_acls=4)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True, acls=True,
+                           fsync=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert_same_tree(src, tmp_path / "dst")
+    if backend == "sync":
+        return
+    calls = stats.direct_syscalls
+    assert calls["listxattrat"] == 40 and calls.get("getxattrat", 0) == 0
     assert calls["flistxattr"] == 10 + 4, calls
     assert calls["fsetxattr"] == 10
+    assert "FSETXATTR" not in stats.sqes_by_op
 
 
 def test_a_tree_where_nearly_every_file_has_xattrs_stops_asking(
         tmp_path: Path, backend: str) -> None:
-    """(SELinux labels on every file, say): after 64 answers, 3 in 4 of them
-    with xattrs, the question only costs a syscall: it is not asked again."""
+    """(SELinux labels on every file, say, where the chain cannot take them):
+    after 64 answers, 3 in 4 of them with xattrs, the question only costs a
+    syscall: it is not asked again."""
+    if not _has_listxattrat(tmp_path):
+        pytest.skip("no listxattrat here (Linux 6.13)")
+    n = filecopy._XATTRAT_TRIAL + 20
+    src = _tree(tmp_path / "src", plain=0, with_xattrs=n, with_acls=0)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True, fsync=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert_same_tree(src, tmp_path / "dst")
+    if backend == "sync":
+        return
+    assert stats.direct_syscalls["listxattrat"] == filecopy._XATTRAT_TRIAL
+    assert stats.direct_syscalls["fsetxattr"] == n
+
+
+def test_where_the_chain_takes_them_every_file_is_asked(tmp_path: Path, backend: str) -> None:
+    """The same tree without --fsync: every answer is used, so the question is
+    never given up."""
     if not _has_listxattrat(tmp_path):
         pytest.skip("no listxattrat here (Linux 6.13)")
     n = filecopy._XATTRAT_TRIAL + 20
@@ -88,8 +135,107 @@ def test_a_tree_where_nearly_every_file_has_xattrs_stops_asking(
     assert_same_tree(src, tmp_path / "dst")
     if backend == "sync":
         return
-    assert stats.direct_syscalls["listxattrat"] == filecopy._XATTRAT_TRIAL
-    assert stats.direct_syscalls["fsetxattr"] == n
+    assert stats.direct_syscalls["listxattrat"] == n
+    assert stats.direct_syscalls["getxattrat"] == n
+    assert stats.direct_syscalls.get("fsetxattr", 0) == 0
+
+
+_CAP = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)  # cap_net_bind_service
+
+
+@requires_root
+@pytest.mark.parametrize("fsync", [False, True], ids=["chain", "fd-way"])
+def test_owner_setuid_capability_and_acl_all_survive(tmp_path: Path, backend: str,
+                                                     fsync: bool) -> None:
+    """A setuid file of another user with security.capability, a user xattr
+    and an ACL: the write, the chown and the setuid bits each clear what came
+    before them, so the copy must make them in an order that keeps all
+    (owner and mode, then the WRITE, then the xattrs, ACL last).  In the chain
+    and the fd way alike; files with only an owner to change too."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "cap", b"#!/bin/true\n", mode=0o4750)
+    try:
+        os.setxattr(src / "cap", "security.capability", _CAP)
+    except OSError as exc:
+        pytest.skip(f"cannot set file capabilities here: {exc}")
+    os.setxattr(src / "cap", "user.note", b"n")
+    os.setxattr(src / "cap", "system.posix_acl_access",
+                acl_blob(0o750, users=[(4321, 5)]))
+    os.chown(src / "cap", 1234, 2345)  # (clears the capability and setuid:)
+    os.setxattr(src / "cap", "security.capability", _CAP)
+    os.chmod(src / "cap", 0o4750)
+    write(src / "owned", b"o", mode=0o2755)
+    os.chown(src / "owned", 1234, 2345)
+    os.chmod(src / "owned", 0o2755)
+    fix_times(src)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True, acls=True,
+                           fsync=fsync)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert_same_tree(src, tmp_path / "dst")
+    d = os.stat(tmp_path / "dst" / "cap")
+    assert (d.st_uid, d.st_gid, d.st_mode & 0o7777) == (1234, 2345, 0o4750)
+    assert os.getxattr(tmp_path / "dst" / "cap", "security.capability") == _CAP
+    assert os.getxattr(tmp_path / "dst" / "cap", "user.note") == b"n"
+    d = os.stat(tmp_path / "dst" / "owned")
+    assert (d.st_uid, d.st_gid, d.st_mode & 0o7777) == (1234, 2345, 0o2755)
+    if backend == "uring":
+        assert ("FSETXATTR" in stats.sqes_by_op) == (not fsync)
+
+
+def test_an_xattr_the_destination_refuses_is_reported_and_the_file_published(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An FSETXATTR that fails (here: the kernel refuses an empty name, EINVAL)
+    is reported once with the file's name, counts as an error, and does not
+    keep the file, or its other xattrs, from being published."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "f", b"data")
+    os.setxattr(src / "f", "user.a", b"1")
+    os.setxattr(src / "f", "user.bad", b"2")
+    os.setxattr(src / "f", "user.c", b"3")
+    fix_times(src)
+
+    def make(*a: Any, **kw: Any) -> Any:
+        ex = make_executor(*a, **kw)
+        real = ex.fsetxattr
+
+        def fsetxattr(cid: int, idx: int, fd: int, name: bytes, value: bytes,
+                      flags: int = 0) -> None:
+            real(cid, idx, fd, b"user." if name == b"user.bad" else name, value, flags)
+
+        ex.fsetxattr = fsetxattr  # type: ignore[method-assign]
+        return ex
+
+    monkeypatch.setattr(api, "make_executor", make)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    if backend == "uring" and stats.sqes_by_op.get("FSETXATTR", 0) == 0:
+        pytest.skip("the xattrs did not go through the chain here")
+    assert stats.exit_code == 23 and stats.errors == 1, msgs
+    assert msgs == ['cannot copy extended attributes of "f": Invalid argument (22)'], msgs
+    f = tmp_path / "dst" / "f"
+    assert f.read_bytes() == b"data"
+    assert sorted(os.listxattr(f)) == ["user.a", "user.c"]
+    assert os.stat(f).st_mtime_ns == os.stat(src / "f").st_mtime_ns
+
+
+@requires_root
+def test_a_destination_without_xattrs_warns_once(tmp_path: Path, backend: str) -> None:
+    """ramfs refuses every xattr (EOPNOTSUPP): each FSETXATTR of the chain fails,
+    one warning is given for the run, and every file is there, whole."""
+    src = _tree(tmp_path / "src", plain=3, with_xattrs=4, with_acls=0)
+    with mounted("ramfs", tmp_path / "ram") as ram:
+        try:
+            os.setxattr(ram, "user.probe", b"1")
+            pytest.skip("this ramfs takes xattrs")
+        except OSError:
+            pass
+        stats, msgs = copy_api(src, ram / "dst", backend=backend, xattrs=True)
+        assert stats.exit_code == 0 and stats.errors == 0, msgs
+        assert len(msgs) == 1 and "not supported on the destination" in msgs[0], msgs
+        for i in range(4):
+            assert (ram / "dst" / f"x{i}").read_bytes() == b"x" * (i + 1)
+        assert stats.transferred == 7
 
 
 @pytest.mark.parametrize("err", [errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP],
@@ -102,11 +248,11 @@ def test_what_a_refused_question_means(tmp_path: Path, backend: str, err: int,
     src = _tree(tmp_path / "src", plain=12, with_xattrs=0, with_acls=0)
     asked: List[bytes] = []
 
-    def refuse(dfd: int, name: bytes) -> Any:
+    def refuse(self: Any, dfd: int, name: bytes) -> Any:
         asked.append(name)
         raise OSError(err, os.strerror(err))
 
-    monkeypatch.setattr(_syscall, "listxattrat_size", refuse)
+    monkeypatch.setattr(_syscall.XattrReader, "names", refuse)
     stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
     assert stats.exit_code == 0 and msgs == [], msgs
     assert_same_tree(src, tmp_path / "dst")
@@ -129,10 +275,15 @@ def test_the_answer_is_about_the_name_not_a_symlink_target(tmp_path: Path,
         write(tmp_path / "target", b"t")
         os.setxattr(tmp_path / "target", "user.t", b"1")
         os.symlink("target", tmp_path / "link")
-        assert _syscall.listxattrat_size(d, b"target") > 0
-        assert _syscall.listxattrat_size(d, b"link") == 0
+        reader = _syscall.XattrReader()
+        assert reader.names(d, b"target") == b"user.t\0"
+        assert reader.value(d, b"target", b"user.t") == b"1"
+        assert reader.names(d, b"link") == b""
+        with pytest.raises(OSError) as info:
+            reader.value(d, b"link", b"user.t")
+        assert info.value.errno == errno.ENODATA
         with pytest.raises(FileNotFoundError):
-            _syscall.listxattrat_size(d, b"missing")
+            reader.names(d, b"missing")
     finally:
         os.close(d)
 

@@ -22,7 +22,7 @@ import pytest
 
 from pyuring import _abi as A
 from pyuring._mem import Buffer
-from pyuring.executor import Executor, UringExecutor, make_executor
+from pyuring.executor import HARDLINK, LINK, SKIP, Executor, UringExecutor, make_executor
 from pyuring.metadata import Metadata
 
 from .conftest import URING
@@ -220,6 +220,62 @@ def test_both_backends_publish_alike(tmp_path: Path, backend: str) -> None:
         assert (tmp_path / "taken").read_bytes() == b"old"
         assert failed == [(0, -errno.EBADF)]
         assert sorted(os.listdir(tmp_path)) == ["new", "taken"]
+    finally:
+        for fd in (*fds, ro):
+            os.close(fd)
+        ex.close()
+        os.close(dfd)
+
+
+def _recorder(events: Events) -> Any:
+    return lambda i, r, x: events.append((i, r))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_xattrs_between_write_and_link(tmp_path: Path, backend: str) -> None:
+    """WRITE (LINK|SKIP) -> FSETXATTR (HARDLINK) ... -> LINKAT, the chain of a new
+    file with xattrs: each FSETXATTR completes, a failing one does not stop
+    the link; a failed WRITE silences the rest (nothing set, nothing linked).
+    On io_uring the xattrs are SQEs: no direct fsetxattr."""
+    check_backend(backend)
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    buf = Buffer(4096)
+    buf.view[:5] = b"hello"
+    (tmp_path / "ro").write_bytes(b"old")
+    ex = make_executor(backend, entries=16)
+    if not ex.has_fsetxattr:
+        ex.close()
+        os.close(dfd)
+        pytest.skip("no IORING_OP_FSETXATTR (Linux 5.19)")
+    fds = [os.open(tmp_path, os.O_WRONLY | os.O_TMPFILE, 0o600) for _ in range(2)]
+    ro = os.open(tmp_path / "ro", os.O_RDONLY)
+    try:
+        runs: List[Events] = [[], [], []]
+        for events, fd, name, attrs in (
+                (runs[0], fds[0], b"good", [(b"user.a", b"1"), (b"user.b", b"\0two\0")]),
+                (runs[1], fds[1], b"partly", [(b"user.a", b"1"), (b"bogus.x", b"2"),
+                                               (b"user.c", b"3")]),
+                (runs[2], ro, b"never", [(b"user.a", b"1")])):
+            cid = ex.chain(_recorder(events))
+            ex.write(cid, 0, fd, buf, 0, 5, 0, LINK | SKIP)
+            for n, v in attrs:
+                ex.fsetxattr(cid, 5, fd, n, v, HARDLINK)
+            ex.linkat(cid, 2, fd, b"", dfd, name, A.AT_EMPTY_PATH)
+        while ex.busy():
+            ex.run()
+        assert runs[0] == [(5, 0), (5, 0), (2, 0)]
+        assert (tmp_path / "good").read_bytes() == b"hello"
+        assert os.getxattr(tmp_path / "good", "user.b") == b"\0two\0"
+        assert runs[1] == [(5, 0), (5, -errno.EOPNOTSUPP), (5, 0), (2, 0)]
+        assert sorted(os.listxattr(tmp_path / "partly")) == ["user.a", "user.c"]
+        assert runs[2] == [(0, -errno.EBADF)]
+        assert os.listxattr(tmp_path / "ro") == []
+        assert sorted(os.listdir(tmp_path)) == ["good", "partly", "ro"]
+        assert ex.direct_syscalls["fsetxattr"] == 0
+        with pytest.raises(ValueError):
+            ex.fsetxattr(ex.chain(lambda i, r, x: None), 0, fds[0], b"user.a", b"", LINK)
+        with pytest.raises(ValueError):
+            ex.fsetxattr(ex.chain(lambda i, r, x: None), 0, fds[0], b"user.a", b"", SKIP)
     finally:
         for fd in (*fds, ro):
             os.close(fd)

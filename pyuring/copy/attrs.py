@@ -96,11 +96,12 @@ def xattrs_need_write(eng: Engine, xattrs: bool, mode: int) -> bool:
     return xattrs and not eng.is_root and not mode & 0o200
 
 
-def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
-    """Owner, special mode bits, xattrs and times of a freshly written file."""
+def set_owner_mode(eng: Engine, job: Job, fd: int) -> int:
+    """Owner, then the setuid/setgid bits (chown clears them, and so does a
+    write by a non-root user) of a new file; returns its final mode."""
     md = job.meta
     assert md is not None
-    ex, opts = eng.ex, eng.opts
+    ex = eng.ex
     chowned = False
     if _ids_change(eng, md, eng.euid, job.parent.dst_gid_new):
         uid, gid = eng.owner_target(md)
@@ -111,9 +112,17 @@ def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
             if exc.errno != errno.EPERM or eng.is_root:
                 raise
     final = final_mode(eng, md, job.dmeta, job.parent.dst_gid_new)
-    # chown clears setuid/setgid, and so does a write by a non-root user
     if final & 0o6000 and (chowned or not eng.is_root):
         ex.fchmod(fd, final)
+    return final
+
+
+def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
+    """Owner, special mode bits, xattrs and times of a freshly written file."""
+    md = job.meta
+    assert md is not None
+    ex, opts = eng.ex, eng.opts
+    final = set_owner_mode(eng, job, fd)
     acl_set = False
     if job.xattrs and job.src_fd >= 0:
         acl_set = copy_xattrs_fd(eng, job.src_fd, fd, job.path)
@@ -294,13 +303,13 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job, check: bool = False) -> bool:
     except OSError as exc:
         if check:
             return True
-        _xattr_error(eng, job.path, exc)
+        xattr_error(eng, job.path, exc)
     finally:
         if restore >= 0 and not acl_set:  # (a new access ACL set the source's mode)
             try:
                 _chmod_o_path(eng.ex, opath, restore)
             except OSError as exc:
-                _xattr_error(eng, job.path, exc)
+                xattr_error(eng, job.path, exc)
         for fd in (src, dst, opath):
             if fd >= 0:
                 os.close(fd)
@@ -353,7 +362,7 @@ def _xattrs_would_change(eng: Engine, src: int, dst: int) -> bool:
 # --------------------------------------------------------------------------------------
 # extended attributes (-X) and ACLs (-A, as system.posix_acl_* xattrs)
 # --------------------------------------------------------------------------------------
-def _xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
+def xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
     if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
         if not eng.xattr_warned:
             eng.xattr_warned = True
@@ -387,7 +396,7 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
         names = _acls_last([n for n in os.listxattr(src) if keep(n)])
     except OSError as exc:
         if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            _xattr_error(eng, path, exc)
+            xattr_error(eng, path, exc)
         return False
     if not replace:
         _set_xattrs(eng, src, dst, path, names)
@@ -395,7 +404,7 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
     try:
         drop, change = _xattr_diff(eng, src, dst, names)
     except OSError as exc:
-        _xattr_error(eng, path, exc)
+        xattr_error(eng, path, exc)
         return False
     if not (drop or change):
         return False
@@ -410,20 +419,20 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
             count["fremovexattr"] += 1
             os.removexattr(dst, name)
         except OSError as exc:
-            _xattr_error(eng, path, exc)
+            xattr_error(eng, path, exc)
     for name, value in change:
         try:
             count["fsetxattr"] += 1
             os.setxattr(dst, name, value)
             acl_set = acl_set or name == "system.posix_acl_access"
         except OSError as exc:
-            _xattr_error(eng, path, exc)
+            xattr_error(eng, path, exc)
     # (a new access ACL has set the mode to its own, the source's: that one stays)
     if unlock >= 0 and not acl_set:
         try:
             eng.ex.fchmod(dst, unlock)
         except OSError as exc:
-            _xattr_error(eng, path, exc)
+            xattr_error(eng, path, exc)
     return acl_set
 
 
@@ -448,6 +457,27 @@ def _xattr_diff(eng: Engine, src: int, dst: int, names: List[str]
     return drop, change
 
 
+def read_xattrs(eng: Engine, src: int, path: bytes) -> List[Tuple[bytes, bytes]]:
+    """The (name, value) pairs -X / -A copy from the open file ``src``, ACLs
+    last (see _acls_last); what cannot be read is reported and left out."""
+    count = eng.ex.direct_syscalls
+    try:
+        count["flistxattr"] += 1
+        names = _acls_last([n for n in os.listxattr(src) if eng._xattr_names(n)])
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            xattr_error(eng, path, exc)
+        return []
+    pairs = []
+    for name in names:
+        try:
+            count["fgetxattr"] += 1
+            pairs.append((os.fsencode(name), os.getxattr(src, name)))
+        except OSError as exc:
+            xattr_error(eng, path, exc)
+    return pairs
+
+
 def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) -> None:
     count = eng.ex.direct_syscalls
     for name in names:
@@ -457,7 +487,7 @@ def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) 
             count["fsetxattr"] += 1
             os.setxattr(dst, name, value)
         except OSError as exc:
-            _xattr_error(eng, path, exc)
+            xattr_error(eng, path, exc)
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 return
 
@@ -470,7 +500,7 @@ def _drop_inherited_acl(eng: Engine, fd: int, path: bytes) -> bool:
         os.removexattr(fd, "system.posix_acl_access")
     except OSError as exc:
         if exc.errno != errno.ENODATA:
-            _xattr_error(eng, path, exc)
+            xattr_error(eng, path, exc)
         return False
     return True
 
@@ -484,7 +514,7 @@ def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> bool:
         fd = os.open(job.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                      dir_fd=job.parent.src_fd)
     except OSError as exc:
-        _xattr_error(eng, job.path, exc)
+        xattr_error(eng, job.path, exc)
         return False
     try:
         if not src_still_is(eng, job, fd):
@@ -515,7 +545,7 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False) -> None:
         elif exc.errno == errno.ENOSYS:
             return  # kernel before 6.13: symlink xattrs cannot be reached by fd or name
         else:
-            _xattr_error(eng, job.path, exc)
+            xattr_error(eng, job.path, exc)
             return
     try:
         have: List[bytes] = []
@@ -538,4 +568,4 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False) -> None:
     except OSError as exc:
         if exc.errno == errno.ENOSYS:
             return  # kernel before 6.13: symlink xattrs cannot be reached by fd or name
-        _xattr_error(eng, job.path, exc)
+        xattr_error(eng, job.path, exc)

@@ -183,7 +183,8 @@ class Job:
     """One source entry on its way to the destination."""
 
     __slots__ = ("dmeta", "dst_err", "dst_fd", "dst_name", "dtype", "eng", "fresh", "meta",
-                 "name", "nread", "parent", "slot", "src_fd", "tmpname", "waiting", "xattrs")
+                 "name", "nread", "parent", "slot", "src_fd", "tmpname", "waiting", "xattr_pairs",
+                 "xattrs")
 
     def __init__(self, eng: Engine, parent: DirTask, name: bytes, dtype: int,
                  dst_name: Optional[bytes] = None) -> None:
@@ -204,6 +205,8 @@ class Job:
         self.fresh = False  # a directory we created (so it starts empty)
         # -X / -A: xattrs to copy (False once the source is known to have none)
         self.xattrs = eng.copies_xattrs
+        # ... read by name before a packed chain (filecopy._xattrs_by_name)
+        self.xattr_pairs: Optional[List[Tuple[bytes, bytes]]] = None
 
     @property
     def path(self) -> bytes:
@@ -306,7 +309,8 @@ class Engine:
         # when its mode and ids are the source's too (Engine._on_probed; with -X/-A
         # its xattrs are still compared: filecopy.start_file)
         self.quick_skip = not (opts.ignore_times or self.copies_xattrs)
-        self.xattrat_ok = True  # listxattrat (Linux 6.13) answers: filecopy._no_xattrs
+        self.xattrat_ok = True  # listxattrat (Linux 6.13) answers: filecopy._xattrs_by_name
+        self.xattr_reader: Optional[_syscall.XattrReader] = None
         self.xattrat_asked = self.xattrat_found = 0  # ... how often, and with xattrs
         # large files' data: inline on the sync backend, else worker threads
         # (bulk.py), started when the first large file turns up

@@ -24,14 +24,17 @@ from functools import partial
 
 from .. import _abi as A
 from .. import _syscall
-from ..executor import LINK, RESOLVE_SAFE, SKIP
+from ..executor import HARDLINK, LINK, RESOLVE_SAFE, SKIP
 from .attrs import (
     apply_file_meta,
     final_mode,
     fix_unchanged,
     item_unchanged,
     needs_meta_before_publish,
+    read_xattrs,
+    set_owner_mode,
     unchanged_fixes,
+    xattr_error,
     xattrs_differ,
     xattrs_need_write,
 )
@@ -41,7 +44,7 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Optional, Tuple
+    from typing import Any, Callable, List, Optional, Tuple
 
     from ..metadata import Metadata
 
@@ -207,7 +210,7 @@ def _small(eng: Engine, job: Job) -> None:
     boff = slot * eng.slot_size
     want = md.size + 1
     if eng.direct and eng.tmpfile_ok and not job.parent.shared and (
-            not job.xattrs or (not job.parent.acl_inherit and _no_xattrs(eng, job))):
+            not job.xattrs or (not job.parent.acl_inherit and _xattrs_by_name(eng, job))):
         # One chain, two completions: OPENAT2 the source into a direct slot ->
         # READ it (HARDLINK: the destination opens whatever the read did) ->
         # OPENAT2 the O_TMPFILE.  A failed source open silences the rest.
@@ -223,23 +226,28 @@ def _small(eng: Engine, job: Job) -> None:
     _open_dst(eng, job)
 
 
-def _no_xattrs(eng: Engine, job: Job) -> bool:
-    """-X / -A: has the source no xattrs at all?  Then it takes the packed
-    chain like any file (its xattrs would have been read from a source fd,
-    which a direct descriptor is not: ~7 us more per file).  Asked by name,
-    one listxattrat (Linux 6.13) relative to the directory fd without
-    following a symlink.  An entry swapped between this and the open gets its
-    data copied without xattrs: the result of a race in SRC, as with any name
-    that changes during a copy, never a read outside it.  Any doubt (names
-    present, an error, an older kernel): False, and the copy takes the way
-    that reads them from the opened file.  Where nearly every file has xattrs
-    (SELinux labels, say) the question is not asked any more after the first
-    64 answers: it would only add a syscall per file."""
+def _xattrs_by_name(eng: Engine, job: Job) -> bool:
+    """-X / -A: may this file take the packed chain, whose source is a direct
+    descriptor (no fd to read xattrs from)?  Yes when it has no xattrs, or
+    when they can be read now and written in its publishing chain
+    (_meta_in_chain): asked by name, listxattrat and getxattrat (Linux 6.13)
+    relative to the directory fd without following a symlink.  Only in a
+    directory nobody else may write to (the packed chain's own condition):
+    there nobody can swap the entry between these calls and the open.  Any
+    doubt (an error, names past 4 KiB, an older kernel): False, and the copy
+    takes the way that reads them from the opened file.  Where the xattrs
+    could not go into that chain and nearly every file has some (SELinux
+    labels, a non-root copy of read-only files) the question is not asked
+    any more after the first 64 answers: it would only add a syscall per file."""
     if not eng.xattrat_ok:
         return False
+    reader = eng.xattr_reader
+    count = eng.ex.direct_syscalls
     try:
-        eng.ex.direct_syscalls["listxattrat"] += 1
-        size = _syscall.listxattrat_size(job.parent.src_fd, job.name)
+        if reader is None:
+            reader = eng.xattr_reader = _syscall.XattrReader()
+        count["listxattrat"] += 1
+        raw = reader.names(job.parent.src_fd, job.name)
     except OSError as exc:
         if exc.errno in (errno.ENOSYS, errno.EPERM):
             eng.xattrat_ok = False  # (no such call here, or a filter refuses it)
@@ -248,13 +256,39 @@ def _no_xattrs(eng: Engine, job: Job) -> bool:
             return True
         return False
     eng.xattrat_asked += 1
-    if size:
-        eng.xattrat_found += 1
-        if eng.xattrat_asked >= _XATTRAT_TRIAL and 4 * eng.xattrat_found > 3 * eng.xattrat_asked:
-            eng.xattrat_ok = False
+    keep = eng._xattr_names
+    names = [n for n in raw.split(b"\0") if n and keep(os.fsdecode(n))] if raw else []
+    if not names:
+        job.xattrs = False
+        return True
+    if _pairs_fit_chain(eng, job):
+        pairs = []
+        try:
+            for name in _acls_last_b(names):
+                count["getxattrat"] += 1
+                pairs.append((name, reader.value(job.parent.src_fd, job.name, name)))
+        except OSError:
+            return False  # (the way through the fd says what it is)
+        job.xattr_pairs = pairs
+        return True
+    eng.xattrat_found += 1
+    if eng.xattrat_asked >= _XATTRAT_TRIAL and 4 * eng.xattrat_found > 3 * eng.xattrat_asked:
+        eng.xattrat_ok = False
+    return False
+
+
+def _acls_last_b(names: List[bytes]) -> List[bytes]:
+    return sorted(names, key=lambda n: n.startswith(b"system.posix_acl_"))
+
+
+def _pairs_fit_chain(eng: Engine, job: Job) -> bool:
+    """Would _meta_in_chain take xattrs read before the open (job.xattr_pairs)?"""
+    md = job.meta
+    assert md is not None
+    if not eng.ex.has_fsetxattr or eng.opts.fsync or job.dmeta is not None:
         return False
-    job.xattrs = False
-    return True
+    final = final_mode(eng, md, None, job.parent.dst_gid_new)
+    return (eng.is_root or not final & 0o6000) and not xattrs_need_write(eng, True, final)
 
 
 def _on_small(eng: Engine, job: Job, idx: int, res: int, _extra: Any) -> None:
@@ -373,10 +407,56 @@ def _write_small(eng: Engine, job: Job) -> None:
     if n < md.size:
         _changed(eng, job, n)
     if needs_meta_before_publish(eng, job):
-        _write(eng, job, 0, n)
+        if not _meta_in_chain(eng, job, n):
+            _write(eng, job, 0, n)
     else:
         # the common case: WRITE -> LINKAT in one chain, times set right after
         _publish(eng, job, n)
+
+
+def _meta_in_chain(eng: Engine, job: Job, n: int) -> bool:
+    """A new small file whose owner, setuid bits or xattrs must be on before it
+    has a name: owner and mode now, then one chain WRITE -> FSETXATTR ... ->
+    LINKAT, and the times right after, as for any file.  The WRITE leads: it
+    clears security.capability (and, by a non-root user, setuid/setgid).
+    Against writing first, then the attributes, then the link: one round trip
+    less, and the xattr writes (~7 us each with the journal) run on an io-wq
+    worker, not on the ring's thread.  False (nothing done) where that order
+    would not give the same file: a non-root copy of a setuid file or of a
+    read-only one with xattrs, a destination directory whose default ACL the
+    new file inherited, a kernel without FSETXATTR, --fsync."""
+    ex, d, md = eng.ex, job.parent, job.meta
+    assert md is not None
+    if n <= 0 or job.tmpname or job.dmeta is not None or eng.opts.fsync or d.acl_inherit:
+        return False
+    final = final_mode(eng, md, None, d.dst_gid_new)
+    if final & 0o6000 and not eng.is_root:
+        return False
+    pairs = job.xattr_pairs
+    if job.xattrs and pairs is None and (job.src_fd < 0 or not ex.has_fsetxattr
+                                         or xattrs_need_write(eng, True, final)):
+        return False
+    try:
+        set_owner_mode(eng, job, job.dst_fd)
+    except OSError as exc:
+        _attrs_failed(eng, job, exc)
+    if pairs is None:
+        pairs = read_xattrs(eng, job.src_fd, job.path) if job.xattrs else []
+    if job.src_fd >= 0:
+        ex.close_fd(0, 0, job.src_fd, SKIP)
+        job.src_fd = -1
+    boff = job.slot * eng.slot_size
+    callback = partial(_on_published, eng, job, n)
+    if not pairs:
+        ex.write_linkat(callback, _W, job.dst_fd, eng.pool, boff, n, _LINK, d.dst_fd,
+                        job.dst_name)
+        return True
+    cid = ex.chain(callback)
+    ex.write(cid, _W, job.dst_fd, eng.pool, boff, n, 0, LINK | SKIP)
+    for name, value in pairs:
+        ex.fsetxattr(cid, _X, job.dst_fd, name, value, HARDLINK)
+    ex.linkat(cid, _LINK, job.dst_fd, b"", d.dst_fd, job.dst_name, A.AT_EMPTY_PATH)
+    return True
 
 
 def _write(eng: Engine, job: Job, done: int, n: int) -> None:
@@ -607,17 +687,21 @@ def _finalize(eng: Engine, job: Job) -> None:
     try:
         apply_file_meta(eng, job, job.dst_fd)
     except OSError as exc:
-        eng.stats.errors += 1
-        eng.report(f'cannot set attributes of "{show(job.path)}": '
-                   f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+        _attrs_failed(eng, job, exc)
     if job.src_fd >= 0:  # kept open for the xattrs
         eng.ex.close_fd(0, 0, job.src_fd, SKIP)
         job.src_fd = -1
     _publish(eng, job, -1)
 
 
+def _attrs_failed(eng: Engine, job: Job, exc: OSError) -> None:
+    eng.stats.errors += 1
+    eng.report(f'cannot set attributes of "{show(job.path)}": '
+               f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+
+
 # Indexes of the operations in a publishing chain.
-_W, _F, _LINK, _TMPLINK, _RENAME = 0, 1, 2, 3, 4
+_W, _F, _LINK, _TMPLINK, _RENAME, _X = 0, 1, 2, 3, 4, 5
 
 
 def _publish(eng: Engine, job: Job, write_n: int) -> None:
@@ -677,6 +761,10 @@ def _again(eng: Engine, job: Job, write_n: int) -> Callable[[int, int, Any], Non
 def _on_published(eng: Engine, job: Job, write_n: int, idx: int, res: int, _extra: Any
                   ) -> None:
     ex, d = eng.ex, job.parent
+    if idx == _X:  # an FSETXATTR (_meta_in_chain): the chain goes on whatever it says
+        if res < 0 and res != -errno.ECANCELED:
+            xattr_error(eng, job.path, OSError(-res, os.strerror(-res)))
+        return
     if idx == _W:
         if res >= 0:
             # a short write broke the chain: write the rest, then publish
