@@ -174,6 +174,7 @@ class Executor:
     """Common part of both backends: chain bookkeeping and the direct syscalls."""
 
     kind = "abstract"
+    _src_async = 0
 
     def __init__(self) -> None:
         self._next_chain = 1
@@ -197,6 +198,11 @@ class Executor:
 
     def stop(self) -> None:
         """A stop was requested: a wait that a signal interrupts returns."""
+
+    def offload(self, on: bool) -> None:
+        """Where the caller's own thread is the busier one: run the source open
+        and READ of ``open_read_tmpfile`` in the kernel's worker threads rather
+        than on this thread inside io_uring_enter (io_uring only)."""
 
     def abandon(self) -> None:
         """Give up on operations still in flight (their memory is kept)."""
@@ -252,7 +258,8 @@ class Executor:
         fd -- or only index 0 with the open's error: then nothing else ran.
         """
         cid = self.chain(callback)
-        self.openat2(cid, 0, sdfd, name, _O_SRC, 0, RESOLVE_SAFE, LINK | SKIP, slot=slot)
+        self.openat2(cid, 0, sdfd, name, _O_SRC, 0, RESOLVE_SAFE, LINK | SKIP | self._src_async,
+                     slot=slot)
         self.read(cid, 1, slot, buf, boff, n, 0, HARDLINK, fixed=True)
         self.openat2(cid, 2, ddfd, _DOT, os.O_WRONLY | _O_TMPFILE, mode, RESOLVE_SAFE)
 
@@ -406,6 +413,7 @@ class UringExecutor(Executor):
         # caller for the chain's life) until completion.
         self._push_sqe = self.ring._push_raw
         self._wait_nr = 1  # completions the current (or last) wait asks for
+        self._src_async = 0  # IOSQE_ASYNC on open_read_tmpfile's source open (offload())
         self._woken = False  # wake() was called: waits ask for one completion
         self._wake_lock = _thread.allocate_lock()  # wake() against close()
         self._pins: List[Any] = []
@@ -419,6 +427,11 @@ class UringExecutor(Executor):
     def stop(self) -> None:
         """A stop was requested: waits that a signal interrupts return."""
         self.ring.eintr_hook = lambda: True
+
+    def offload(self, on: bool) -> None:
+        # IOSQE_ASYNC: the kernel skips the inline attempt, and the open (with
+        # the READ linked to it) runs on an io-wq worker from the start
+        self._src_async = A.IOSQE_ASYNC if on else 0
 
     def wake(self) -> bool:
         """A completion nobody owns (user_data _WAKE_UD, which run() skips) is
@@ -694,7 +707,7 @@ class UringExecutor(Executor):
         try:
             _SQE3_PACK(
                 ring._sqes, at,
-                A.IORING_OP_OPENAT2, LINK | SKIP, sdfd, self._src_how,
+                A.IORING_OP_OPENAT2, LINK | SKIP | self._src_async, sdfd, self._src_how,
                 id(name) + bo, how_size, 0, ud | _ENDS[LINK | SKIP], pers, slot + 1,
                 A.IORING_OP_READ, HARDLINK | A.IOSQE_FIXED_FILE, slot, 0, buf.addr + boff, n,
                 0, ud | 1 | _ENDS[HARDLINK], pers, 0,

@@ -388,3 +388,31 @@ def test_a_source_without_xattr_support_is_not_blamed_on_the_destination(
     stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
     assert stats.exit_code == 0 and msgs == [], msgs
     assert os.readlink(tmp_path / "dst" / "link") == "nowhere"
+
+
+@pytest.mark.parametrize("xattrs", [False, True], ids=["a", "aX"])
+def test_with_xattrs_the_source_reads_go_to_the_workers(
+        tmp_path: Path, backend: str, xattrs: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-X / -A keep the ring's thread busy with xattr syscalls: the copy asks its
+    executor to offload the small files' source opens (IOSQE_ASYNC); without
+    them it does not (both threads are busy then).  The copy is the same."""
+    asked: List[bool] = []
+
+    def make(*a: Any, **kw: Any) -> Any:
+        ex = make_executor(*a, **kw)
+        real = ex.offload
+
+        def offload(on: bool) -> None:
+            asked.append(on)
+            real(on)
+
+        ex.offload = offload  # type: ignore[method-assign]
+        return ex
+
+    monkeypatch.setattr(api, "make_executor", make)
+    src = _tree(tmp_path / "src", plain=6, with_xattrs=2, with_acls=0)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=xattrs)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert asked == [xattrs]
+    if xattrs:
+        assert_same_tree(src, tmp_path / "dst")

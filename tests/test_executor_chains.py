@@ -82,13 +82,17 @@ _CHAINS = {
 
 
 @needs_uring
+@pytest.mark.parametrize("offload", [False, True], ids=["inline", "offload"])
 @pytest.mark.parametrize("chain", sorted(_CHAINS))
-def test_the_shortcut_writes_the_same_sqes_as_the_long_way(tmp_path: Path, chain: str) -> None:
+def test_the_shortcut_writes_the_same_sqes_as_the_long_way(tmp_path: Path, chain: str,
+                                                           offload: bool) -> None:
     dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     buf = Buffer(4096)
     fast = UringExecutor(entries=16, direct_slots=8)
     slow = UringExecutor(entries=16, direct_slots=8)
     ops, counts = _CHAINS[chain]
+    for ex in (fast, slow):
+        ex.offload(offload)
     try:
         events: Events = []
         t0 = fast.ring._sq_tail
@@ -99,6 +103,9 @@ def test_the_shortcut_writes_the_same_sqes_as_the_long_way(tmp_path: Path, chain
         assert a == b
         assert [s[0] for s in a] == ops
         assert fast.ring.stats.sqes_by_op == slow.ring.stats.sqes_by_op == counts
+        # (SQE field 1: its flags; only open_read_tmpfile's source open is offloaded)
+        asyncs = [bool(s[1] & A.IOSQE_ASYNC) for s in a]
+        assert asyncs == [offload and chain == "open_read_tmpfile"] + [False] * (len(ops) - 1)
     finally:
         fast.close()
         slow.close()
