@@ -19,6 +19,7 @@ import pytest
 from .conftest import IS_ROOT, URING
 from .test_copy_support import (
     BACKENDS,
+    acl_blob,
     build_mixed_tree,
     check_backend,
     cli_env,
@@ -327,6 +328,35 @@ def test_verbose_itemizes_attribute_only_changes(tmp_path: Path, tree: Path,
         assert got == want, r.stdout
     assert stat.S_IMODE(os.stat(dst / "small").st_mode) == 0o600
     r = run_cli(["-a", "-v", "--backend", backend, f"{tree}/", str(dst)])
+    assert _itemized(r.stdout) == [], r.stdout
+
+
+def test_verbose_itemizes_xattr_and_acl_only_changes(tmp_path: Path, tree: Path,
+                                                     backend: str) -> None:
+    """-X / -A: an unchanged file whose xattrs (x) or ACL (a) change, or lose one,
+    gets one line, as with rsync -i; with -n too (and nothing changes)."""
+    dst = tmp_path / "dst"
+    os.setxattr(tree / "small", "user.gone", b"1")
+    assert run_cli(["-aXA", "--backend", backend, f"{tree}/", str(dst)]).returncode == 0
+    os.setxattr(tree / "one", "user.new", b"v")
+    os.removexattr(tree / "small", "user.gone")
+    want = {"one": ".f........x", "small": ".f........x"}
+    f = tree / "d1" / "d2" / "f"
+    mode = os.stat(f).st_mode
+    try:
+        os.setxattr(f, "system.posix_acl_access", acl_blob(0o644, users=[(4321, 4)]))
+        # (an ACL's mask is the group bits: p when those changed with it)
+        want["d1/d2/f"] = ".f...p...a." if os.stat(f).st_mode != mode else ".f.......a."
+    except OSError:
+        pass  # (no ACLs here: the xattr lines are still checked)
+    for flags in (["-anXA", "-v"], ["-aXA", "-v"]):
+        r = run_cli([*flags, "--backend", backend, f"{tree}/", str(dst)])
+        assert r.returncode == 0, r
+        got = {m.group(2): m.group(1) for m in map(_ITEM.match, r.stdout.splitlines()) if m}
+        assert got == want, r.stdout
+    assert os.getxattr(dst / "one", "user.new") == b"v"
+    assert "user.gone" not in os.listxattr(dst / "small")
+    r = run_cli(["-aXA", "-v", "--backend", backend, f"{tree}/", str(dst)])
     assert _itemized(r.stdout) == [], r.stdout
 
 

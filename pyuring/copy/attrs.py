@@ -20,7 +20,7 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, List, Optional, Tuple
+    from typing import Callable, List, Optional, Sequence, Tuple
 
     from .engine import DirTask, Engine, Job
 
@@ -185,9 +185,10 @@ def unchanged_fixes(eng: Engine, md: Metadata, dm: Metadata) -> Tuple[bool, bool
             _ids_change(eng, md, dm.uid, dm.gid))
 
 
-def item_unchanged(eng: Engine, job: Job) -> None:
-    """-v: an unchanged file whose mode, owner or group is brought up to date (or,
-    with -n, would be), as rsync -i shows it: ``.f...pog...``."""
+def item_unchanged(eng: Engine, job: Job, xnames: Sequence[str] = ()) -> None:
+    """-v: an unchanged file whose mode, owner, group, ACLs or xattrs (``xnames``:
+    the names changed or removed) are brought up to date (or, with -n, would
+    be), as rsync -i shows it: ``.f...pog.ax``."""
     md, dm = job.meta, job.dmeta
     if eng.itemize is None or md is None or dm is None:
         return
@@ -195,9 +196,20 @@ def item_unchanged(eng: Engine, job: Job) -> None:
     p = eng.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
     o = uid >= 0 and uid != dm.uid
     g = gid >= 0 and gid != dm.gid
-    if p or o or g:
+    a = any(n.startswith(_ACL_PREFIX) for n in xnames)
+    x = any(not n.startswith(_ACL_PREFIX) for n in xnames)
+    if p or o or g or a or x:
         eng.item(b".f..." + (b"p" if p else b".") + (b"o" if o else b".")
-                 + (b"g" if g else b".") + b"... ", job.path)
+                 + (b"g" if g else b".") + b"." + (b"a" if a else b".")
+                 + (b"x" if x else b".") + b" ", job.path)
+
+
+def item_unchanged_dry(eng: Engine, job: Job) -> None:
+    """item_unchanged for -n: which xattrs would change is asked, not done."""
+    names: List[str] = []
+    if job.xattrs and eng.itemize is not None:
+        _sync_unchanged_xattrs(eng, job, check=True, changed=names)
+    item_unchanged(eng, job, names)
 
 
 def fix_unchanged(eng: Engine, job: Job, done: Callable[[], None]) -> None:
@@ -205,18 +217,21 @@ def fix_unchanged(eng: Engine, job: Job, done: Callable[[], None]) -> None:
     md, dm = job.meta, job.dmeta
     assert md is not None and dm is not None
     want_mode, want_ids = unchanged_fixes(eng, md, dm)
+    changed: List[str] = []  # (xattr names, for the itemized line)
     if not (want_mode or want_ids):
         if job.xattrs:
-            _sync_unchanged_xattrs(eng, job)
+            _sync_unchanged_xattrs(eng, job, changed=changed)
+        item_unchanged(eng, job, changed)
         done()
         return
     ex = eng.ex
-    cid = ex.chain(lambda idx, res, extra: _fix_with_fd(eng, job, res, want_ids, done))
+    cid = ex.chain(lambda idx, res, extra: _fix_with_fd(eng, job, res, want_ids, changed,
+                                                        done))
     ex.openat2(cid, 0, job.parent.dst_fd, job.dst_name, os.O_PATH | os.O_NOFOLLOW, 0,
                RESOLVE_SAFE)
 
 
-def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool,
+def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool, changed: List[str],
                  done: Callable[[], None]) -> None:
     md, dm = job.meta, job.dmeta
     assert md is not None and dm is not None
@@ -235,7 +250,7 @@ def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool,
             ex.empty_path_chown(fd, uid, gid)
         if job.xattrs:
             # after the chown, which clears security.capability; before the mode
-            _sync_unchanged_xattrs(eng, job)
+            _sync_unchanged_xattrs(eng, job, changed=changed)
         if eng.opts.perms:
             _chmod_o_path(ex, fd, md.mode & 0o7777)  # (with the fallback before 6.6)
     except OSError as exc:
@@ -245,17 +260,20 @@ def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool,
     finally:
         if fd >= 0:
             ex.close_fd(0, 0, fd, SKIP)
+    item_unchanged(eng, job, changed)
     done()
 
 
-def _sync_unchanged_xattrs(eng: Engine, job: Job, check: bool = False) -> bool:
+def _sync_unchanged_xattrs(eng: Engine, job: Job, check: bool = False,
+                           changed: Optional[List[str]] = None) -> bool:
     """-X / -A on a re-run: make the xattrs of an unchanged file equal the source's.
 
     With ``check`` nothing is changed: would anything be?  (Asked in a source
     directory others may write to, where the answer yes has the file copied
     again: see filecopy._attrs_would_change.)  Any doubt there -- an error,
     a file that is not the statx'd one -- is a yes; a destination that takes
-    no xattrs at all is a no."""
+    no xattrs at all is a no.  The names changed (or, with ``check``, that would
+    be) are added to ``changed``."""
     dm = job.dmeta
     assert dm is not None
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -295,11 +313,12 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job, check: bool = False) -> bool:
         if (st.st_ino, st.st_dev) != (dm.ino, dm.dev):
             raise OSError(errno.ESTALE, "entry replaced during the copy")
         if check:
-            return _xattrs_would_change(eng, src, dst)
+            return _xattrs_would_change(eng, src, dst, changed)
         unlock = -1
         if not eng.is_root and st.st_uid == eng.euid and not st.st_mode & 0o200:
             unlock = st.st_mode & 0o7777  # a read-only file of ours (rsync does the same)
-        acl_set = copy_xattrs_fd(eng, src, dst, job.path, replace=True, unlock=unlock)
+        acl_set = copy_xattrs_fd(eng, src, dst, job.path, replace=True, unlock=unlock,
+                                 changed=changed)
     except OSError as exc:
         if check:
             return True
@@ -329,7 +348,10 @@ def xattrs_differ(eng: Engine, job: Job) -> bool:
     return False
 
 
-def _xattrs_would_change(eng: Engine, src: int, dst: int) -> bool:
+def _xattrs_would_change(eng: Engine, src: int, dst: int,
+                         changed: Optional[List[str]] = None) -> bool:
+    """With ``changed``: every name that would change is added to it (else the
+    answer comes at the first)."""
     count = eng.ex.direct_syscalls
     try:
         count["flistxattr"] += 1
@@ -344,9 +366,11 @@ def _xattrs_would_change(eng: Engine, src: int, dst: int) -> bool:
         if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
             return False  # (a destination file system without xattrs)
         raise
-    if drop:
-        return True
+    out = changed if changed is not None else []
+    out.extend(drop)
     for name, _value in change:
+        if out and changed is None:
+            break
         # one the destination's file system cannot take (ramfs lists none
         # and refuses user.*) would not change: the copy could not set it
         try:
@@ -355,8 +379,8 @@ def _xattrs_would_change(eng: Engine, src: int, dst: int) -> bool:
         except OSError as exc:
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 continue
-        return True
-    return False
+        out.append(name)
+    return bool(out)
 
 
 # --------------------------------------------------------------------------------------
@@ -374,15 +398,19 @@ def xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
                f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
 
 
+_ACL_PREFIX = "system.posix_acl_"
+
+
 def _acls_last(names: List[str]) -> List[str]:
     """An access ACL sets the permission bits when it is written: when that takes
     u+w away, user.* xattrs written after it are refused (rsync, too, writes
     the ACLs after the other xattrs)."""
-    return sorted(names, key=lambda n: n.startswith("system.posix_acl_"))
+    return sorted(names, key=lambda n: n.startswith(_ACL_PREFIX))
 
 
 def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
-                   replace: bool = False, unlock: int = -1) -> bool:
+                   replace: bool = False, unlock: int = -1,
+                   changed: Optional[List[str]] = None) -> bool:
     """Copy the xattrs ``-X`` / ``-A`` select.  With ``replace`` (a destination
     that existed before) change only what differs -- a no-change re-run writes
     nothing -- and remove the destination's that the source lacks.  ``unlock``
@@ -408,6 +436,9 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
         return False
     if not (drop or change):
         return False
+    if changed is not None:  # (with replace: for the itemized line)
+        changed.extend(drop)
+        changed.extend(name for name, _value in change)
     if unlock >= 0:
         try:
             eng.ex.fchmod(dst, unlock | 0o200)

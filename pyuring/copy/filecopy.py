@@ -29,7 +29,7 @@ from .attrs import (
     apply_file_meta,
     final_mode,
     fix_unchanged,
-    item_unchanged,
+    item_unchanged_dry,
     needs_meta_before_publish,
     read_xattrs,
     set_owner_mode,
@@ -84,8 +84,8 @@ def start_file(eng: Engine, job: Job) -> None:
                 release_waiters(eng, group)
             eng.finish(job)
 
-        item_unchanged(eng, job)
         if opts.dry_run:
+            item_unchanged_dry(eng, job)
             after()
         else:
             fix_unchanged(eng, job, after)
