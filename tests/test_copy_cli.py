@@ -12,7 +12,7 @@ import re
 import stat
 import sys
 from pathlib import Path
-from typing import List, Set
+from typing import Dict, List, Set
 
 import pytest
 
@@ -309,6 +309,16 @@ def test_verbose_itemizes_each_created_entry(tmp_path: Path, tree: Path, backend
     assert _itemized(r.stdout) == ["small"], r.stdout
 
 
+def _items_dry_then_real(tree: Path, dst: Path, backend: str, flags: str,
+                         want: Dict[str, str]) -> None:
+    """-n, then the real run, both with -v: the itemized lines are ``want``."""
+    for argv in ([flags + "n", "-v"], [flags, "-v"]):
+        r = run_cli([*argv, "--backend", backend, f"{tree}/", str(dst)])
+        assert r.returncode == 0, r
+        got = {m.group(2): m.group(1) for m in map(_ITEM.match, r.stdout.splitlines()) if m}
+        assert got == want, r.stdout
+
+
 def test_verbose_itemizes_attribute_only_changes(tmp_path: Path, tree: Path,
                                                 backend: str) -> None:
     """An unchanged file whose mode (and, as root, owner or group) is brought up
@@ -321,11 +331,7 @@ def test_verbose_itemizes_attribute_only_changes(tmp_path: Path, tree: Path,
         os.chown(tree / "one", 4321, -1, follow_symlinks=False)
         os.chown(tree / "d1" / "d2" / "f", -1, 4321, follow_symlinks=False)
         want.update({"one": ".f....o....", "d1/d2/f": ".f.....g..."})
-    for flags in (["-an", "-v"], ["-a", "-v"]):
-        r = run_cli([*flags, "--backend", backend, f"{tree}/", str(dst)])
-        assert r.returncode == 0, r
-        got = {m.group(2): m.group(1) for m in map(_ITEM.match, r.stdout.splitlines()) if m}
-        assert got == want, r.stdout
+    _items_dry_then_real(tree, dst, backend, "-a", want)
     assert stat.S_IMODE(os.stat(dst / "small").st_mode) == 0o600
     r = run_cli(["-a", "-v", "--backend", backend, f"{tree}/", str(dst)])
     assert _itemized(r.stdout) == [], r.stdout
@@ -349,14 +355,34 @@ def test_verbose_itemizes_xattr_and_acl_only_changes(tmp_path: Path, tree: Path,
         want["d1/d2/f"] = ".f...p...a." if os.stat(f).st_mode != mode else ".f.......a."
     except OSError:
         pass  # (no ACLs here: the xattr lines are still checked)
-    for flags in (["-anXA", "-v"], ["-aXA", "-v"]):
-        r = run_cli([*flags, "--backend", backend, f"{tree}/", str(dst)])
-        assert r.returncode == 0, r
-        got = {m.group(2): m.group(1) for m in map(_ITEM.match, r.stdout.splitlines()) if m}
-        assert got == want, r.stdout
+    _items_dry_then_real(tree, dst, backend, "-aXA", want)
     assert os.getxattr(dst / "one", "user.new") == b"v"
     assert "user.gone" not in os.listxattr(dst / "small")
     r = run_cli(["-aXA", "-v", "--backend", backend, f"{tree}/", str(dst)])
+    assert _itemized(r.stdout) == [], r.stdout
+
+
+def test_verbose_itemizes_directories_and_symlinks_attribute_changes(
+        tmp_path: Path, tree: Path, backend: str) -> None:
+    """An existing directory whose mode, times or xattrs change, a symlink whose
+    times (and, as root, owner) change: one line each, as rsync -i writes them
+    (``.d..tp....x``, ``.L..t.o....``); -n lists the same and changes nothing."""
+    dst = tmp_path / "dst"
+    assert run_cli(["-aX", "--backend", backend, f"{tree}/", str(dst)]).returncode == 0
+    d1, d2 = tree / "d1", tree / "d1" / "d2"
+    os.chmod(d1, 0o705)
+    os.utime(d1, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
+    os.setxattr(d2, "user.dir", b"1")
+    os.utime(tree / "rel-link", ns=(1, 1_400_000_000_000_000_000), follow_symlinks=False)
+    want = {"d1/": ".d..tp.....", "d1/d2/": ".d........x", "rel-link -> d1/f": ".L..t......"}
+    if IS_ROOT:
+        os.chown(tree / "rel-link", 4321, -1, follow_symlinks=False)
+        want["rel-link -> d1/f"] = ".L..t.o...."
+    _items_dry_then_real(tree, dst, backend, "-aX", want)
+    assert stat.S_IMODE(os.stat(dst / "d1").st_mode) == 0o705
+    assert os.getxattr(dst / "d1" / "d2", "user.dir") == b"1"
+    assert os.lstat(dst / "rel-link").st_mtime_ns == 1_400_000_000_000_000_000
+    r = run_cli(["-aX", "-v", "--backend", backend, f"{tree}/", str(dst)])
     assert _itemized(r.stdout) == [], r.stdout
 
 

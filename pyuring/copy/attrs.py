@@ -154,6 +154,7 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
     if d.dst_mode_now >= 0:
         cur_mode = d.dst_mode_now  # opened up for this copy (Engine._open_up)
     want_mode = final_mode(eng, md, have)
+    changed: List[str] = []  # (xattr names, for the itemized line)
     try:
         if _ids_change(eng, md, cur_uid, cur_gid):
             uid, gid = eng.owner_target(md)
@@ -165,7 +166,7 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
                     raise
         if opts.xattrs or opts.acls:
             # before the mode: a read-only mode would refuse user.* xattrs
-            copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True)
+            copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True, changed=changed)
         if want_mode != cur_mode:
             ex.fchmod(fd, want_mode)
         d.dst_mode_now = -1
@@ -176,6 +177,27 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
         eng.stats.errors += 1
         eng.report(f'cannot set attributes of directory "{show(d.rel or b".")}": '
                    f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+    if have is not None and eng.itemize is not None:
+        item_dir(eng, d, md, have, changed)
+
+
+def item_dir(eng: Engine, d: DirTask, md: Metadata, have: Metadata,
+             xnames: Sequence[str] = ()) -> None:
+    """item_attrs of a directory that existed (one we made was listed as made)."""
+    t = eng.opts.times and have.mtime_ns != md.mtime_ns
+    p = final_mode(eng, md, have) != have.mode & 0o7777
+    item_attrs(eng, b"d", (d.rel or b".") + b"/", md, have, t, p, xnames)
+
+
+def item_dir_dry(eng: Engine, d: DirTask, md: Metadata, have: Metadata) -> None:
+    """item_dir for -n: which xattrs would change is asked, not done."""
+    names: List[str] = []
+    if eng.copies_xattrs and d.dst_fd >= 0:
+        try:
+            _xattrs_would_change(eng, d.src_fd, d.dst_fd, names)
+        except OSError:
+            pass  # (the real run would report it)
+    item_dir(eng, d, md, have, names)
 
 
 def unchanged_fixes(eng: Engine, md: Metadata, dm: Metadata) -> Tuple[bool, bool]:
@@ -185,23 +207,30 @@ def unchanged_fixes(eng: Engine, md: Metadata, dm: Metadata) -> Tuple[bool, bool
             _ids_change(eng, md, dm.uid, dm.gid))
 
 
-def item_unchanged(eng: Engine, job: Job, xnames: Sequence[str] = ()) -> None:
-    """-v: an unchanged file whose mode, owner, group, ACLs or xattrs (``xnames``:
-    the names changed or removed) are brought up to date (or, with -n, would
-    be), as rsync -i shows it: ``.f...pog.ax``."""
-    md, dm = job.meta, job.dmeta
-    if eng.itemize is None or md is None or dm is None:
-        return
+def item_attrs(eng: Engine, kind: bytes, path: bytes, md: Metadata, dm: Metadata,
+               t: bool, p: bool, xnames: Sequence[str] = ()) -> None:
+    """-v: an entry whose data is current and whose times (``t``), permissions
+    (``p``), owner, group, ACLs or xattrs (``xnames``: names changed or removed)
+    are brought up to date -- or, with -n, would be -- as rsync -i shows it:
+    ``.d..tpog.ax`` (``kind``: f, d or L)."""
     uid, gid = eng.owner_target(md)
-    p = eng.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
     o = uid >= 0 and uid != dm.uid
     g = gid >= 0 and gid != dm.gid
     a = any(n.startswith(_ACL_PREFIX) for n in xnames)
     x = any(not n.startswith(_ACL_PREFIX) for n in xnames)
-    if p or o or g or a or x:
-        eng.item(b".f..." + (b"p" if p else b".") + (b"o" if o else b".")
-                 + (b"g" if g else b".") + b"." + (b"a" if a else b".")
-                 + (b"x" if x else b".") + b" ", job.path)
+    if t or p or o or g or a or x:
+        eng.item(b"." + kind + b".." + (b"t" if t else b".") + (b"p" if p else b".")
+                 + (b"o" if o else b".") + (b"g" if g else b".") + b"."
+                 + (b"a" if a else b".") + (b"x" if x else b".") + b" ", path)
+
+
+def item_unchanged(eng: Engine, job: Job, xnames: Sequence[str] = ()) -> None:
+    """item_attrs of an unchanged regular file (its size and mtime are current)."""
+    md, dm = job.meta, job.dmeta
+    if eng.itemize is None or md is None or dm is None:
+        return
+    item_attrs(eng, b"f", job.path, md, dm, False,
+               eng.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777, xnames)
 
 
 def item_unchanged_dry(eng: Engine, job: Job) -> None:
@@ -557,10 +586,12 @@ def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> bool:
         os.close(fd)
 
 
-def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False) -> None:
+def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False,
+                        changed: Optional[List[str]] = None) -> None:
     """Symlinks (no usable fd): the *xattrat syscalls (Linux 6.13) by name.
     With ``replace`` (an unchanged symlink on a re-run) only what differs is
-    changed, and the destination's names the source lacks are removed."""
+    changed, and the destination's names the source lacks are removed (and
+    added to ``changed``, with those set)."""
     from ..dirfd import _xattrat_get, _xattrat_list
 
     keep = eng._xattr_names
@@ -585,6 +616,8 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False) -> None:
             have = [n for n in _xattrat_list(d.dst_fd, job.dst_name) if keep(os.fsdecode(n))]
             for name in have:
                 if name not in names:
+                    if changed is not None:
+                        changed.append(os.fsdecode(name))
                     count["removexattrat"] += 1
                     _syscall.removexattrat(d.dst_fd, job.dst_name, nofollow, name)
         for name in names:
@@ -594,6 +627,8 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False) -> None:
                 count["getxattrat"] += 1
                 if _xattrat_get(d.dst_fd, job.dst_name, name) == value:
                     continue
+            if changed is not None and replace:
+                changed.append(os.fsdecode(name))
             count["setxattrat"] += 1
             _syscall.setxattrat(d.dst_fd, job.dst_name, nofollow, name, value, 0)
     except OSError as exc:

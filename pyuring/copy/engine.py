@@ -325,13 +325,21 @@ class Engine:
         self.bulk: Optional[BulkPool] = None
         self.bulk_threads = opts.copy_threads if ex.kind == "uring" else 0
         # bound now, so that no module is imported (no stat of .py files) mid-walk
-        from .attrs import apply_dir_meta, copy_xattrs_by_name, final_mode
+        from .attrs import (
+            apply_dir_meta,
+            copy_xattrs_by_name,
+            final_mode,
+            item_attrs,
+            item_dir_dry,
+        )
         from .filecopy import link_to_group, release_waiters, start_file
 
         self._start_file = start_file
         self._link_to_group = link_to_group
         self._release_waiters = release_waiters
         self._apply_dir_meta = apply_dir_meta
+        self._item_attrs = item_attrs
+        self._item_dir_dry = item_dir_dry
         self._copy_xattrs_by_name = copy_xattrs_by_name
         self._final_mode = final_mode
         self._chunk_pool: List[Buffer] = []
@@ -892,6 +900,9 @@ class Engine:
         if d.apply_meta and md is not None and not self.opts.dry_run and d.dst_fd >= 0 \
                 and self.fatal is None and not self.interrupted:
             self._apply_dir_meta(self, d, md)
+        elif d.apply_meta and md is not None and self.opts.dry_run and d.dst_meta is not None \
+                and self.itemize is not None:
+            self._item_dir_dry(self, d, md, d.dst_meta)
         self._give_back(d)
         if d.owns_fds:
             if d.src_fd >= 0:
@@ -1079,12 +1090,17 @@ class Engine:
                 same = False
             if same:
                 self.stats.unchanged += 1
+                changed: List[str] = []  # (xattr names, for the itemized line)
+                if not self.opts.dry_run and (self.opts.xattrs or self.opts.acls):
+                    self._copy_xattrs_by_name(self, job, True, changed)
+                if self.itemize is not None:
+                    self._item_attrs(self, b"L", job.path + b" -> " + target, md, dm,
+                                     self.opts.times and dm.mtime_ns != md.mtime_ns, False,
+                                     changed)
                 if self.opts.dry_run:  # (nothing is changed in a dry run, not even times)
                     self._group_first_done(job, -1)
                     self.finish(job)
                     return
-                if self.opts.xattrs or self.opts.acls:
-                    self._copy_xattrs_by_name(self, job, True)
                 if self._link_meta_differs(job) or self._group_of(job) is not None:
                     self._open_for_meta(job, target, xattrs=False)
                 else:
