@@ -310,6 +310,8 @@ class Executor:
 
     #: FSETXATTR is there (Linux 5.19): fsetxattr() may be put in a chain
     has_fsetxattr = True
+    #: the longest chain that can be submitted whole (the SQ's entries)
+    max_chain = 1 << 30
 
     def fsetxattr(self, cid: int, idx: int, fd: int, name: bytes, value: bytes,
                   flags: int = 0) -> None:
@@ -398,6 +400,7 @@ class UringExecutor(Executor):
         supported = probe_ring_fd(self.ring.fd)
         self.has_openat2 = A.IORING_OP_OPENAT2 in supported
         self.has_fsetxattr = A.IORING_OP_FSETXATTR in supported
+        self.max_chain = self.ring.sq_entries
         self.direct_slots = direct_slots
         if direct_slots:
             try:
@@ -562,6 +565,15 @@ class UringExecutor(Executor):
         if self._boff >= 0 and type(name) is bytes:
             return id(name) + self._boff
         addr, raw = path_address(name)
+        self._pins.append(raw)
+        return addr
+
+    def _data(self, data: bytes) -> int:
+        """Address of ``data`` (any bytes, NULs too), pinned until the next submit."""
+        self._pins.append(data)
+        if self._boff >= 0 and type(data) is bytes:
+            return id(data) + self._boff
+        addr, raw = _mem.bytes_address(bytes(data))
         self._pins.append(raw)
         return addr
 
@@ -817,7 +829,7 @@ class UringExecutor(Executor):
                                     "IORING_OP_FSETXATTR: not supported by this kernel")
         ud = (cid << 7) | idx | _ENDS[flags & _END_MASK]
         # (the kernel copies name and value when it takes the SQE: pinned until then)
-        self._push_sqe(A.IORING_OP_FSETXATTR, fd, self._name(value), self._name(name),
+        self._push_sqe(A.IORING_OP_FSETXATTR, fd, self._data(value), self._name(name),
                        len(value), 0, ud, flags)
 
 

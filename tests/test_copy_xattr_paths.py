@@ -13,6 +13,7 @@ chain) and check the copies attribute by attribute on both backends.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import struct
 from pathlib import Path
@@ -25,7 +26,15 @@ from pyuring.copy import api, filecopy
 from pyuring.executor import make_executor
 
 from .conftest import requires_root
-from .test_copy_support import BACKENDS, acl_blob, copy_api, fix_times, mounted, write
+from .test_copy_support import (
+    BACKENDS,
+    acl_blob,
+    copy_api,
+    fix_times,
+    mounted,
+    run_cli,
+    write,
+)
 from .treecompare import assert_same_tree
 
 
@@ -236,6 +245,8 @@ def test_a_destination_without_xattrs_warns_once(tmp_path: Path, backend: str) -
         for i in range(4):
             assert (ram / "dst" / f"x{i}").read_bytes() == b"x" * (i + 1)
         assert stats.transferred == 7
+        if backend == "uring" and _has_listxattrat(tmp_path):
+            assert stats.sqes_by_op["FSETXATTR"] == 4  # (each refused in its chain)
 
 
 @pytest.mark.parametrize("err", [errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP],
@@ -416,3 +427,32 @@ def test_with_xattrs_the_source_reads_go_to_the_workers(
     assert asked == [xattrs]
     if xattrs:
         assert_same_tree(src, tmp_path / "dst")
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["by-name", "fd-way"])
+def test_more_xattrs_than_a_chain_may_carry(tmp_path: Path, backend: str,
+                                            shared: bool) -> None:
+    """A chain must fit the SQ whole (else it can never be submitted): a file
+    with more xattrs than that (12 with --queue-depth 8; 40 at any depth)
+    has them written one by one; one with few still takes the chain."""
+    src = tmp_path / "src"
+    src.mkdir()
+    sizes = {"few": 2, "twelve": 12, "forty": 40}
+    for name, n in sizes.items():
+        write(src / name, name.encode())
+        for i in range(n):
+            os.setxattr(src / name, f"user.k{i:02d}", f"v{i}".encode())
+    fix_times(src)
+    if shared:
+        os.chmod(src, 0o777)  # (others may rename there: every file takes the fd way)
+    # (as the CLI, whose run has a time limit: such a chain used to hang the copy)
+    r = run_cli(["-aX", "--queue-depth", "8", "--json", "--backend", backend, f"{src}/",
+                 str(tmp_path / "dst")])
+    assert r.returncode == 0 and r.stderr == "", r
+    assert_same_tree(src, tmp_path / "dst")
+    for name, n in sizes.items():
+        assert len(os.listxattr(tmp_path / "dst" / name)) == n
+    stats = json.loads(r.stdout)
+    if backend == "uring":
+        assert stats["sqes_by_op"].get("FSETXATTR", 0) == 2
+        assert stats["direct_syscalls"]["fsetxattr"] == 12 + 40

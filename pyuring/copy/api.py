@@ -257,7 +257,8 @@ class Copier:
         if not roots:
             stats.elapsed = time.monotonic() - t0
             return stats
-        # (at least 8 SQ entries: the longest chain the engine links has 5;
+        # (at least 8 SQ entries: the longest fixed chain the engine links has 5,
+        # a file's xattr chain is cut to fit (filecopy._meta_in_chain);
         # direct slots count against RLIMIT_NOFILE, like the files in flight)
         ex = make_executor(self.opts.backend, entries=max(8, self.opts.queue_depth),
                            direct_slots=min(fd_budget(self.opts.max_files_in_flight), 256),

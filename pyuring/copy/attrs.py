@@ -65,8 +65,8 @@ def needs_meta_before_publish(eng: Engine, job: Job) -> bool:
         return True
     if _ids_change(eng, md, eng.euid, job.parent.dst_gid_new):
         return True
-    return not eng.is_root and bool(final_mode(eng, md, job.dmeta, job.parent.dst_gid_new)
-                                    & 0o6000)
+    return not eng.write_keeps_suid and bool(
+        final_mode(eng, md, job.dmeta, job.parent.dst_gid_new) & 0o6000)
 
 
 def final_mode(eng: Engine, md: Metadata, dm: Optional[Metadata], gid_new: int = -1) -> int:
@@ -96,13 +96,21 @@ def xattrs_need_write(eng: Engine, xattrs: bool, mode: int) -> bool:
     return xattrs and not eng.is_root and not mode & 0o200
 
 
+class UnsafeToPublish(OSError):
+    """A new file could not be given its owner, and still has setuid/setgid
+    bits it was created with: it must not get a name."""
+
+
 def set_owner_mode(eng: Engine, job: Job, fd: int) -> int:
     """Owner, then the setuid/setgid bits (chown clears them, and so does a
-    write by a non-root user) of a new file; returns its final mode."""
+    write without CAP_FSETID) of a new file; returns its final mode.  Where
+    the chown fails, those bits are taken away (a setuid file must not be
+    published as the copying user's), or UnsafeToPublish is raised."""
     md = job.meta
     assert md is not None
     ex = eng.ex
     chowned = False
+    final = final_mode(eng, md, job.dmeta, job.parent.dst_gid_new)
     if _ids_change(eng, md, eng.euid, job.parent.dst_gid_new):
         uid, gid = eng.owner_target(md)
         try:
@@ -110,9 +118,13 @@ def set_owner_mode(eng: Engine, job: Job, fd: int) -> int:
             chowned = True
         except OSError as exc:
             if exc.errno != errno.EPERM or eng.is_root:
+                if final & 0o6000:
+                    try:
+                        ex.fchmod(fd, final & 0o1777)
+                    except OSError:
+                        raise UnsafeToPublish(exc.errno, exc.strerror) from exc
                 raise
-    final = final_mode(eng, md, job.dmeta, job.parent.dst_gid_new)
-    if final & 0o6000 and (chowned or not eng.is_root):
+    if final & 0o6000 and (chowned or not eng.write_keeps_suid):
         ex.fchmod(fd, final)
     return final
 

@@ -179,6 +179,26 @@ class DirTask:
         return self.rel + b"/" + name if self.rel else name
 
 
+def _fsetid_in_initial_userns() -> bool:
+    """A write clears setuid unless the writer has CAP_FSETID in the *initial*
+    user namespace (the kernel's capable(), not ns_capable()): root in a
+    container's user namespace does not.  Where /proc cannot say: no."""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            if f.read().split() != [b"0", b"0", b"4294967295"]:
+                return False
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return bool(int(line.split()[1], 16) >> _CAP_FSETID & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+_CAP_FSETID = 4
+
+
 class Job:
     """One source entry on its way to the destination."""
 
@@ -281,6 +301,8 @@ class Engine:
         self.fatal: Optional[str] = None
         self.is_root = os.geteuid() == 0
         self.euid = os.geteuid()
+        # does a WRITE leave a setuid/setgid bit set before it in place?
+        self.write_keeps_suid = self.is_root and _fsetid_in_initial_userns()
         self.egid = os.getegid()
         self.groups: Set[int] = set(os.getgroups()) | {self.egid}
         self.umask = 0o022

@@ -26,6 +26,7 @@ from .. import _abi as A
 from .. import _syscall
 from ..executor import HARDLINK, LINK, RESOLVE_SAFE, SKIP
 from .attrs import (
+    UnsafeToPublish,
     apply_file_meta,
     final_mode,
     fix_unchanged,
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from ..metadata import Metadata
 
 _CHUNK = 1 << 20
+#: the most xattrs a file's publishing chain writes (more: one by one, the old way)
+_CHAIN_XATTRS = 16
 #: answers of listxattrat after which it stops being asked when 3 in 4 had xattrs
 _XATTRAT_TRIAL = 64
 
@@ -261,7 +264,7 @@ def _xattrs_by_name(eng: Engine, job: Job) -> bool:
     if not names:
         job.xattrs = False
         return True
-    if _pairs_fit_chain(eng, job):
+    if len(names) <= min(_CHAIN_XATTRS, eng.ex.max_chain - 2) and _pairs_fit_chain(eng, job):
         pairs = []
         try:
             for name in _acls_last_b(names):
@@ -288,7 +291,8 @@ def _pairs_fit_chain(eng: Engine, job: Job) -> bool:
     if not eng.ex.has_fsetxattr or eng.opts.fsync or job.dmeta is not None:
         return False
     final = final_mode(eng, md, None, job.parent.dst_gid_new)
-    return (eng.is_root or not final & 0o6000) and not xattrs_need_write(eng, True, final)
+    return (eng.write_keeps_suid or not final & 0o6000) \
+        and not xattrs_need_write(eng, True, final)
 
 
 def _on_small(eng: Engine, job: Job, idx: int, res: int, _extra: Any) -> None:
@@ -344,7 +348,42 @@ def _on_src_fd(eng: Engine, job: Job, res: int) -> None:
     if res < 0:
         _src_error(eng, job, -res, "open")
         return
+    if job.parent.shared and not job.dst_err:
+        _read_verified(eng, job, res)
+        return
     _verified(eng, job, res, lambda: _read_src(eng, job))
+
+
+def _read_verified(eng: Engine, job: Job, fd: int) -> None:
+    """_verified, then _read_src, in one round trip: the fd's STATX and its READ
+    go out together, and what was read counts only once the statx shows the
+    file the name's statx described (else: vanished, nothing is written)."""
+    job.src_fd = fd
+    md = job.meta
+    assert md is not None
+    ex = eng.ex
+    state = [2, 0, False]  # completions to come, the READ's result, the same file
+
+    def both() -> None:
+        if state[2]:
+            _on_read(eng, job, state[1])
+        else:
+            _src_error(eng, job, errno.ENOENT, "open")
+
+    def checked(idx: int, res: int, now: Optional[Metadata]) -> None:
+        state[2] = res >= 0 and now is not None and now.same_file(md)
+        state[0] -= 1
+        if not state[0]:
+            both()
+
+    def read(idx: int, res: int, extra: Any) -> None:
+        state[1] = res
+        state[0] -= 1
+        if not state[0]:
+            both()
+
+    ex.statx(ex.chain(checked), 0, fd, b"", A.AT_EMPTY_PATH | A.AT_SYMLINK_NOFOLLOW)
+    ex.read(ex.chain(read), 0, fd, eng.pool, job.slot * eng.slot_size, md.size + 1, 0)
 
 
 def _read_src(eng: Engine, job: Job) -> None:
@@ -430,18 +469,24 @@ def _meta_in_chain(eng: Engine, job: Job, n: int) -> bool:
     if n <= 0 or job.tmpname or job.dmeta is not None or eng.opts.fsync or d.acl_inherit:
         return False
     final = final_mode(eng, md, None, d.dst_gid_new)
-    if final & 0o6000 and not eng.is_root:
-        return False
+    if final & 0o6000 and not eng.write_keeps_suid:
+        return False  # (a WRITE without CAP_FSETID clears them: the old way sets them after)
     pairs = job.xattr_pairs
-    if job.xattrs and pairs is None and (job.src_fd < 0 or not ex.has_fsetxattr
-                                         or xattrs_need_write(eng, True, final)):
-        return False
+    if job.xattrs and pairs is None:
+        if job.src_fd < 0 or not ex.has_fsetxattr or xattrs_need_write(eng, True, final):
+            return False
+        pairs = read_xattrs(eng, job.src_fd, job.path)
+    if pairs and len(pairs) > min(_CHAIN_XATTRS, ex.max_chain - 2):
+        return False  # (a chain must fit the SQ: the old way sets them one by one)
     try:
         set_owner_mode(eng, job, job.dst_fd)
+    except UnsafeToPublish as exc:
+        eng.dst_failed(job, exc.errno or errno.EIO, "set the owner of")
+        return True
     except OSError as exc:
         _attrs_failed(eng, job, exc)
     if pairs is None:
-        pairs = read_xattrs(eng, job.src_fd, job.path) if job.xattrs else []
+        pairs = []
     if job.src_fd >= 0:
         ex.close_fd(0, 0, job.src_fd, SKIP)
         job.src_fd = -1
@@ -686,6 +731,9 @@ def _finalize(eng: Engine, job: Job) -> None:
     """Owner, mode, xattrs and times first; then publish (when those must not lag)."""
     try:
         apply_file_meta(eng, job, job.dst_fd)
+    except UnsafeToPublish as exc:
+        eng.dst_failed(job, exc.errno or errno.EIO, "set the owner of")
+        return
     except OSError as exc:
         _attrs_failed(eng, job, exc)
     if job.src_fd >= 0:  # kept open for the xattrs
