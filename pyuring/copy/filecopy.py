@@ -348,42 +348,7 @@ def _on_src_fd(eng: Engine, job: Job, res: int) -> None:
     if res < 0:
         _src_error(eng, job, -res, "open")
         return
-    if job.parent.shared and not job.dst_err:
-        _read_verified(eng, job, res)
-        return
     _verified(eng, job, res, lambda: _read_src(eng, job))
-
-
-def _read_verified(eng: Engine, job: Job, fd: int) -> None:
-    """_verified, then _read_src, in one round trip: the fd's STATX and its READ
-    go out together, and what was read counts only once the statx shows the
-    file the name's statx described (else: vanished, nothing is written)."""
-    job.src_fd = fd
-    md = job.meta
-    assert md is not None
-    ex = eng.ex
-    state = [2, 0, False]  # completions to come, the READ's result, the same file
-
-    def both() -> None:
-        if state[2]:
-            _on_read(eng, job, state[1])
-        else:
-            _src_error(eng, job, errno.ENOENT, "open")
-
-    def checked(idx: int, res: int, now: Optional[Metadata]) -> None:
-        state[2] = res >= 0 and now is not None and now.same_file(md)
-        state[0] -= 1
-        if not state[0]:
-            both()
-
-    def read(idx: int, res: int, extra: Any) -> None:
-        state[1] = res
-        state[0] -= 1
-        if not state[0]:
-            both()
-
-    ex.statx(ex.chain(checked), 0, fd, b"", A.AT_EMPTY_PATH | A.AT_SYMLINK_NOFOLLOW)
-    ex.read(ex.chain(read), 0, fd, eng.pool, job.slot * eng.slot_size, md.size + 1, 0)
 
 
 def _read_src(eng: Engine, job: Job) -> None:
