@@ -295,7 +295,7 @@ def test_verbose_itemizes_each_created_entry(tmp_path: Path, tree: Path, backend
     assert lines["d1/"].startswith("cd")
     assert lines["one"].startswith(">f")
     assert lines["rel-link -> d1/f"].startswith("cL")
-    assert lines["fifo"].startswith("cD")
+    assert lines["fifo"].startswith("cS")  # (rsync: S for FIFOs and sockets, D for devices)
     assert "hf" in {lines["d1/f"][:2], lines["d1/d2/hl"][:2]}
     assert r.stderr == ""
     # nothing to do: nothing itemized
@@ -311,12 +311,14 @@ def test_verbose_itemizes_each_created_entry(tmp_path: Path, tree: Path, backend
 
 def _items_dry_then_real(tree: Path, dst: Path, backend: str, flags: str,
                          want: Dict[str, str]) -> None:
-    """-n, then the real run, both with -v: the itemized lines are ``want``."""
+    """-n, then the real run, both with -v: the itemized lines are ``want``,
+    each once."""
     for argv in ([flags + "n", "-v"], [flags, "-v"]):
         r = run_cli([*argv, "--backend", backend, f"{tree}/", str(dst)])
         assert r.returncode == 0, r
-        got = {m.group(2): m.group(1) for m in map(_ITEM.match, r.stdout.splitlines()) if m}
-        assert got == want, r.stdout
+        lines = [(m.group(2), m.group(1)) for m in map(_ITEM.match, r.stdout.splitlines())
+                 if m]
+        assert sorted(lines) == sorted(want.items()), r.stdout
 
 
 def test_verbose_itemizes_attribute_only_changes(tmp_path: Path, tree: Path,
@@ -365,8 +367,9 @@ def test_verbose_itemizes_xattr_and_acl_only_changes(tmp_path: Path, tree: Path,
 def test_verbose_itemizes_directories_and_symlinks_attribute_changes(
         tmp_path: Path, tree: Path, backend: str) -> None:
     """An existing directory whose mode, times or xattrs change, a symlink whose
-    times (and, as root, owner) change: one line each, as rsync -i writes them
-    (``.d..tp....x``, ``.L..t.o....``); -n lists the same and changes nothing."""
+    times (and, as root, owner) change, a FIFO whose mode changes: one line
+    each, as rsync -i writes them (``.d..tp....x``, ``.L..t.o....``,
+    ``.S...p.....``); -n lists the same and changes nothing."""
     dst = tmp_path / "dst"
     assert run_cli(["-aX", "--backend", backend, f"{tree}/", str(dst)]).returncode == 0
     d1, d2 = tree / "d1", tree / "d1" / "d2"
@@ -374,7 +377,9 @@ def test_verbose_itemizes_directories_and_symlinks_attribute_changes(
     os.utime(d1, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
     os.setxattr(d2, "user.dir", b"1")
     os.utime(tree / "rel-link", ns=(1, 1_400_000_000_000_000_000), follow_symlinks=False)
-    want = {"d1/": ".d..tp.....", "d1/d2/": ".d........x", "rel-link -> d1/f": ".L..t......"}
+    os.chmod(tree / "fifo", 0o600)
+    want = {"d1/": ".d..tp.....", "d1/d2/": ".d........x", "rel-link -> d1/f": ".L..t......",
+            "fifo": ".S...p....."}
     if IS_ROOT:
         os.chown(tree / "rel-link", 4321, -1, follow_symlinks=False)
         want["rel-link -> d1/f"] = ".L..t.o...."
@@ -384,6 +389,50 @@ def test_verbose_itemizes_directories_and_symlinks_attribute_changes(
     assert os.lstat(dst / "rel-link").st_mtime_ns == 1_400_000_000_000_000_000
     r = run_cli(["-aX", "-v", "--backend", backend, f"{tree}/", str(dst)])
     assert _itemized(r.stdout) == [], r.stdout
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root (mounts a ramfs)")
+def test_xattrs_a_destination_cannot_hold_are_not_itemized(tmp_path: Path,
+                                                           backend: str) -> None:
+    """ramfs takes no xattrs: a re-run has nothing it could change, and -n and the
+    real run both say so (no line), on every run."""
+    from .test_copy_support import mounted
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    write(src / "d" / "f", b"data")
+    os.setxattr(src / "d" / "f", "user.a", b"1")
+    os.setxattr(src / "d", "user.b", b"2")
+    fix_times(src)
+    with mounted("ramfs", tmp_path / "ram") as ram:
+        dst = ram / "dst"
+        assert run_cli(["-aX", "--backend", backend, f"{src}/", str(dst)]).returncode == 0
+        for _ in range(2):
+            _items_dry_then_real(src, dst, backend, "-aX", {})
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root (runs the copy as another user)")
+def test_a_dry_run_leaves_an_unreadable_destination_file_alone(tmp_path: Path,
+                                                               backend: str) -> None:
+    """A non-root -n -v -X with a destination file of its own without u+r: the
+    real run would open it up for a moment to compare its xattrs; the dry run
+    changes nothing, not even its ctime."""
+    from .test_copy_support import UNPRIV_PRELUDE, nobodys_tree, traversable
+
+    src, dst = nobodys_tree(tmp_path)
+    work = src.parent
+    with traversable(work):
+        r = run_cli(["-rtX", "--backend", backend, f"{src}/", str(dst)],
+                    prelude=UNPRIV_PRELUDE, cwd="/")
+        assert r.returncode == 0, r
+        os.setxattr(src / "f", "user.a", b"2")
+        os.chmod(dst / "f", 0o200)
+        before = os.stat(dst / "f")
+        r = run_cli(["-rtXnv", "--backend", backend, f"{src}/", str(dst)],
+                    prelude=UNPRIV_PRELUDE, cwd="/")
+    after = os.stat(dst / "f")
+    assert r.returncode == 0, r
+    assert (after.st_mode, after.st_ctime_ns) == (before.st_mode, before.st_ctime_ns)
 
 
 def test_verbose_with_non_utf8_names_on_a_strict_stdout(tmp_path: Path, backend: str) -> None:

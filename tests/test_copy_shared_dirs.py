@@ -33,6 +33,7 @@ from .test_copy_support import (
     copy_api,
     install_statx_hook,
     mounted,
+    nobodys_tree,
     run_cli,
     traversable,
     write,
@@ -374,15 +375,9 @@ def test_a_destination_without_xattrs_is_not_copied_again_and_again(
 def test_a_non_root_rerun_reads_its_own_unreadable_copy(tmp_path: Path) -> None:
     """A destination file of ours without u+r (rsync reads it all the same):
     its xattrs are compared through a moment of u+rw, not taken for a change."""
-    work = tmp_path / "work"
-    src = work / "src"
-    src.mkdir(parents=True)
-    write(src / "f", b"data", 0o644)
-    os.setxattr(src / "f", "user.a", b"1")
-    for p in (work, src, src / "f"):
-        os.chown(p, 65534, 65534)
+    src, dst = nobodys_tree(tmp_path)
+    work = src.parent
     os.chmod(src, 0o777)
-    dst = work / "dst"
     with traversable(work):
         r = run_cli(["-rtX", f"{src}/", str(dst)], prelude=UNPRIV_PRELUDE, cwd="/")
     assert r.returncode == 0, r

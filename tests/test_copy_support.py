@@ -200,6 +200,19 @@ UNPRIV_PRELUDE = textwrap.dedent("""
 """)
 
 
+def nobodys_tree(tmp_path: Path) -> Tuple[Path, Path]:
+    """``work/src/f`` (4 bytes, the xattr user.a) owned by nobody (65534), for
+    a copy run as nobody (UNPRIV_PRELUDE) into ``work/dst``: (src, dst)."""
+    work = tmp_path / "work"
+    src = work / "src"
+    src.mkdir(parents=True)
+    write(src / "f", b"data", 0o644)
+    os.setxattr(src / "f", "user.a", b"1")
+    for p in (work, src, src / "f"):
+        os.chown(p, 65534, 65534)
+    return src, work / "dst"
+
+
 @contextlib.contextmanager
 def traversable(path: Path) -> Iterator[None]:
     """Let others through ``path`` and its ancestors (pytest makes them 0700)."""

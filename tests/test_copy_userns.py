@@ -34,9 +34,9 @@ from .test_copy_support import (
     write,
 )
 
-# Runs argv[1:] in a new user namespace whose ids 0-65535 are this one's,
-# as root there: the parent writes the maps (a process cannot map a range
-# into its own namespace).
+# Runs argv[1:] in a new user namespace with the id map $USERNS_MAP, as root
+# there: the parent writes the maps (a process cannot map a range into its
+# own namespace).
 _IN_USERNS = r"""
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -54,7 +54,7 @@ if pid == 0:
 os.read(r, 1)
 for name in ("uid_map", "gid_map"):
     with open(f"/proc/{pid}/{name}", "w") as f:
-        f.write("0 0 65536\n")
+        f.write(os.environ["USERNS_MAP"] + "\n")
 os.write(w2, b"x")
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
@@ -64,8 +64,10 @@ sys.exit(os.waitstatus_to_exitcode(status))
 @requires_root
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("owner", [0, 1234], ids=["own", "other"])
+@pytest.mark.parametrize("idmap", ["0 0 65536", "0 0 4294967295"], ids=["part", "whole"])
 def test_setuid_survives_a_copy_by_namespace_root(tmp_path: Path, backend: str,
-                                                  owner: int) -> None:
+                                                  owner: int, idmap: str) -> None:
+    """("whole": a child namespace whose uid_map looks like the initial one's.)"""
     check_backend(backend)
     src = tmp_path / "src"
     src.mkdir()
@@ -77,7 +79,7 @@ def test_setuid_survives_a_copy_by_namespace_root(tmp_path: Path, backend: str,
     os.chmod(tmp_path, 0o755)
     argv = [sys.executable, "-c", _IN_USERNS, sys.executable, "-m", "pyuring.copy", "-a",
             "--backend", backend, f"{src}/", str(tmp_path / "dst")]
-    r = subprocess.run(argv, env=cli_env(), capture_output=True, text=True,
+    r = subprocess.run(argv, env=cli_env(USERNS_MAP=idmap), capture_output=True, text=True,
                        timeout=HANG_GUARD)
     if r.returncode == 77:
         pytest.skip("no user namespaces here")
@@ -90,15 +92,20 @@ def test_setuid_survives_a_copy_by_namespace_root(tmp_path: Path, backend: str,
 @requires_root
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("chmod_too", [False, True], ids=["bits-dropped", "not-published"])
+@pytest.mark.parametrize("size,data_path", [(0, "auto"), (100, "auto"), (3 << 20, "auto"),
+                                            (3 << 20, "ring")],
+                         ids=["empty", "small", "large", "large-ring"])
 def test_a_failed_chown_of_a_setuid_file(tmp_path: Path, backend: str, chmod_too: bool,
+                                         size: int, data_path: str,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The chown of another user's new setuid copy fails (an idmapped mount, say):
     the error is reported, and the file is published without setuid/setgid
-    -- or, when those cannot be taken away either, not at all."""
+    -- or, when those cannot be taken away either, not at all.  Each data path."""
     check_backend(backend)
     src = tmp_path / "src"
     src.mkdir()
-    write(src / "suid", b"x" * 100, mode=0o4755)
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    write(src / "suid", data, mode=0o4755)
     os.chown(src / "suid", 1234, 1234)
     os.chmod(src / "suid", 0o4755)
     write(src / "plain", b"p", mode=0o644)
@@ -121,7 +128,7 @@ def test_a_failed_chown_of_a_setuid_file(tmp_path: Path, backend: str, chmod_too
         return ex
 
     monkeypatch.setattr(api, "make_executor", make)
-    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, data_path=data_path)
     assert stats.exit_code == 23 and stats.errors >= 1, msgs
     assert any('"suid"' in m for m in msgs), msgs
     assert (tmp_path / "dst" / "plain").read_bytes() == b"p"
@@ -130,6 +137,6 @@ def test_a_failed_chown_of_a_setuid_file(tmp_path: Path, backend: str, chmod_too
     else:
         st = os.stat(tmp_path / "dst" / "suid")
         assert st.st_mode & 0o7777 == 0o755 and st.st_uid == 0
-        assert (tmp_path / "dst" / "suid").read_bytes() == b"x" * 100
+        assert (tmp_path / "dst" / "suid").read_bytes() == data
     assert sorted(os.listdir(tmp_path / "dst")) == (["plain"] if chmod_too
                                                     else ["plain", "suid"])

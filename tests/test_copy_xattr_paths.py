@@ -456,3 +456,29 @@ def test_more_xattrs_than_a_chain_may_carry(tmp_path: Path, backend: str,
     if backend == "uring":
         assert stats["sqes_by_op"].get("FSETXATTR", 0) == 2
         assert stats["direct_syscalls"]["fsetxattr"] == 12 + 40
+
+
+def test_past_sixteen_xattrs_the_old_way_reads_them_once(tmp_path: Path, backend: str) -> None:
+    """At any queue depth a chain carries at most 16 FSETXATTR: a file with 17
+    has them set one by one after its WRITE -- from what was read for the
+    chain, not read again."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "many", b"m")
+    for i in range(filecopy._CHAIN_XATTRS + 1):
+        os.setxattr(src / "many", f"user.k{i:02d}", f"v{i}".encode())
+    write(src / "one", b"o")
+    os.setxattr(src / "one", "user.k", b"v")
+    fix_times(src)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert stats.exit_code == 0 and msgs == [], msgs
+    assert_same_tree(src, tmp_path / "dst")
+    if backend == "sync":
+        return
+    calls = stats.direct_syscalls
+    assert stats.sqes_by_op["FSETXATTR"] == 1  # ("one")
+    assert calls["fsetxattr"] == filecopy._CHAIN_XATTRS + 1
+    # one listing and one read per value for "many" (the root directory is
+    # compared on both sides: 2 more listings)
+    assert calls["flistxattr"] == 1 + 2, dict(calls)
+    assert calls["fgetxattr"] == filecopy._CHAIN_XATTRS + 1, dict(calls)

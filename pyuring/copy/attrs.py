@@ -136,7 +136,9 @@ def apply_file_meta(eng: Engine, job: Job, fd: int) -> None:
     ex, opts = eng.ex, eng.opts
     final = set_owner_mode(eng, job, fd)
     acl_set = False
-    if job.xattrs and job.src_fd >= 0:
+    if job.xattrs and job.xattr_pairs is not None:  # (read already: filecopy)
+        acl_set = _set_pairs(eng, fd, job.path, job.xattr_pairs)
+    elif job.xattrs and job.src_fd >= 0:
         acl_set = copy_xattrs_fd(eng, job.src_fd, fd, job.path)
     elif job.xattrs:
         acl_set = _copy_xattrs_reopen(eng, job, fd)
@@ -317,7 +319,7 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job, check: bool = False,
     be) are added to ``changed``."""
     dm = job.dmeta
     assert dm is not None
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
     count = eng.ex.direct_syscalls
     src = dst = opath = -1
     restore = -1
@@ -339,8 +341,8 @@ def _sync_unchanged_xattrs(eng: Engine, job: Job, check: bool = False,
         try:
             dst = os.open(job.dst_name, flags, dir_fd=job.parent.dst_fd)
         except PermissionError:
-            if eng.is_root or dm.uid != eng.euid:
-                raise
+            if eng.is_root or dm.uid != eng.euid or eng.opts.dry_run:
+                raise  # (a dry run changes nothing, not even for a moment)
             # a file of ours without u+r (rsync reads it all the same): u+rw
             # through an O_PATH fd of that very inode, the mode back at the end
             count["openat"] += 2
@@ -477,21 +479,24 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
         return False
     if not (drop or change):
         return False
-    if changed is not None:  # (with replace: for the itemized line)
-        changed.extend(drop)
-        changed.extend(name for name, _value in change)
     if unlock >= 0:
         try:
             eng.ex.fchmod(dst, unlock | 0o200)
         except OSError:
             unlock = -1  # (the changes below fail and say why)
     acl_set = False
+    # (``changed``, for the itemized line: what was changed, or failed to be --
+    # not what the destination's file system cannot hold, which -n leaves out too)
     for name in drop:
         try:
             count["fremovexattr"] += 1
             os.removexattr(dst, name)
         except OSError as exc:
             xattr_error(eng, path, exc)
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                continue
+        if changed is not None:
+            changed.append(name)
     for name, value in change:
         try:
             count["fsetxattr"] += 1
@@ -499,6 +504,10 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
             acl_set = acl_set or name == "system.posix_acl_access"
         except OSError as exc:
             xattr_error(eng, path, exc)
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                continue
+        if changed is not None:
+            changed.append(name)
     # (a new access ACL has set the mode to its own, the source's: that one stays)
     if unlock >= 0 and not acl_set:
         try:
@@ -548,6 +557,23 @@ def read_xattrs(eng: Engine, src: int, path: bytes) -> List[Tuple[bytes, bytes]]
         except OSError as exc:
             xattr_error(eng, path, exc)
     return pairs
+
+
+def _set_pairs(eng: Engine, dst: int, path: bytes, pairs: List[Tuple[bytes, bytes]]) -> bool:
+    """Set xattrs read before (read_xattrs, or by name); True when an access
+    ACL was among them (it set the permission bits)."""
+    count = eng.ex.direct_syscalls
+    acl_set = False
+    for name, value in pairs:
+        try:
+            count["fsetxattr"] += 1
+            os.setxattr(dst, name, value)
+            acl_set = acl_set or name == b"system.posix_acl_access"
+        except OSError as exc:
+            xattr_error(eng, path, exc)
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                break
+    return acl_set
 
 
 def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) -> None:

@@ -182,11 +182,12 @@ class DirTask:
 def _fsetid_in_initial_userns() -> bool:
     """A write clears setuid unless the writer has CAP_FSETID in the *initial*
     user namespace (the kernel's capable(), not ns_capable()): root in a
-    container's user namespace does not.  Where /proc cannot say: no."""
+    container's user namespace does not, whatever its uid_map says.  The
+    initial namespace is the one whose /proc inode is PROC_USER_INIT_INO.
+    Where /proc cannot say: no."""
     try:
-        with open("/proc/self/uid_map", "rb") as f:
-            if f.read().split() != [b"0", b"0", b"4294967295"]:
-                return False
+        if os.stat("/proc/self/ns/user").st_ino != _PROC_USER_INIT_INO:
+            return False
         with open("/proc/self/status", "rb") as f:
             for line in f:
                 if line.startswith(b"CapEff:"):
@@ -197,6 +198,7 @@ def _fsetid_in_initial_userns() -> bool:
 
 
 _CAP_FSETID = 4
+_PROC_USER_INIT_INO = 0xEFFFFFFD  # (include/linux/proc_ns.h)
 
 
 class Job:
@@ -1234,6 +1236,11 @@ class Engine:
             ex.close_fd(0, 0, fd, SKIP)
         self.finish(job)
 
+    @staticmethod
+    def _special_kind(md: Metadata) -> bytes:
+        """rsync -i's letter: D for a device, S for a FIFO or socket."""
+        return b"D" if md.type in (stat.S_IFCHR, stat.S_IFBLK) else b"S"
+
     def start_special(self, job: Job) -> None:
         md = job.meta
         assert md is not None
@@ -1245,8 +1252,13 @@ class Engine:
                 and not self.opts.ignore_times:
             self.stats.unchanged += 1
             mode_differs = self.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
+            changed: List[str] = []  # (xattr names, for the itemized line)
             if not self.opts.dry_run and (self.opts.xattrs or self.opts.acls):
-                self._copy_xattrs_by_name(self, job, True)
+                self._copy_xattrs_by_name(self, job, True, changed)
+            if self.itemize is not None:
+                self._item_attrs(self, self._special_kind(md), job.path, md, dm,
+                                 self.opts.times and dm.mtime_ns != md.mtime_ns,
+                                 mode_differs, changed)
             if not self.opts.dry_run and (self._group_of(job) is not None or mode_differs
                                           or self._link_meta_differs(job)):
                 self._open_for_meta(job, None, xattrs=False)
@@ -1254,7 +1266,7 @@ class Engine:
                 self._group_first_done(job, -1)
                 self.finish(job)
             return
-        self.item(b"cD+++++++++ ", job.path)
+        self.item(b"c" + self._special_kind(md) + b"+++++++++ ", job.path)
         if self.opts.dry_run:
             self._group_first_done(job, -1)
             self.finish(job)

@@ -442,7 +442,8 @@ def _meta_in_chain(eng: Engine, job: Job, n: int) -> bool:
             return False
         pairs = read_xattrs(eng, job.src_fd, job.path)
     if pairs and len(pairs) > min(_CHAIN_XATTRS, ex.max_chain - 2):
-        return False  # (a chain must fit the SQ: the old way sets them one by one)
+        job.xattr_pairs = pairs  # (a chain must fit the SQ: the old way sets these)
+        return False
     try:
         set_owner_mode(eng, job, job.dst_fd)
     except UnsafeToPublish as exc:
