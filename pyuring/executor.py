@@ -101,9 +101,6 @@ def _creates(oflags: int) -> bool:
     return bool(oflags & os.O_CREAT) or (_O_TMPFILE != 0 and oflags & _O_TMPFILE == _O_TMPFILE)
 
 _STATX_SIZE = A.STATX_STRUCT_SIZE
-#: three SQE_COMMON layouts back to back: a whole small-file chain in one call
-_SQE3_PACK = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * 3).pack_into
-_SQE2_PACK = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * 2).pack_into
 _SQE_N_PACKS: Dict[int, Any] = {}
 
 
@@ -113,6 +110,11 @@ def _sqe_pack(n: int) -> Any:
     if pack is None:
         pack = _SQE_N_PACKS[n] = struct.Struct("=" + A.SQE_COMMON.format.lstrip("=") * n).pack_into
     return pack
+
+
+#: three (two) SQE_COMMON layouts back to back: a whole small-file chain in one call
+_SQE3_PACK = _sqe_pack(3)
+_SQE2_PACK = _sqe_pack(2)
 
 
 _EMPTY = b""

@@ -20,7 +20,7 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, List, Optional, Sequence, Tuple
+    from typing import AnyStr, Callable, List, Optional, Sequence, Tuple
 
     from .engine import DirTask, Engine, Job
 
@@ -444,11 +444,23 @@ def xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
 _ACL_PREFIX = "system.posix_acl_"
 
 
-def _acls_last(names: List[str]) -> List[str]:
+def acls_last(names: List[AnyStr]) -> List[AnyStr]:
     """An access ACL sets the permission bits when it is written: when that takes
     u+w away, user.* xattrs written after it are refused (rsync, too, writes
     the ACLs after the other xattrs)."""
-    return sorted(names, key=lambda n: n.startswith(_ACL_PREFIX))
+    return sorted(names, key=lambda n: os.fsdecode(n).startswith(_ACL_PREFIX))
+
+
+def _list_xattrs(eng: Engine, src: int, path: bytes) -> Optional[List[str]]:
+    """The names -X / -A copy from the open file ``src``, ACLs last; None when
+    they cannot be listed (reported, unless the file system has no xattrs)."""
+    eng.ex.direct_syscalls["flistxattr"] += 1
+    try:
+        return acls_last([n for n in os.listxattr(src) if eng._xattr_names(n)])
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            xattr_error(eng, path, exc)
+        return None
 
 
 def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
@@ -461,17 +473,11 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
     user.* xattrs then); it gets u+w for the changes and this mode back.
     True when an access ACL was written (it set the permission bits)."""
     count = eng.ex.direct_syscalls
-    keep: Callable[[str], bool] = eng._xattr_names
-    try:
-        count["flistxattr"] += 1
-        names = _acls_last([n for n in os.listxattr(src) if keep(n)])
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            xattr_error(eng, path, exc)
+    names = _list_xattrs(eng, src, path)
+    if names is None:
         return False
     if not replace:
-        _set_xattrs(eng, src, dst, path, names)
-        return "system.posix_acl_access" in names
+        return _set_pairs(eng, dst, path, _values(eng, src, path, names))
     try:
         drop, change = _xattr_diff(eng, src, dst, names)
     except OSError as exc:
@@ -540,15 +546,13 @@ def _xattr_diff(eng: Engine, src: int, dst: int, names: List[str]
 
 def read_xattrs(eng: Engine, src: int, path: bytes) -> List[Tuple[bytes, bytes]]:
     """The (name, value) pairs -X / -A copy from the open file ``src``, ACLs
-    last (see _acls_last); what cannot be read is reported and left out."""
+    last (see acls_last); what cannot be read is reported and left out."""
+    names = _list_xattrs(eng, src, path)
+    return _values(eng, src, path, names) if names else []
+
+
+def _values(eng: Engine, src: int, path: bytes, names: List[str]) -> List[Tuple[bytes, bytes]]:
     count = eng.ex.direct_syscalls
-    try:
-        count["flistxattr"] += 1
-        names = _acls_last([n for n in os.listxattr(src) if eng._xattr_names(n)])
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            xattr_error(eng, path, exc)
-        return []
     pairs = []
     for name in names:
         try:
@@ -574,20 +578,6 @@ def _set_pairs(eng: Engine, dst: int, path: bytes, pairs: List[Tuple[bytes, byte
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 break
     return acl_set
-
-
-def _set_xattrs(eng: Engine, src: int, dst: int, path: bytes, names: List[str]) -> None:
-    count = eng.ex.direct_syscalls
-    for name in names:
-        try:
-            count["fgetxattr"] += 1
-            value = os.getxattr(src, name)
-            count["fsetxattr"] += 1
-            os.setxattr(dst, name, value)
-        except OSError as exc:
-            xattr_error(eng, path, exc)
-            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-                return
 
 
 def _drop_inherited_acl(eng: Engine, fd: int, path: bytes) -> bool:

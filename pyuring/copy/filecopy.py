@@ -27,6 +27,7 @@ from .. import _syscall
 from ..executor import HARDLINK, LINK, RESOLVE_SAFE, SKIP
 from .attrs import (
     UnsafeToPublish,
+    acls_last,
     apply_file_meta,
     final_mode,
     fix_unchanged,
@@ -45,7 +46,7 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Optional, Tuple
+    from typing import Any, Callable, Optional, Tuple
 
     from ..metadata import Metadata
 
@@ -264,10 +265,10 @@ def _xattrs_by_name(eng: Engine, job: Job) -> bool:
     if not names:
         job.xattrs = False
         return True
-    if len(names) <= min(_CHAIN_XATTRS, eng.ex.max_chain - 2) and _pairs_fit_chain(eng, job):
+    if _chain_holds(eng, len(names)) and not _chain_refuses(eng, job, True):
         pairs = []
         try:
-            for name in _acls_last_b(names):
+            for name in acls_last(names):
                 count["getxattrat"] += 1
                 pairs.append((name, reader.value(job.parent.src_fd, job.name, name)))
         except OSError:
@@ -280,19 +281,24 @@ def _xattrs_by_name(eng: Engine, job: Job) -> bool:
     return False
 
 
-def _acls_last_b(names: List[bytes]) -> List[bytes]:
-    return sorted(names, key=lambda n: n.startswith(b"system.posix_acl_"))
+def _chain_holds(eng: Engine, n: int) -> bool:
+    """Can a publishing chain carry ``n`` FSETXATTR?  It must fit the SQ whole."""
+    return n <= min(_CHAIN_XATTRS, eng.ex.max_chain - 2)
 
 
-def _pairs_fit_chain(eng: Engine, job: Job) -> bool:
-    """Would _meta_in_chain take xattrs read before the open (job.xattr_pairs)?"""
-    md = job.meta
+def _chain_refuses(eng: Engine, job: Job, xattrs: bool) -> bool:
+    """Where _meta_in_chain's order would not give the same file: a
+    replacement, --fsync, a destination directory whose default ACL the new
+    file inherits, setuid/setgid bits a WRITE would clear, and (``xattrs``)
+    a kernel without FSETXATTR or a non-root copy of a read-only file."""
+    d, md = job.parent, job.meta
     assert md is not None
-    if not eng.ex.has_fsetxattr or eng.opts.fsync or job.dmeta is not None:
-        return False
-    final = final_mode(eng, md, None, job.parent.dst_gid_new)
-    return (eng.write_keeps_suid or not final & 0o6000) \
-        and not xattrs_need_write(eng, True, final)
+    if job.tmpname or job.dmeta is not None or eng.opts.fsync or d.acl_inherit:
+        return True
+    final = final_mode(eng, md, None, d.dst_gid_new)
+    if final & 0o6000 and not eng.write_keeps_suid:
+        return True  # (a WRITE without CAP_FSETID clears them: the old way sets them after)
+    return xattrs and (not eng.ex.has_fsetxattr or xattrs_need_write(eng, True, final))
 
 
 def _on_small(eng: Engine, job: Job, idx: int, res: int, _extra: Any) -> None:
@@ -429,20 +435,16 @@ def _meta_in_chain(eng: Engine, job: Job, n: int) -> bool:
     would not give the same file: a non-root copy of a setuid file or of a
     read-only one with xattrs, a destination directory whose default ACL the
     new file inherited, a kernel without FSETXATTR, --fsync."""
-    ex, d, md = eng.ex, job.parent, job.meta
-    assert md is not None
-    if n <= 0 or job.tmpname or job.dmeta is not None or eng.opts.fsync or d.acl_inherit:
+    ex, d = eng.ex, job.parent
+    if n <= 0 or _chain_refuses(eng, job, job.xattrs):
         return False
-    final = final_mode(eng, md, None, d.dst_gid_new)
-    if final & 0o6000 and not eng.write_keeps_suid:
-        return False  # (a WRITE without CAP_FSETID clears them: the old way sets them after)
     pairs = job.xattr_pairs
     if job.xattrs and pairs is None:
-        if job.src_fd < 0 or not ex.has_fsetxattr or xattrs_need_write(eng, True, final):
+        if job.src_fd < 0:
             return False
         pairs = read_xattrs(eng, job.src_fd, job.path)
-    if pairs and len(pairs) > min(_CHAIN_XATTRS, ex.max_chain - 2):
-        job.xattr_pairs = pairs  # (a chain must fit the SQ: the old way sets these)
+    if pairs and not _chain_holds(eng, len(pairs)):
+        job.xattr_pairs = pairs  # (the old way sets these, one by one)
         return False
     try:
         set_owner_mode(eng, job, job.dst_fd)
