@@ -348,6 +348,16 @@ class Executor:
         self.direct_syscalls["mknodat"] += 1
         os.mknod(name, mode, device, dir_fd=dfd)
 
+    def utime_at(self, dfd: int, name: bytes, atime_ns: int, mtime_ns: int) -> None:
+        """utimensat(dfd, name, AT_SYMLINK_NOFOLLOW): the entry itself, a symlink too."""
+        self.direct_syscalls["utimensat"] += 1
+        os.utime(name, ns=(atime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
+
+    def chown_at(self, dfd: int, name: bytes, uid: int, gid: int) -> None:
+        """fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)."""
+        self.direct_syscalls["fchownat"] += 1
+        os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
+
     def empty_path_utime(self, fd: int, atime_ns: int, mtime_ns: int) -> None:
         """utimensat(fd, "", AT_EMPTY_PATH): set times of what an O_PATH fd refers to
         (a symlink itself, for instance)."""

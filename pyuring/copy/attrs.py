@@ -620,15 +620,14 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False,
     With ``replace`` (an unchanged symlink on a re-run) only what differs is
     changed, and the destination's names the source lacks are removed (and
     added to ``changed``, with those set)."""
-    from ..dirfd import _xattrat_get, _xattrat_list
-
     keep = eng._xattr_names
     d = job.parent
     count = eng.ex.direct_syscalls
     nofollow = A.AT_SYMLINK_NOFOLLOW
+    reader = xattr_reader(eng)
     try:
         count["listxattrat"] += 1
-        names = [n for n in _xattrat_list(d.src_fd, job.name) if keep(os.fsdecode(n))]
+        names = [n for n in _names_at(reader, d.src_fd, job.name) if keep(os.fsdecode(n))]
     except OSError as exc:
         if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
             names = []  # (a source file system without xattrs: none to copy)
@@ -641,7 +640,8 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False,
         have: List[bytes] = []
         if replace:
             count["listxattrat"] += 1
-            have = [n for n in _xattrat_list(d.dst_fd, job.dst_name) if keep(os.fsdecode(n))]
+            have = [n for n in _names_at(reader, d.dst_fd, job.dst_name)
+                    if keep(os.fsdecode(n))]
             for name in have:
                 if name not in names:
                     if changed is not None:
@@ -650,10 +650,10 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False,
                     _syscall.removexattrat(d.dst_fd, job.dst_name, nofollow, name)
         for name in names:
             count["getxattrat"] += 1
-            value = _xattrat_get(d.src_fd, job.name, name)
+            value = reader.value(d.src_fd, job.name, name)
             if name in have:
                 count["getxattrat"] += 1
-                if _xattrat_get(d.dst_fd, job.dst_name, name) == value:
+                if reader.value(d.dst_fd, job.dst_name, name) == value:
                     continue
             if changed is not None and replace:
                 changed.append(os.fsdecode(name))
@@ -663,3 +663,24 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False,
         if exc.errno == errno.ENOSYS:
             return  # kernel before 6.13: symlink xattrs cannot be reached by fd or name
         xattr_error(eng, job.path, exc)
+
+
+def xattr_reader(eng: Engine) -> _syscall.XattrReader:
+    """The copy's one XattrReader (its buffers are made once)."""
+    reader = eng.xattr_reader
+    if reader is None:
+        reader = eng.xattr_reader = _syscall.XattrReader()
+    return reader
+
+
+def _names_at(reader: _syscall.XattrReader, dfd: int, name: bytes) -> List[bytes]:
+    """The xattr names of ``name`` in ``dfd`` (not following a symlink)."""
+    try:
+        raw = reader.names(dfd, name)
+    except OSError as exc:
+        if exc.errno != errno.ERANGE:
+            raise
+        from ..dirfd import _xattrat_list  # (past 4 KiB of names: a buffer that grows)
+
+        return _xattrat_list(dfd, name)
+    return [x for x in raw.split(b"\0") if x] if raw else []

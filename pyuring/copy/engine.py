@@ -129,6 +129,7 @@ class DirTask:
         "dst_mode_back",
         "dst_mode_now",
         "dst_names",
+        "dst_private",
         "dst_sgid",
         "entries",
         "listing_done",
@@ -174,6 +175,12 @@ class DirTask:
         # someone else may rename entries of the source directory: each file's
         # open is checked to be the inode its statx saw (Engine.others_may_write)
         self.shared = True
+        # only this copy's user and root may rename or remove entries of the
+        # destination directory, nor swap it for another (it was made by the
+        # copy, or found so, in a parent directory that is so too): a name made
+        # here stays what the copy made, and symlinks get their owner and times
+        # by name (Engine._symlink_meta_by_name)
+        self.dst_private = False
 
     def path(self, name: bytes) -> bytes:
         return self.rel + b"/" + name if self.rel else name
@@ -198,6 +205,11 @@ def _fsetid_in_initial_userns() -> bool:
 
 
 _CAP_FSETID = 4
+
+
+def _others_may(euid: int, uid: int, mode: int) -> bool:
+    """Engine.others_may_write of a directory owned by ``uid`` with ``mode``."""
+    return (uid != euid and uid != 0) or bool(mode & 0o022)
 _PROC_USER_INIT_INO = 0xEFFFFFFD  # (include/linux/proc_ns.h)
 
 
@@ -804,6 +816,8 @@ class Engine:
                         job.parent.path(job.dst_name), job.meta)
         if job.meta is not None:  # (_on_src_dir: the opened one's own, where it may differ)
             child.shared = self.others_may_write(job.meta)
+        child.dst_private = job.parent.dst_private and (
+            job.fresh or (job.dmeta is not None and not self.others_may_write(job.dmeta)))
         job.src_fd = job.dst_fd = -1
         parent = job.parent
         if job.fresh:
@@ -1181,11 +1195,38 @@ class Engine:
 
     def _open_for_meta(self, job: Job, target: Optional[bytes], xattrs: bool = True) -> None:
         """Open the created entry O_PATH|O_NOFOLLOW and set owner and times through
-        it (and the xattrs by name, unless ``xattrs`` is False: done already)."""
+        it (and the xattrs by name, unless ``xattrs`` is False: done already).
+        A symlink in a destination directory nobody else may change has them
+        set by name instead (_symlink_meta_by_name)."""
+        if target is not None and job.parent.dst_private and self._group_of(job) is None:
+            self._symlink_meta_by_name(job, xattrs)
+            return
         ex = self.ex
         cid = ex.chain(lambda idx, res, extra: self._on_meta_fd(job, target, res, xattrs))
         ex.openat2(cid, 0, job.parent.dst_fd, job.dst_name, os.O_PATH | os.O_NOFOLLOW, 0,
                    RESOLVE_SAFE)
+
+    def _symlink_meta_by_name(self, job: Job, xattrs: bool) -> None:
+        """Owner and times of a symlink just made (or found unchanged) in a
+        destination directory where only this copy's user and root may rename
+        or remove entries (DirTask.dst_private): the name is still our symlink,
+        so fchownat and utimensat name it (AT_SYMLINK_NOFOLLOW) without the
+        O_PATH open, readlink check and close of _on_meta_fd."""
+        d, ex, md = job.parent, self.ex, job.meta
+        assert md is not None
+        try:
+            uid, gid = self.owner_target(md)
+            if (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid):
+                ex.chown_at(d.dst_fd, job.dst_name, uid, gid)
+            if self.opts.times:
+                ex.utime_at(d.dst_fd, job.dst_name, md.atime_ns, md.mtime_ns)
+        except OSError as exc:
+            self.stats.errors += 1
+            self.report(f'cannot set attributes of "{show(job.path)}": '
+                        f"{_errtext(exc.errno or errno.EIO)}")
+        if xattrs and (self.opts.xattrs or self.opts.acls):
+            self._copy_xattrs_by_name(self, job, False)
+        self.finish(job)
 
     def _on_meta_fd(self, job: Job, target: Optional[bytes], res: int, xattrs: bool) -> None:
         if res < 0:
@@ -1312,6 +1353,7 @@ class Engine:
         d.acl_inherit = self.default_acl(d.dst_fd)
         d.dst_sgid = bool(st.st_mode & stat.S_ISGID)
         d.dst_gid_new = st.st_gid if d.dst_sgid else self.egid
+        d.dst_private = not _others_may(self.euid, st.st_uid, st.st_mode)
         # (every root: a later SRC argument writes into it again)
         self._open_up(d, st.st_mode, st.st_uid)
 
@@ -1334,8 +1376,9 @@ class Engine:
         in the group bits; a sticky bit is not relied on).  Where only we or
         root can, a name cannot be swapped between a file's statx and its open,
         and files take the packed chain; elsewhere the opened file is checked
-        to be the statx'd one (filecopy._replaced)."""
-        return (md.uid != self.euid and md.uid != 0) or bool(md.mode & 0o022)
+        to be the statx'd one (filecopy._replaced).  The same question of a
+        destination directory decides DirTask.dst_private."""
+        return _others_may(self.euid, md.uid, md.mode)
 
     def owner_target(self, md: Metadata) -> Tuple[int, int]:
         """(uid, gid) to give the copy; -1 leaves that id as created."""

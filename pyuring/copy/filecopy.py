@@ -23,7 +23,6 @@ import os
 from functools import partial
 
 from .. import _abi as A
-from .. import _syscall
 from ..executor import HARDLINK, LINK, RESOLVE_SAFE, SKIP
 from .attrs import (
     UnsafeToPublish,
@@ -37,6 +36,7 @@ from .attrs import (
     set_owner_mode,
     unchanged_fixes,
     xattr_error,
+    xattr_reader,
     xattrs_differ,
     xattrs_need_write,
 )
@@ -245,11 +245,9 @@ def _xattrs_by_name(eng: Engine, job: Job) -> bool:
     any more after the first 64 answers: it would only add a syscall per file."""
     if not eng.xattrat_ok:
         return False
-    reader = eng.xattr_reader
     count = eng.ex.direct_syscalls
     try:
-        if reader is None:
-            reader = eng.xattr_reader = _syscall.XattrReader()
+        reader = xattr_reader(eng)
         count["listxattrat"] += 1
         raw = reader.names(job.parent.src_fd, job.name)
     except OSError as exc:
