@@ -299,6 +299,33 @@ def test_the_answer_is_about_the_name_not_a_symlink_target(tmp_path: Path,
         os.close(d)
 
 
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 257, 4000])
+def test_the_reader_gives_values_of_any_length(tmp_path: Path, backend: str,
+                                               size: int) -> None:
+    """Values are first asked for with a short buffer (the kernel allocates what
+    it is offered) and, past it, again with the longest there can be."""
+    if not _has_listxattrat(tmp_path):
+        pytest.skip("no listxattrat here (Linux 6.13)")
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "f", b"data")
+    value = bytes(i % 251 for i in range(size))
+    try:
+        os.setxattr(src / "f", "user.v", value)
+    except OSError as exc:  # (ext4 holds up to a block's worth)
+        pytest.skip(f"this file system refuses a {size}-byte value: {exc}")
+    d = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        reader = _syscall.XattrReader()
+        assert reader.value(d, b"f", b"user.v") == value
+        assert reader.value(d, b"f", b"user.v") == value  # (the buffer is reused)
+    finally:
+        os.close(d)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert msgs == [] and stats.errors == 0
+    assert os.getxattr(tmp_path / "dst" / "f", "user.v") == value
+
+
 def _acl(path: Path) -> Any:
     try:
         return os.getxattr(path, "system.posix_acl_access")

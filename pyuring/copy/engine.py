@@ -353,6 +353,8 @@ class Engine:
         self.quick_skip = not (opts.ignore_times or self.copies_xattrs)
         self.xattrat_ok = True  # listxattrat (Linux 6.13) answers: filecopy._xattrs_by_name
         self.xattr_reader: Optional[_syscall.XattrReader] = None
+        # listxattrat's answers seen -> the names of them the copy keeps, ACLs last
+        self.xattr_name_sets: Dict[bytes, List[bytes]] = {}
         self.xattrat_asked = self.xattrat_found = 0  # ... how often, and with xattrs
         # large files' data: inline on the sync backend, else worker threads
         # (bulk.py), started when the first large file turns up

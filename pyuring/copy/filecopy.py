@@ -258,15 +258,24 @@ def _xattrs_by_name(eng: Engine, job: Job) -> bool:
             return True
         return False
     eng.xattrat_asked += 1
-    keep = eng._xattr_names
-    names = [n for n in raw.split(b"\0") if n and keep(os.fsdecode(n))] if raw else []
+    if not raw:
+        job.xattrs = False
+        return True
+    sets = eng.xattr_name_sets
+    names = sets.get(raw)
+    if names is None:
+        # (a tree has few sets of names: each is filtered and ordered once)
+        keep = eng._xattr_names
+        names = acls_last([n for n in raw.split(b"\0") if n and keep(os.fsdecode(n))])
+        if len(sets) < 256:
+            sets[raw] = names
     if not names:
         job.xattrs = False
         return True
     if _chain_holds(eng, len(names)) and not _chain_refuses(eng, job, True):
         pairs = []
         try:
-            for name in acls_last(names):
+            for name in names:
                 count["getxattrat"] += 1
                 pairs.append((name, reader.value(job.parent.src_fd, job.name, name)))
         except OSError:
@@ -434,9 +443,10 @@ def _meta_in_chain(eng: Engine, job: Job, n: int) -> bool:
     read-only one with xattrs, a destination directory whose default ACL the
     new file inherited, a kernel without FSETXATTR, --fsync."""
     ex, d = eng.ex, job.parent
-    if n <= 0 or _chain_refuses(eng, job, job.xattrs):
-        return False
     pairs = job.xattr_pairs
+    # (pairs read by name were read because the chain takes them: _xattrs_by_name)
+    if n <= 0 or (pairs is None and _chain_refuses(eng, job, job.xattrs)):
+        return False
     if job.xattrs and pairs is None:
         if job.src_fd < 0:
             return False
