@@ -391,6 +391,36 @@ def test_verbose_itemizes_directories_and_symlinks_attribute_changes(
     assert _itemized(r.stdout) == [], r.stdout
 
 
+@pytest.mark.skipif(not IS_ROOT, reason="needs root (trusted.* xattrs: user.* cannot be "
+                    "set on symlinks and FIFOs)")
+def test_dry_run_itemizes_xattr_changes_of_symlinks_and_fifos(tmp_path: Path,
+                                                              backend: str) -> None:
+    """An unchanged symlink's or FIFO's xattrs that differ are listed by -n as by
+    the real run (``.L........x``, ``.S........x``), and -n leaves them as they
+    were: names added, changed and gone."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    os.symlink("target", src / "link")
+    os.mkfifo(src / "fifo")
+    os.symlink("other", src / "same")
+    for name in ("link", "fifo", "same"):
+        os.setxattr(src / name, "trusted.keep", b"1", follow_symlinks=False)
+        os.setxattr(src / name, "trusted.old", b"1", follow_symlinks=False)
+    fix_times(src)
+    assert run_cli(["-aX", "--backend", backend, f"{src}/", str(dst)]).returncode == 0
+    os.setxattr(src / "link", "trusted.keep", b"2", follow_symlinks=False)
+    os.setxattr(src / "fifo", "trusted.new", b"3", follow_symlinks=False)
+    os.removexattr(src / "fifo", "trusted.old", follow_symlinks=False)
+    fix_times(src)  # (xattr changes touch ctime only: the times still match)
+    _items_dry_then_real(src, dst, backend, "-aX",
+                         {"link -> target": ".L........x", "fifo": ".S........x"})
+    for name in ("link", "fifo", "same"):
+        have = {n: os.getxattr(dst / name, n, follow_symlinks=False)
+                for n in os.listxattr(dst / name, follow_symlinks=False)}
+        assert have == {n: os.getxattr(src / name, n, follow_symlinks=False)
+                        for n in os.listxattr(src / name, follow_symlinks=False)}, name
+
+
 @pytest.mark.skipif(not IS_ROOT, reason="needs root (mounts a ramfs)")
 def test_xattrs_a_destination_cannot_hold_are_not_itemized(tmp_path: Path,
                                                            backend: str) -> None:

@@ -615,11 +615,12 @@ def _copy_xattrs_reopen(eng: Engine, job: Job, dst: int) -> bool:
 
 
 def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False,
-                        changed: Optional[List[str]] = None) -> None:
+                        changed: Optional[List[str]] = None, dry: bool = False) -> None:
     """Symlinks (no usable fd): the *xattrat syscalls (Linux 6.13) by name.
     With ``replace`` (an unchanged symlink on a re-run) only what differs is
     changed, and the destination's names the source lacks are removed (and
-    added to ``changed``, with those set)."""
+    added to ``changed``, with those set).  ``dry``: nothing is changed, the
+    names that would be are still added to ``changed``."""
     keep = eng._xattr_names
     d = job.parent
     count = eng.ex.direct_syscalls
@@ -646,8 +647,9 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False,
                 if name not in names:
                     if changed is not None:
                         changed.append(os.fsdecode(name))
-                    count["removexattrat"] += 1
-                    _syscall.removexattrat(d.dst_fd, job.dst_name, nofollow, name)
+                    if not dry:
+                        count["removexattrat"] += 1
+                        _syscall.removexattrat(d.dst_fd, job.dst_name, nofollow, name)
         for name in names:
             count["getxattrat"] += 1
             value = reader.value(d.src_fd, job.name, name)
@@ -657,8 +659,9 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False,
                     continue
             if changed is not None and replace:
                 changed.append(os.fsdecode(name))
-            count["setxattrat"] += 1
-            _syscall.setxattrat(d.dst_fd, job.dst_name, nofollow, name, value, 0)
+            if not dry:
+                count["setxattrat"] += 1
+                _syscall.setxattrat(d.dst_fd, job.dst_name, nofollow, name, value, 0)
     except OSError as exc:
         if exc.errno == errno.ENOSYS:
             return  # kernel before 6.13: symlink xattrs cannot be reached by fd or name

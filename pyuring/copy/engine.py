@@ -1131,8 +1131,8 @@ class Engine:
             if same:
                 self.stats.unchanged += 1
                 changed: List[str] = []  # (xattr names, for the itemized line)
-                if not self.opts.dry_run and (self.opts.xattrs or self.opts.acls):
-                    self._copy_xattrs_by_name(self, job, True, changed)
+                if self.opts.xattrs or self.opts.acls:
+                    self._copy_xattrs_by_name(self, job, True, changed, self.opts.dry_run)
                 if self.itemize is not None:
                     self._item_attrs(self, b"L", job.path + b" -> " + target, md, dm,
                                      self.opts.times and dm.mtime_ns != md.mtime_ns, False,
@@ -1296,8 +1296,8 @@ class Engine:
             self.stats.unchanged += 1
             mode_differs = self.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
             changed: List[str] = []  # (xattr names, for the itemized line)
-            if not self.opts.dry_run and (self.opts.xattrs or self.opts.acls):
-                self._copy_xattrs_by_name(self, job, True, changed)
+            if self.opts.xattrs or self.opts.acls:
+                self._copy_xattrs_by_name(self, job, True, changed, self.opts.dry_run)
             if self.itemize is not None:
                 self._item_attrs(self, self._special_kind(md), job.path, md, dm,
                                  self.opts.times and dm.mtime_ns != md.mtime_ns,
