@@ -54,7 +54,7 @@ def _entries(root: Path) -> Set[str]:
     return out
 
 
-_ITEM = re.compile(r"^([>ch.][fdLDS][.+a-z]{9}) (.*)$")
+_ITEM = re.compile(r"^([>ch.][fdLDS][.+a-zT]{9}) (.*)$")
 
 
 def _itemized(stdout: str) -> List[str]:
@@ -389,6 +389,62 @@ def test_verbose_itemizes_directories_and_symlinks_attribute_changes(
     assert os.lstat(dst / "rel-link").st_mtime_ns == 1_400_000_000_000_000_000
     r = run_cli(["-aX", "-v", "--backend", backend, f"{tree}/", str(dst)])
     assert _itemized(r.stdout) == [], r.stdout
+
+
+def test_a_replaced_files_line_says_what_differs(tmp_path: Path, backend: str) -> None:
+    """As rsync -i: s for size, t for mtime (T without -t), p, o, g, x -- not a
+    fixed ``>f.st......`` -- with -n and for real."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for name in ("size", "perm", "owner", "xattr", "same"):
+        write(src / name, b"abc", 0o644)
+    fix_times(src)
+    assert run_cli(["-aX", "--backend", backend, f"{src}/", str(dst)]).returncode == 0
+    write(src / "size", b"abcd")
+    os.chmod(src / "perm", 0o600)
+    os.setxattr(src / "xattr", "user.new", b"1")
+    want = {"size": ">f.st......", "perm": ">f..tp.....", "xattr": ">f..t.....x",
+            "owner": ">f..t......"}
+    if IS_ROOT:
+        os.chown(src / "owner", 4321, -1)
+        want["owner"] = ">f..t.o...."
+    for name in want:
+        os.utime(src / name, ns=(1_650_000_000_000_000_000, 1_650_000_000_000_000_000))
+    _items_dry_then_real(src, dst, backend, "-aX", want)
+    assert os.getxattr(dst / "xattr", "user.new") == b"1"
+    # -I sends what is current: nothing differs
+    _items_dry_then_real(src, dst, backend, "-aXI",
+                         {n: ">f........." for n in [*want, "same"]})
+    # without -t a file sent gets the transfer's time (T)
+    write(src / "size", b"abcde")
+    _items_dry_then_real(src, dst, backend, "-rlpgoDX", {"size": ">f.sT......"})
+
+
+@pytest.mark.parametrize("dry", [False, True])
+def test_a_directorys_line_comes_before_its_contents(tmp_path: Path, backend: str,
+                                                     dry: bool) -> None:
+    """As rsync writes them: an existing directory whose attributes change is
+    listed as its contents start, the root's line first of all."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d1" / "d2").mkdir(parents=True)
+    write(src / "d1" / "d2" / "f", b"f")
+    fix_times(src)
+    assert run_cli(["-a", "--backend", backend, f"{src}/", str(dst)]).returncode == 0
+    write(src / "d1" / "new", b"new")
+    write(src / "d1" / "d2" / "g", b"g")
+    os.chmod(src / "d1", 0o705)
+    os.chmod(src, 0o750)
+    fix_times(src, 1_700_000_000_000_000_000)  # (every directory's mtime changes)
+    r = run_cli(["-a" + ("n" if dry else ""), "-v", "--backend", backend, f"{src}/", str(dst)])
+    assert r.returncode == 0, r
+    lines = [(m.group(2), m.group(1)) for m in map(_ITEM.match, r.stdout.splitlines()) if m]
+    order = [p for p, _ in lines]
+    assert dict(lines) == {"./": ".d..tp.....", "d1/": ".d..tp.....", "d1/d2/": ".d..t......",
+                           "d1/new": ">f+++++++++", "d1/d2/g": ">f+++++++++",
+                           "d1/d2/f": ">f..t......"}, r.stdout
+    assert order[0] == "./", r.stdout
+    assert order.index("d1/") < min(order.index("d1/new"), order.index("d1/d2/"))
+    assert order.index("d1/d2/") < min(order.index("d1/d2/g"), order.index("d1/d2/f"))
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs root (trusted.* xattrs: user.* cannot be "

@@ -168,7 +168,6 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
     if d.dst_mode_now >= 0:
         cur_mode = d.dst_mode_now  # opened up for this copy (Engine._open_up)
     want_mode = final_mode(eng, md, have)
-    changed: List[str] = []  # (xattr names, for the itemized line)
     try:
         if _ids_change(eng, md, cur_uid, cur_gid):
             uid, gid = eng.owner_target(md)
@@ -180,7 +179,7 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
                     raise
         if opts.xattrs or opts.acls:
             # before the mode: a read-only mode would refuse user.* xattrs
-            copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True, changed=changed)
+            copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True)
         if want_mode != cur_mode:
             ex.fchmod(fd, want_mode)
         d.dst_mode_now = -1
@@ -191,27 +190,21 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
         eng.stats.errors += 1
         eng.report(f'cannot set attributes of directory "{show(d.rel or b".")}": '
                    f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
-    if have is not None and eng.itemize is not None:
-        item_dir(eng, d, md, have, changed)
 
 
-def item_dir(eng: Engine, d: DirTask, md: Metadata, have: Metadata,
-             xnames: Sequence[str] = ()) -> None:
-    """item_attrs of a directory that existed (one we made was listed as made)."""
-    t = eng.opts.times and have.mtime_ns != md.mtime_ns
-    p = final_mode(eng, md, have) != have.mode & 0o7777
-    item_attrs(eng, b"d", (d.rel or b".") + b"/", md, have, t, p, xnames)
-
-
-def item_dir_dry(eng: Engine, d: DirTask, md: Metadata, have: Metadata) -> None:
-    """item_dir for -n: which xattrs would change is asked, not done."""
+def item_dir(eng: Engine, d: DirTask, md: Metadata, have: Metadata) -> None:
+    """-v: the itemized line of a directory that existed (one the copy makes is
+    listed as made), written as its contents start, as rsync does: what
+    apply_dir_meta will change at the end (which xattrs is asked, not done)."""
     names: List[str] = []
     if eng.copies_xattrs and d.dst_fd >= 0:
         try:
             _xattrs_would_change(eng, d.src_fd, d.dst_fd, names)
         except OSError:
-            pass  # (the real run would report it)
-    item_dir(eng, d, md, have, names)
+            pass  # (apply_dir_meta reports it)
+    t = eng.opts.times and have.mtime_ns != md.mtime_ns
+    p = final_mode(eng, md, have) != have.mode & 0o7777
+    item_attrs(eng, b"d", (d.rel or b".") + b"/", md, have, t, p, names)
 
 
 def unchanged_fixes(eng: Engine, md: Metadata, dm: Metadata) -> Tuple[bool, bool]:
@@ -236,6 +229,62 @@ def item_attrs(eng: Engine, kind: bytes, path: bytes, md: Metadata, dm: Metadata
         eng.item(b"." + kind + b".." + (b"t" if t else b".") + (b"p" if p else b".")
                  + (b"o" if o else b".") + (b"g" if g else b".") + b"."
                  + (b"a" if a else b".") + (b"x" if x else b".") + b" ", path)
+
+
+def item_sent(eng: Engine, job: Job) -> None:
+    """-v: the line of a regular file whose data is sent, as rsync -i writes it:
+    ``>f+++++++++`` where nothing (or no regular file) had its name, else what
+    differs from the file it replaces: s (size), t (mtime; T without -t),
+    p, o, g, and a / x (ACLs / xattrs, asked by name, only under -A / -X)."""
+    md, dm = job.meta, job.dmeta
+    assert md is not None
+    if dm is None or not dm.is_file():
+        eng.item(b">f+++++++++ ", job.path)
+        return
+    opts = eng.opts
+    uid, gid = eng.owner_target(md)
+    xnames = job.item_xattrs
+    if xnames is None:
+        xnames = _xattrs_differ_by_name(eng, job) if eng.copies_xattrs else []
+    eng.item(b">f."
+             + (b"s" if md.size != dm.size else b".")
+             + ((b"t" if md.mtime_ns != dm.mtime_ns else b".") if opts.times else b"T")
+             + (b"p" if opts.perms and md.mode & 0o7777 != dm.mode & 0o7777 else b".")
+             + (b"o" if uid >= 0 and uid != dm.uid else b".")
+             + (b"g" if gid >= 0 and gid != dm.gid else b".") + b"."
+             + (b"a" if any(n.startswith(_ACL_PREFIX) for n in xnames) else b".")
+             + (b"x" if any(not n.startswith(_ACL_PREFIX) for n in xnames) else b".")
+             + b" ", job.path)
+
+
+def xattrs_before_replacing(eng: Engine, job: Job) -> None:
+    """item_sent's xattr names of a file about to replace a regular file."""
+    dm = job.dmeta
+    if eng.itemize is not None and eng.copies_xattrs and dm is not None and dm.is_file():
+        job.item_xattrs = _xattrs_differ_by_name(eng, job)
+
+
+def _xattrs_differ_by_name(eng: Engine, job: Job) -> List[str]:
+    """The kept xattr names whose values differ between the source and the
+    destination entry of ``job`` (or that only one has), asked by name; for
+    an itemized line only: any error, and the answer is none."""
+    d, keep = job.parent, eng._xattr_names
+    reader = xattr_reader(eng)
+    count = eng.ex.direct_syscalls
+    try:
+        sides = []
+        for dfd, name in ((d.src_fd, job.name), (d.dst_fd, job.dst_name)):
+            count["listxattrat"] += 1
+            pairs = {}
+            for n in _names_at(reader, dfd, name):
+                if keep(os.fsdecode(n)):
+                    count["getxattrat"] += 1
+                    pairs[n] = reader.value(dfd, name, n)
+            sides.append(pairs)
+    except OSError:
+        return []
+    src, dst = sides
+    return [os.fsdecode(n) for n in sorted(src.keys() | dst.keys()) if src.get(n) != dst.get(n)]
 
 
 def item_unchanged(eng: Engine, job: Job, xnames: Sequence[str] = ()) -> None:

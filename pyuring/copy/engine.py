@@ -216,9 +216,9 @@ _PROC_USER_INIT_INO = 0xEFFFFFFD  # (include/linux/proc_ns.h)
 class Job:
     """One source entry on its way to the destination."""
 
-    __slots__ = ("dmeta", "dst_err", "dst_fd", "dst_name", "dtype", "eng", "fresh", "meta",
-                 "name", "nread", "parent", "slot", "src_fd", "tmpname", "waiting", "xattr_pairs",
-                 "xattrs")
+    __slots__ = ("dmeta", "dst_err", "dst_fd", "dst_name", "dtype", "eng", "fresh",
+                 "item_xattrs", "meta", "name", "nread", "parent", "slot", "src_fd", "tmpname",
+                 "waiting", "xattr_pairs", "xattrs")
 
     def __init__(self, eng: Engine, parent: DirTask, name: bytes, dtype: int,
                  dst_name: Optional[bytes] = None) -> None:
@@ -241,6 +241,9 @@ class Job:
         self.xattrs = eng.copies_xattrs
         # ... read by name before a packed chain (filecopy._xattrs_by_name)
         self.xattr_pairs: Optional[List[Tuple[bytes, bytes]]] = None
+        # -v -X/-A: the xattr names a replaced file's itemized line shows
+        # (asked before the old file is gone: attrs.item_sent)
+        self.item_xattrs: Optional[List[str]] = None
 
     @property
     def path(self) -> bytes:
@@ -368,7 +371,7 @@ class Engine:
             copy_xattrs_by_name,
             final_mode,
             item_attrs,
-            item_dir_dry,
+            item_dir,
         )
         from .filecopy import link_to_group, release_waiters, start_file
 
@@ -377,7 +380,7 @@ class Engine:
         self._release_waiters = release_waiters
         self._apply_dir_meta = apply_dir_meta
         self._item_attrs = item_attrs
-        self._item_dir_dry = item_dir_dry
+        self._item_dir = item_dir
         self._copy_xattrs_by_name = copy_xattrs_by_name
         self._final_mode = final_mode
         self._chunk_pool: List[Buffer] = []
@@ -841,6 +844,7 @@ class Engine:
         else:
             # (mkdir in a directory with a default ACL inherits it)
             child.acl_inherit = parent.acl_inherit
+        self._item_dir_first(child)
         child.entries = self.list_src(child.src_fd)
         # the job is over as an entry; the directory stays pending in its parent
         job.parent.pending += 1
@@ -940,9 +944,6 @@ class Engine:
         if d.apply_meta and md is not None and not self.opts.dry_run and d.dst_fd >= 0 \
                 and self.fatal is None and not self.interrupted:
             self._apply_dir_meta(self, d, md)
-        elif d.apply_meta and md is not None and self.opts.dry_run and d.dst_meta is not None \
-                and self.itemize is not None:
-            self._item_dir_dry(self, d, md, d.dst_meta)
         self._give_back(d)
         if d.owns_fds:
             if d.src_fd >= 0:
@@ -1358,6 +1359,14 @@ class Engine:
         d.dst_private = not _others_may(self.euid, st.st_uid, st.st_mode)
         # (every root: a later SRC argument writes into it again)
         self._open_up(d, st.st_mode, st.st_uid)
+        self._item_dir_first(d)
+
+    def _item_dir_first(self, d: DirTask) -> None:
+        """-v: an existing directory's line comes before its contents' (rsync's
+        order), saying what its attributes will be given at the end."""
+        if self.itemize is not None and d.apply_meta and d.meta is not None \
+                and d.dst_meta is not None:
+            self._item_dir(self, d, d.meta, d.dst_meta)
 
     def default_acl(self, fd: int) -> bool:
         """-A: does the destination directory ``fd`` have a default ACL (so that

@@ -30,6 +30,7 @@ from .attrs import (
     apply_file_meta,
     final_mode,
     fix_unchanged,
+    item_sent,
     item_unchanged_dry,
     needs_meta_before_publish,
     read_xattrs,
@@ -37,6 +38,7 @@ from .attrs import (
     unchanged_fixes,
     xattr_error,
     xattr_reader,
+    xattrs_before_replacing,
     xattrs_differ,
     xattrs_need_write,
 )
@@ -95,7 +97,8 @@ def start_file(eng: Engine, job: Job) -> None:
             fix_unchanged(eng, job, after)
         return
     if opts.dry_run:
-        eng.item(b">f+++++++++ " if dm is None else b">f.st...... ", job.path)
+        if eng.itemize is not None:
+            item_sent(eng, job)
         eng.stats.transferred += 1
         eng.stats.bytes_transferred += md.size
         if group is not None:
@@ -103,6 +106,8 @@ def start_file(eng: Engine, job: Job) -> None:
             release_waiters(eng, group)
         eng.finish(job)
         return
+    if dm is not None:
+        xattrs_before_replacing(eng, job)
     if md.size and md.size <= eng.small_max and not md.is_sparse and eng.free_slots:
         _small(eng, job)
     elif md.size == 0 and eng.may_read(md) and not (job.xattrs and job.parent.shared):
@@ -839,7 +844,7 @@ def _on_published(eng: Engine, job: Job, write_n: int, idx: int, res: int, _extr
                            f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
     eng.stats.transferred += 1
     if eng.itemize is not None:
-        eng.item(b">f+++++++++ " if job.dmeta is None else b">f.st...... ", job.path)
+        item_sent(eng, job)
     group = eng.hardlinks.get((md.dev, md.ino)) if eng.opts.hard_links and md.nlink > 1 \
         else None
     if group is not None and not group.ready and not group.failed:
