@@ -150,6 +150,13 @@ def statfs_type(path: bytes) -> int:
     return int(_abi.STATFS_HEAD.unpack_from(buf)[0]) & 0xFFFFFFFF
 
 
+def fstatfs_type(fd: int) -> int:
+    """statfs_type of the file system ``fd`` is on."""
+    buf = ctypes.create_string_buffer(_abi.STATFS_SIZE)
+    raw("fstatfs", fd, buf)
+    return int(_abi.STATFS_HEAD.unpack_from(buf)[0]) & 0xFFFFFFFF
+
+
 def renameat2(olddirfd: int, old: bytes, newdirfd: int, new: bytes, flags: int) -> None:
     raw("renameat2", olddirfd, ctypes.c_char_p(old), newdirfd, ctypes.c_char_p(new), flags)
 

@@ -657,6 +657,7 @@ UPSTREAM_SYSCALL_64_TBL = """
 196     common  flistxattr              sys_flistxattr
 199     common  fremovexattr            sys_fremovexattr
 137     common  statfs                  sys_statfs
+138     common  fstatfs                 sys_fstatfs
 217     common  getdents64              sys_getdents64
 259     common  mknodat                 sys_mknodat
 260     common  fchownat                sys_fchownat
@@ -688,6 +689,7 @@ UPSTREAM_GENERIC_SYSCALL_TBL = """
 16      common  fremovexattr            sys_fremovexattr
 33      common  mknodat                 sys_mknodat
 43      64      statfs                  sys_statfs
+44      64      fstatfs                 sys_fstatfs
 53      common  fchmodat                sys_fchmodat
 54      common  fchownat                sys_fchownat
 61      common  getdents64              sys_getdents64

@@ -13,6 +13,7 @@ The counts of direct readlinkat calls tell the two ways apart: one per symlink
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -193,3 +194,87 @@ def test_dst_private_follows_the_parent(tmp_path: Path, backend: str,
     seen: Dict[bytes, bool] = {t.rel: t.dst_private for t in tasks}
     assert seen == {b"": True, b"a": True, b"a/b": True, b"s": False, b"s/t": False,
                     b"m": True}
+
+
+def _mounted_tmpfs(where: Path, opts: str) -> None:
+    subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "pyuring-test", str(where)],
+                   check=True)
+
+
+@requires_root
+def test_a_mount_gone_between_statx_and_open_is_judged_by_the_opened_directory(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount over a user's own destination directory (a FUSE mount reporting
+    root's 0755, say) that goes away between the copy's statx of the name and
+    its open: the opened directory is the user's, and its symlinks are checked.
+    (Found by review: by the statx, the user's swap of a symlink for a hard link
+    to another's file gave that file the symlink's owner and times.)"""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    os.chmod(tmp_path, 0o755)
+    _links(src / "x", 1)
+    (dst / "x").mkdir(parents=True)
+    os.chown(dst / "x", 1000, 1000)
+    victim = tmp_path / "victim"
+    write(victim, b"not yours")
+    os.chown(victim, 2000, 2000)
+    os.utime(victim, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    _mounted_tmpfs(dst / "x", "mode=0755,uid=0,gid=0")
+    step, made = Engine._dst_dir_step, Engine._on_symlinked
+
+    def dst_dir_step(self: Engine, job: Any, idx: int) -> None:
+        if job.dst_name == b"x" and os.path.ismount(dst / "x"):
+            subprocess.run(["umount", "-l", str(dst / "x")], check=True)
+        step(self, job, idx)
+
+    def on_symlinked(self: Engine, job: Any, target: bytes, idx: int, res: int) -> None:
+        if res >= 0 and job.parent.rel == b"x":
+            os.unlink(dst / "x" / "l0")  # (the owner of x may: as root here, the same)
+            os.link(victim, dst / "x" / "l0")
+        made(self, job, target, idx, res)
+
+    monkeypatch.setattr(Engine, "_dst_dir_step", dst_dir_step)
+    monkeypatch.setattr(Engine, "_on_symlinked", on_symlinked)
+    try:
+        stats, msgs = copy_api(src, dst, backend=backend)
+    finally:
+        if os.path.ismount(dst / "x"):
+            subprocess.run(["umount", "-l", str(dst / "x")], check=False)
+    after = os.stat(victim)
+    assert (after.st_uid, after.st_gid, after.st_mtime_ns) == \
+        (2000, 2000, 1_000_000_000_000_000_000)
+    assert stats.errors == 1 and any("cannot set attributes" in m for m in msgs), msgs
+
+
+@requires_root
+def test_a_mount_point_below_the_destination_checks_its_symlinks(tmp_path: Path,
+                                                                 backend: str) -> None:
+    """Another file system mounted below (root's, 0755): its names are not
+    judged by the parent's; its symlinks are checked."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _links(src)
+    _links(src / "m")
+    (dst / "m").mkdir(parents=True)
+    _mounted_tmpfs(dst / "m", "mode=0755,uid=0,gid=0")
+    try:
+        stats, msgs = copy_api(src, dst, backend=backend)
+        assert msgs == [] and stats.errors == 0
+        _same_links(src, dst)
+        assert _readlinks(stats) == N + 2 * N  # the root's by name, m's checked
+    finally:
+        subprocess.run(["umount", "-l", str(dst / "m")], check=False)
+
+
+def test_a_destination_on_a_network_or_fuse_file_system_checks_each_symlink(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """There the mode bits do not say who may rename (other clients, the
+    server's ACLs, a FUSE daemon)."""
+    from pyuring import _abi as A
+    from pyuring import _syscall
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _links(src)
+    monkeypatch.setattr(_syscall, "fstatfs_type", lambda fd: A.FUSE_SUPER_MAGIC)
+    stats, msgs = copy_api(src, dst, backend=backend)
+    assert msgs == [] and stats.errors == 0
+    _same_links(src, dst)
+    assert _readlinks(stats) == 2 * N

@@ -123,6 +123,7 @@ class DirTask:
     __slots__ = (
         "acl_inherit",
         "apply_meta",
+        "dst_dev",
         "dst_fd",
         "dst_gid_new",
         "dst_meta",
@@ -181,6 +182,7 @@ class DirTask:
         # here stays what the copy made, and symlinks get their owner and times
         # by name (Engine._symlink_meta_by_name)
         self.dst_private = False
+        self.dst_dev = -1  # st_dev of the destination directory, where dst_private asks
 
     def path(self, name: bytes) -> bytes:
         return self.rel + b"/" + name if self.rel else name
@@ -205,6 +207,15 @@ def _fsetid_in_initial_userns() -> bool:
 
 
 _CAP_FSETID = 4
+
+
+def _on_remote_fs(fd: int) -> bool:
+    """Is the directory ``fd`` on a network or FUSE file system?  (When fstatfs
+    cannot say: yes.)"""
+    try:
+        return _syscall.fstatfs_type(fd) in A.REMOTE_FS_MAGICS
+    except OSError:
+        return True
 
 
 def _others_may(euid: int, uid: int, mode: int) -> bool:
@@ -821,8 +832,17 @@ class Engine:
                         job.parent.path(job.dst_name), job.meta)
         if job.meta is not None:  # (_on_src_dir: the opened one's own, where it may differ)
             child.shared = self.others_may_write(job.meta)
-        child.dst_private = job.parent.dst_private and (
-            job.fresh or (job.dmeta is not None and not self.others_may_write(job.dmeta)))
+        if job.fresh:  # (made 0700 by the copy, in its parent)
+            child.dst_private = job.parent.dst_private
+            child.dst_dev = job.parent.dst_dev
+        elif job.parent.dst_private and child.dst_fd >= 0:
+            # the opened directory's own owner and mode, not its statx by name:
+            # a mount that came or went in between needs no rename in the parent
+            self.ex.direct_syscalls["fstat"] += 1
+            st = os.fstat(child.dst_fd)
+            child.dst_dev = st.st_dev
+            child.dst_private = st.st_dev == job.parent.dst_dev \
+                and not _others_may(self.euid, st.st_uid, st.st_mode)
         job.src_fd = job.dst_fd = -1
         parent = job.parent
         if job.fresh:
@@ -1356,7 +1376,11 @@ class Engine:
         d.acl_inherit = self.default_acl(d.dst_fd)
         d.dst_sgid = bool(st.st_mode & stat.S_ISGID)
         d.dst_gid_new = st.st_gid if d.dst_sgid else self.egid
-        d.dst_private = not _others_may(self.euid, st.st_uid, st.st_mode)
+        d.dst_dev = st.st_dev
+        # (the mode bits do not say who may rename on NFS, SMB, FUSE and the like:
+        # other clients, the server's own ACLs, the daemon)
+        d.dst_private = not _others_may(self.euid, st.st_uid, st.st_mode) \
+            and not _on_remote_fs(d.dst_fd)
         # (every root: a later SRC argument writes into it again)
         self._open_up(d, st.st_mode, st.st_uid)
         self._item_dir_first(d)

@@ -450,7 +450,9 @@ def _meta_in_chain(eng: Engine, job: Job, n: int) -> bool:
     ex, d = eng.ex, job.parent
     pairs = job.xattr_pairs
     # (pairs read by name were read because the chain takes them: _xattrs_by_name)
-    if n <= 0 or (pairs is None and _chain_refuses(eng, job, job.xattrs)):
+    # (but a destination without O_TMPFILE, found by the chain's open, makes a
+    # temporary name, which only the old way renames)
+    if n <= 0 or job.tmpname or (pairs is None and _chain_refuses(eng, job, job.xattrs)):
         return False
     if job.xattrs and pairs is None:
         if job.src_fd < 0:
