@@ -20,6 +20,7 @@ from ..dirfd import DirEntry
 from ..executor import Executor, make_executor
 from ..metadata import Metadata
 from .engine import DirTask, Engine, fd_budget
+from .governor import WorkerGovernor
 from .options import Options
 from .stats import CopyStats
 from .text import show
@@ -69,11 +70,14 @@ def io_worker_cap(opts: Options, paths: Sequence[bytes] = ()) -> int:
         return opts.io_workers
     if opts.fsync or any(_on_remote_fs(p) for p in paths):
         return 0
+    return max(1, usable_cpus() - 1)
+
+
+def usable_cpus() -> int:
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, cpus - 1)
+        return os.cpu_count() or 1
 
 
 def _on_remote_fs(path: bytes) -> bool:
@@ -95,6 +99,7 @@ def cap_io_workers(ex: Executor, cap: int) -> Tuple[int, Optional[Tuple[int, int
     a limit the program set lower); returns the bounded cap now in force and
     the limits before, for ``restore_io_workers`` -- or (0, None) when nothing
     was changed: the sync backend, a cap of 0, or a kernel older than 5.15.
+    (``capped_limits(cap, before)`` are the limits then in force.)
 
     The limits belong to the thread's io-wq, which every ring the thread uses
     shares and which outlives the ring: without the restore, a program that
@@ -105,11 +110,16 @@ def cap_io_workers(ex: Executor, cap: int) -> Tuple[int, Optional[Tuple[int, int
         return 0, None
     try:
         before: Tuple[int, int] = ring.register_iowq_max_workers(0, 0)  # (0, 0: only ask)
-        bounded, unbounded = (min(cap, b) if b > 0 else cap for b in before)
+        bounded, unbounded = capped_limits(cap, before)
         ring.register_iowq_max_workers(bounded, unbounded)
     except OSError:
         return 0, None
     return bounded, before
+
+
+def capped_limits(cap: int, before: Tuple[int, int]) -> Tuple[int, int]:
+    bounded, unbounded = (min(cap, b) if b > 0 else cap for b in before)
+    return bounded, unbounded
 
 
 #: the largest limit the kernel accepts; it lowers it to RLIMIT_NPROC itself
@@ -264,6 +274,7 @@ class Copier:
                            direct_slots=min(fd_budget(self.opts.max_files_in_flight), 256),
                            reasons=self.backend_reasons)
         workers: Optional[Tuple[int, int]] = None  # the thread's io-wq limits before
+        governor: Optional[WorkerGovernor] = None
         try:
             stats.backend = ex.kind
             if self.backend_reasons:
@@ -271,11 +282,20 @@ class Copier:
             if ex.kind == "uring":  # (the sync backend has no io-wq to cap)
                 cap = io_worker_cap(self.opts, [r.src for r in roots] + [dst])
                 stats.io_workers, workers = cap_io_workers(ex, cap)
+                ring = getattr(ex, "ring", None)
+                if workers is not None and ring is not None and self.opts.io_workers < 0:
+                    # (auto: the cap may go up by one while the ring's thread waits)
+                    governor = WorkerGovernor.start(ring, capped_limits(cap, workers),
+                                                    workers, usable_cpus())
             self._run_engine(ex, roots, dst, single_file and not dest_is_dir,
-                             dst_st is not None)
+                             dst_st is not None, governor)
         finally:
             try:
                 self._collect(ex)
+                if governor is not None:
+                    governor.close()
+                    stats.io_workers_raised = governor.raised
+                    stats.io_workers_top = governor.top[0]
                 restore_io_workers(ex, workers)
             finally:
                 ex.close()
@@ -283,13 +303,14 @@ class Copier:
         return stats
 
     def _run_engine(self, ex: Executor, roots: List[_Root], dst: bytes, file_to_file: bool,
-                    dst_exists: bool) -> None:
+                    dst_exists: bool, governor: Optional[WorkerGovernor] = None) -> None:
         stats = self.stats
         old_umask = os.umask(0)  # modes are given exactly at creation
         eng: Optional[Engine] = None
         try:
             eng = Engine(ex, self.opts, stats, self.report, self.itemize)
             eng.umask = old_umask
+            eng.governor = governor
             if self.on_progress is not None:
                 cb = self.on_progress
                 eng.on_progress = lambda: cb(stats)

@@ -47,6 +47,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
+    from .governor import WorkerGovernor
+
 O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _DIRENT_BUF = 32 * 1024
 _QUICK = QUICK_FIELDS.unpack_from
@@ -353,6 +355,8 @@ class Engine:
         self.tmp_counter = 0
         self.xattr_warned = False
         self.on_progress: Optional[Callable[[], None]] = None
+        #: moves the io-wq cap while the loop waits (api sets it; see governor.py)
+        self.governor: Optional[WorkerGovernor] = None
         self._xattr_names = self._xattr_filter()
         self.copies_xattrs = opts.xattrs or opts.acls
         # -X / -A: the xattrs are listed and read on this thread (1-3 direct
@@ -418,6 +422,7 @@ class Engine:
         ex = self.ex
         last_progress = time.monotonic()
         give_up = 0.0
+        governor = self.governor
         while True:
             stopping = self.interrupted or self.fatal is not None
             if not stopping:
@@ -452,6 +457,8 @@ class Engine:
                     break
                 continue
             ex.run(wait=True)
+            if governor is not None:
+                governor.tick()
             if self.on_progress is not None:
                 now = time.monotonic()
                 if now - last_progress > 0.25:

@@ -29,6 +29,8 @@ class CopyStats:
     backend: str = ""
     backend_note: str = ""
     io_workers: int = 0  # the cap on io-wq workers of each kind (0: the kernel's own)
+    io_workers_top: int = 0  # where it may go while the ring's thread waits (0: stays)
+    io_workers_raised: int = 0  # how often it went there
     sqes: int = 0
     enters: int = 0
     completions: int = 0
@@ -89,7 +91,10 @@ class CopyStats:
                 f"({self.sqes_per_enter:.1f} SQEs per enter), {self.completions:,} completions",
                 f"SQEs by opcode: {ops}",
                 "io-wq workers: " + (f"at most {self.io_workers} of each kind"
-                                     if self.io_workers else "the kernel's limit"),
+                                     if self.io_workers else "the kernel's limit")
+                + (f", {self.io_workers_top} while the ring's thread waited on them "
+                   f"(raised {self.io_workers_raised:,} times)"
+                   if self.io_workers_top else ""),
             ]
         direct = ", ".join(f"{k} {v:,}" for k, v in sorted(self.direct_syscalls.items(),
                                                            key=lambda kv: -kv[1]))
