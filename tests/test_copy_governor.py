@@ -1,8 +1,9 @@
-"""The io-wq cap moving while the ring's thread waits (``pyuring/copy/governor.py``).
+"""The io-wq cap raised when the ring's thread keeps waiting (``pyuring/copy/governor.py``).
 
 With ``--io-workers auto`` a copy starts at one worker less than its CPUs and
-goes one higher while the ring's thread sleeps on the workers: decided from
-the thread's CPU and run-queue time per window.  These tests drive the
+goes one higher, for the rest of the copy, once the ring's thread has slept
+through three windows in a row: decided from the thread's CPU and run-queue
+time per window.  These tests drive the
 decisions with a fake clock and schedstat, read real schedstat figures, and
 read the kernel's limits back during and after real copies.
 """
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyuring.copy import Options, api, governor
-from pyuring.copy.governor import LOWER_BELOW, RAISE_ABOVE, WINDOW_NS, SchedStat, WorkerGovernor
+from pyuring.copy.governor import ASLEEP_ABOVE, WINDOW_NS, WINDOWS, SchedStat, WorkerGovernor
 
 from .test_copy_support import check_backend, copy_api, run_cli
 from .test_copy_workers import _thread_limits, _tree
@@ -70,39 +71,37 @@ def _gov(ring: FakeRing, th: FakeThread, base: Tuple[int, int] = (1, 1),
     return WorkerGovernor(ring, base, top, th.read, th.clock)
 
 
-def test_two_sleepy_windows_raise_the_cap_and_one_busy_window_lowers_it() -> None:
+def test_three_sleepy_windows_raise_the_cap_for_the_rest_of_the_copy() -> None:
     ring, th = FakeRing(), FakeThread()
     gov = _gov(ring, th)
     th.window(gov, 0.6)
-    assert ring.calls == [] and gov.now == (1, 1)  # (one window could be a start-up wait)
+    th.window(gov, 0.6)
+    assert ring.calls == [] and gov.now == (1, 1)  # (a copy's start sleeps too)
     th.window(gov, 0.6)
     assert ring.calls == [(2, 2)] and gov.now == (2, 2) and gov.raised == 1
-    th.window(gov, 0.6)
-    assert ring.calls == [(2, 2)]  # (no call when nothing changes)
-    th.window(gov, 0.25)  # between the thresholds: stays
-    assert ring.calls == [(2, 2)]
-    th.window(gov, 0.05)
-    assert ring.calls == [(2, 2), (1, 1)] and gov.now == (1, 1)
+    for asleep in (0.0, 0.9, 0.9, 0.9, 0.0):
+        th.window(gov, asleep)
+    # (never lowered: io-wq would not stop the running worker anyway)
+    assert ring.calls == [(2, 2)] and gov.done
 
 
-def test_a_busy_window_between_two_sleepy_ones_raises_nothing() -> None:
+def test_a_busy_window_breaks_the_streak() -> None:
     ring, th = FakeRing(), FakeThread()
     gov = _gov(ring, th)
-    for asleep in (0.6, 0.1, 0.6, 0.2, 0.6):
+    for asleep in (0.6, 0.6, 0.3, 0.6, 0.6, ASLEEP_ABOVE, 0.6, 0.6):
         th.window(gov, asleep)
     assert ring.calls == [] and gov.raised == 0
+    th.window(gov, 0.6)
+    assert ring.calls == [(2, 2)]
 
 
 def test_preemption_is_not_sleep() -> None:
-    """The thread runnable but preempted (by the workers it asked for) is not
-    waiting on them: the cap comes back down."""
+    """The thread runnable but waiting for a CPU is not waiting on the workers."""
     ring, th = FakeRing(), FakeThread()
     gov = _gov(ring, th)
-    th.window(gov, 0.5)
-    th.window(gov, 0.5)
-    assert gov.now == (2, 2)
-    th.window(gov, 0.05, queued=0.6)  # (only 35 % on a CPU, yet busy)
-    assert gov.now == (1, 1) and ring.calls[-1] == (1, 1)
+    for _ in range(6):
+        th.window(gov, 0.05, queued=0.6)  # (only 35 % on a CPU, yet never asleep)
+    assert ring.calls == [] and gov.now == (1, 1)
 
 
 def test_windows_are_long_enough_and_looked_at_every_eighth_turn() -> None:
@@ -130,37 +129,47 @@ def test_windows_are_long_enough_and_looked_at_every_eighth_turn() -> None:
 def test_a_refused_change_keeps_the_limits_in_force() -> None:
     ring, th = FakeRing(fail=True), FakeThread()
     gov = _gov(ring, th)
+    for _ in range(5):
+        th.window(gov, 0.9)
+    assert gov.now == (1, 1) and gov.raised == 0 and gov.done
+
+
+def test_a_failed_read_ends_the_governing() -> None:
+    ring, th = FakeRing(), FakeThread()
+    gov = _gov(ring, th)
+    th.window(gov, 0.9)
+    th.window(gov, 0.9)
+
+    def broken() -> Tuple[int, int]:
+        raise OSError(5, "gone")
+
+    gov._read = broken
+    th.window(gov, 0.9)
+    assert gov.done
+    gov._read = th.read
     for _ in range(4):
         th.window(gov, 0.9)
-    assert gov.now == (1, 1) and gov.raised == 0
+    assert ring.calls == [] and gov.now == (1, 1)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)), max_size=40))
 def test_the_cap_follows_the_rule_for_any_windows(windows: List[Tuple[float, float]]) -> None:
-    """A model of the rule, window by window: up after two windows asleep over
-    RAISE_ABOVE, down after one under LOWER_BELOW, only base or top."""
+    """A model of the rule: up once, at the end of the first WINDOWS windows in
+    a row asleep over ASLEEP_ABOVE; never down."""
     ring, th = FakeRing(), FakeThread()
     gov = _gov(ring, th, (1, 1), (2, 2))
-    now, streak, calls = (1, 1), 0, []
-    for asleep, queued in windows:
+    streak, raised_at = 0, -1
+    for i, (asleep, queued) in enumerate(windows):
         queued = min(queued, 1.0 - asleep)
         th.window(gov, asleep, queued)
         measured = int(20 * MS * asleep) / (20 * MS)  # (what the governor sees, in ns)
-        want = now
-        if measured > RAISE_ABOVE and now != (2, 2):
-            streak += 1
-            if streak >= 2:
-                want = (2, 2)
-        else:
-            streak = 0
-            if measured < LOWER_BELOW:
-                want = (1, 1)
-        if want != now:
-            calls.append(want)
-            now, streak = want, 0
-        assert gov.now == now
-    assert ring.calls == calls
+        if raised_at < 0:
+            streak = streak + 1 if measured > ASLEEP_ABOVE else 0
+            if streak == WINDOWS:
+                raised_at = i
+        assert gov.now == ((2, 2) if raised_at >= 0 else (1, 1))
+    assert ring.calls == ([(2, 2)] if raised_at >= 0 else [])
 
 
 @pytest.mark.parametrize("cap, before, cpus, top", [
@@ -181,6 +190,24 @@ def test_where_the_cap_may_go(cap: Tuple[int, int], before: Tuple[int, int], cpu
             gov.close()
 
 
+def test_a_governor_that_cannot_start_closes_its_schedstat(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    made: List[AlwaysAsleep] = []
+
+    class Failing(AlwaysAsleep):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+        def __call__(self) -> Tuple[int, int]:
+            raise KeyboardInterrupt  # (in __init__'s first read)
+
+    monkeypatch.setattr(governor, "SchedStat", Failing)
+    with pytest.raises(KeyboardInterrupt):
+        WorkerGovernor.start(FakeRing(), (1, 1), (8, 8), 2)
+    assert [m.closed for m in made] == [True]
+
+
 def test_schedstat_tells_running_from_sleeping() -> None:
     try:
         read = SchedStat()
@@ -194,6 +221,12 @@ def test_schedstat_tells_running_from_sleeping() -> None:
             pass
         cpu1, _ = read()
         assert cpu1 - cpu0 >= 40 * MS
+        for _ in range(5):  # (the exact figure: schedstat's own lags up to a tick)
+            end = time.perf_counter() + 0.003  # (no CPU clock read: it would update it)
+            while time.perf_counter() < end:
+                pass
+            cpu, _ = read()
+            assert 0 <= time.thread_time_ns() - cpu < MS // 2
         time.sleep(0.1)
         cpu2, rq2 = read()
         assert cpu2 - cpu1 < 20 * MS  # (asleep: no CPU time)
@@ -241,7 +274,7 @@ def _spy_raises(monkeypatch: pytest.MonkeyPatch) -> List[Tuple[int, int]]:
     return seen
 
 
-def test_a_copy_whose_thread_waits_gets_one_worker_more_and_gives_it_back(
+def test_a_copy_whose_thread_waits_gets_one_worker_more_and_gives_it_back_after(
         tmp_path: Path, uring: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(governor, "SchedStat", AlwaysAsleep)
     monkeypatch.setattr(governor, "WINDOW_NS", 0)
@@ -262,16 +295,38 @@ def test_a_copy_whose_thread_waits_gets_one_worker_more_and_gives_it_back(
     assert _thread_limits() == before
 
 
+def test_the_limits_come_back_when_the_end_of_a_raised_copy_fails(
+        tmp_path: Path, uring: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt (the Python API's Ctrl-C) in the bookkeeping after
+    the run still gives the thread its limits back."""
+    monkeypatch.setattr(governor, "SchedStat", AlwaysAsleep)
+    monkeypatch.setattr(governor, "WINDOW_NS", 0)
+    monkeypatch.setattr(api, "usable_cpus", lambda: 2)
+    seen = _spy_raises(monkeypatch)
+    before = _thread_limits()
+    if before[0] < 2:
+        pytest.skip(f"this thread's io-wq is limited to {before} already")
+
+    def interrupted(self: Any, ex: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api.Copier, "_collect", interrupted)
+    src = _tree(tmp_path / "src", 300)
+    with pytest.raises(KeyboardInterrupt):
+        copy_api(src, tmp_path / "dst", backend=uring, queue_depth=16)
+    assert seen == [(2, 2)]
+    assert _thread_limits() == before
+
+
 def test_a_busy_thread_keeps_the_cap(tmp_path: Path, uring: str,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    class AlwaysBusy(AlwaysAsleep):
-        def __init__(self) -> None:
-            super().__init__()
-            self.t = 0
+    reads: List[int] = []
 
+    class AlwaysBusy(AlwaysAsleep):
         def __call__(self) -> Tuple[int, int]:
-            self.t = time.perf_counter_ns()  # (all of the time on a CPU)
-            return self.t, 0
+            t = time.perf_counter_ns()  # (all of the time on a CPU)
+            reads.append(t)
+            return t, 0
 
     monkeypatch.setattr(governor, "SchedStat", AlwaysBusy)
     monkeypatch.setattr(governor, "WINDOW_NS", 0)
@@ -280,6 +335,8 @@ def test_a_busy_thread_keeps_the_cap(tmp_path: Path, uring: str,
     src = _tree(tmp_path / "src", 300)
     stats, msgs = copy_api(src, tmp_path / "dst", backend=uring, queue_depth=16)
     assert stats.exit_code == 0, msgs
+    assert len(reads) >= 1 + WINDOWS  # (it was there, and it looked)
+    assert stats.io_workers_top == 2
     assert seen == [] and stats.io_workers_raised == 0
 
 
@@ -317,8 +374,20 @@ def test_stats_and_json_tell_the_raised_cap(tmp_path: Path, uring: str) -> None:
     cap = api.io_worker_cap(Options.archive())
     top = min(cap + 1, api.usable_cpus())
     if top > cap and os.path.exists("/proc/thread-self/schedstat"):
-        assert (f"io-wq workers: at most {cap} of each kind, {top} while the ring's thread "
-                f"waited on them (raised ") in r.stdout
+        # (20 files: over before three windows could pass)
+        assert (f"io-wq workers: at most {cap} of each kind ({top} had the ring's thread "
+                f"kept waiting on them)") in r.stdout
     j = run_cli(["-a", "--json", f"{src}/", str(tmp_path / "dst2")]).json()
     assert j["io_workers"] == cap
-    assert j["io_workers_top"] in (0, top) and j["io_workers_raised"] >= 0
+    assert j["io_workers_top"] in (0, top) and j["io_workers_raised"] == 0
+
+
+def test_stats_of_a_raised_cap() -> None:
+    from pyuring.copy.stats import CopyStats
+
+    st = CopyStats()
+    st.backend, st.io_workers, st.io_workers_top, st.io_workers_raised = "uring", 1, 2, 1
+    assert ("io-wq workers: at most 1 of each kind, then 2 (the ring's thread kept waiting "
+            "on them)") in st.summary()
+    st.io_workers_top = st.io_workers_raised = 0
+    assert "io-wq workers: at most 1 of each kind\n" in st.summary()

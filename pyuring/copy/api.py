@@ -284,19 +284,21 @@ class Copier:
                 stats.io_workers, workers = cap_io_workers(ex, cap)
                 ring = getattr(ex, "ring", None)
                 if workers is not None and ring is not None and self.opts.io_workers < 0:
-                    # (auto: the cap may go up by one while the ring's thread waits)
+                    # (auto: the cap may go up by one if the ring's thread keeps waiting)
                     governor = WorkerGovernor.start(ring, capped_limits(cap, workers),
                                                     workers, usable_cpus())
             self._run_engine(ex, roots, dst, single_file and not dest_is_dir,
                              dst_st is not None, governor)
         finally:
             try:
-                self._collect(ex)
-                if governor is not None:
-                    governor.close()
-                    stats.io_workers_raised = governor.raised
-                    stats.io_workers_top = governor.top[0]
-                restore_io_workers(ex, workers)
+                try:
+                    if governor is not None:
+                        stats.io_workers_top = governor.top[0]
+                        stats.io_workers_raised = governor.raised
+                        governor.close()
+                    self._collect(ex)
+                finally:
+                    restore_io_workers(ex, workers)  # (whatever failed before)
             finally:
                 ex.close()
         stats.elapsed = time.monotonic() - t0

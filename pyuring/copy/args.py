@@ -121,8 +121,8 @@ OPTIONS: Tuple[Opt, ...] = (
         "on with the rest (default 4; 0: in turn)", default=4, convert=int, metavar="N"),
     Opt(("--io-workers",), "io_workers", "value", ENGINE,
         "at most N kernel io-wq threads of each kind run the ring's blocking operations "
-        "(default auto: one less than the usable CPUs, at least 1, and one more while "
-        "the ring's thread mostly sleeps waiting on them; no cap with --fsync "
+        "(default auto: one less than the usable CPUs, at least 1, and one more once "
+        "the ring's thread keeps waiting on them; no cap with --fsync "
         "or on FUSE, NFS, SMB, Ceph, Lustre and other network file systems; 0: leave "
         "the thread's limits)", default=-1, convert=io_workers_value, metavar="N|auto"),
 )

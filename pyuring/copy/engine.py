@@ -355,7 +355,7 @@ class Engine:
         self.tmp_counter = 0
         self.xattr_warned = False
         self.on_progress: Optional[Callable[[], None]] = None
-        #: moves the io-wq cap while the loop waits (api sets it; see governor.py)
+        #: raises the io-wq cap if the loop keeps waiting (api sets it; see governor.py)
         self.governor: Optional[WorkerGovernor] = None
         self._xattr_names = self._xattr_filter()
         self.copies_xattrs = opts.xattrs or opts.acls

@@ -1,22 +1,29 @@
-"""One io-wq worker more while the ring's thread waits on the workers.
+"""One io-wq worker more when the ring's thread keeps waiting on the workers.
 
 By default a copy caps its thread's io-wq at one worker less than its CPUs
 (``api.io_worker_cap``): from a warm page cache the workers need only CPU, and
-more of them than the CPU the ring's thread leaves over preempt that thread.
-That is right while the thread is what limits the copy.  When the workers are
--- new page-cache pages slow to touch (on a VM whose host took back the free
-memory: ~3x, docs/benchmarks.md), metadata that has to be read first -- the
-thread sleeps in ``io_uring_enter`` and its CPU idles: one more worker is then
-what uses it.
+more of them than the CPU the ring's thread leaves over preempt that thread
+(~20 % slower with two workers on two CPUs, docs/benchmarks.md).  That is right
+while the thread is what limits the copy.  When the workers are -- new
+page-cache pages slow to touch (on a VM whose host took back the free memory),
+metadata that has to be read from a disk first -- the thread sleeps in
+``io_uring_enter`` and its CPU idles: one more worker is then what uses it.
 
-The measure is how much of the last ~16 ms the thread spent neither running
-nor waiting to run, from ``/proc/thread-self/schedstat`` (its CPU time and its
-run-queue time, in ns): preemption by the workers does not count as waiting,
-so a second worker that only takes the thread's CPU is taken back.  Two
-windows in a row with the thread asleep for more than a third of the time raise
-the cap by one (never above the CPUs or the thread's limits before the copy);
-one window with it asleep for less than a sixth lowers it again.  Where
-``/proc`` is not mounted the cap stays as it is.
+The measure is how much of each window of >= 15 ms the thread spent neither
+running (``time.thread_time_ns()``) nor waiting to run (its run-queue time
+from ``/proc/thread-self/schedstat``): preemption is not waiting on the
+workers.  Three windows in a row with the thread asleep for more than 40 % of
+the time raise the cap by one, never above the CPUs or the limits the thread
+had before the copy.  A copy's first moments (its first windows) sleep while
+the first completions come back even on a fast machine: one window is not
+enough.
+
+The raise is for the rest of the copy: io-wq does not stop a running worker
+when its limit is lowered (a worker leaves after 5 s without work), so a cap
+taken back would only look smaller.  Other sleeps of the thread count too --
+the GIL held by another thread of the program, waits for ``--copy-threads``
+jobs -- and may raise the cap to no use; that costs an idle kernel thread.
+Where ``/proc`` is not mounted, or a read fails, the cap stays as it is.
 """
 
 from __future__ import annotations
@@ -33,27 +40,28 @@ if TYPE_CHECKING:
 
 #: a window is at least this long (and at least 8 of the loop's waits)
 WINDOW_NS = 15_000_000
-#: the share of a window the thread slept: above it (twice) one worker more ...
-RAISE_ABOVE = 0.34
-#: ... below it one less, down to the cap the copy started with
-LOWER_BELOW = 0.17
+#: the share of a window the thread slept for it to count ...
+ASLEEP_ABOVE = 0.40
+#: ... in this many windows in a row, for one worker more
+WINDOWS = 3
 
 
 class SchedStat:
-    """The calling thread's CPU time and run-queue time (ns) from
-    ``/proc/thread-self/schedstat``, re-read through one fd."""
+    """The calling thread's CPU time (``time.thread_time_ns()``: schedstat's
+    own figure is only brought up to date at a tick or a switch) and its
+    run-queue time from ``/proc/thread-self/schedstat``, re-read through one fd."""
 
     def __init__(self) -> None:
         self.fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
         try:
             self()
         except BaseException:
-            os.close(self.fd)
+            self.close()
             raise
 
     def __call__(self) -> Tuple[int, int]:
         fields = os.pread(self.fd, 80, 0).split()
-        return int(fields[0]), int(fields[1])
+        return time.thread_time_ns(), int(fields[1])
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -62,9 +70,9 @@ class SchedStat:
 
 
 class WorkerGovernor:
-    """Moves the io-wq cap of the calling thread's ring between ``cap`` and
-    ``top`` (both kinds of worker alike) as :func:`tick`, called after each
-    wait for completions, finds the thread asleep or busy."""
+    """Raises the io-wq cap of the calling thread's ring from ``cap`` to ``top``
+    (both kinds of worker alike) once :func:`tick`, called after each wait for
+    completions, finds the thread asleep through ``WINDOWS`` windows."""
 
     def __init__(self, ring: Any, cap: Tuple[int, int], top: Tuple[int, int], read: Reader,
                  clock: Callable[[], int] = time.perf_counter_ns) -> None:
@@ -72,7 +80,8 @@ class WorkerGovernor:
         self.base = cap
         self.top = top
         self.now = cap  # the limits in force
-        self.raised = 0  # how often the cap went up
+        self.raised = 0  # 1 once the cap went up
+        self.done = False  # raised, or unable to measure: nothing more to do
         self._read = read
         self._clock = clock
         self._calls = 0
@@ -94,9 +103,15 @@ class WorkerGovernor:
             read = SchedStat()
         except (OSError, ValueError, IndexError):
             return None  # (no /proc, or a kernel without schedstat)
-        return cls(ring, cap, (top[0], top[1]), read)
+        try:
+            return cls(ring, cap, (top[0], top[1]), read)
+        except BaseException:
+            read.close()
+            raise
 
     def tick(self) -> None:
+        if self.done:
+            return
         self._calls += 1
         if self._calls & 7:
             return
@@ -107,28 +122,23 @@ class WorkerGovernor:
         try:
             cpu, rq = self._read()
         except (OSError, ValueError, IndexError):
+            self.done = True  # (the cap stays where it is)
             return
         asleep = (span - (cpu - self._cpu) - (rq - self._rq)) / span
         self._t, self._cpu, self._rq = t, cpu, rq
-        want = self.now
-        if asleep > RAISE_ABOVE and self.now != self.top:
-            self._streak += 1
-            if self._streak >= 2:
-                want = self.top
-        else:
+        if asleep <= ASLEEP_ABOVE:
             self._streak = 0
-            if asleep < LOWER_BELOW:
-                want = self.base
-        if want == self.now:
             return
+        self._streak += 1
+        if self._streak < WINDOWS:
+            return
+        self.done = True
         try:
-            self.ring.register_iowq_max_workers(*want)
+            self.ring.register_iowq_max_workers(*self.top)
         except OSError:
             return  # (the copy goes on with the limits in force)
-        if want == self.top:
-            self.raised += 1
-        self.now = want
-        self._streak = 0
+        self.now = self.top
+        self.raised = 1
 
     def close(self) -> None:
         close = getattr(self._read, "close", None)

@@ -29,8 +29,8 @@ class CopyStats:
     backend: str = ""
     backend_note: str = ""
     io_workers: int = 0  # the cap on io-wq workers of each kind (0: the kernel's own)
-    io_workers_top: int = 0  # where it may go while the ring's thread waits (0: stays)
-    io_workers_raised: int = 0  # how often it went there
+    io_workers_top: int = 0  # where it goes if the ring's thread keeps waiting (0: stays)
+    io_workers_raised: int = 0  # 1: it went there
     sqes: int = 0
     enters: int = 0
     completions: int = 0
@@ -92,9 +92,10 @@ class CopyStats:
                 f"SQEs by opcode: {ops}",
                 "io-wq workers: " + (f"at most {self.io_workers} of each kind"
                                      if self.io_workers else "the kernel's limit")
-                + (f", {self.io_workers_top} while the ring's thread waited on them "
-                   f"(raised {self.io_workers_raised:,} times)"
-                   if self.io_workers_top else ""),
+                + ("" if not self.io_workers_top else
+                   f", then {self.io_workers_top} (the ring's thread kept waiting on them)"
+                   if self.io_workers_raised else
+                   f" ({self.io_workers_top} had the ring's thread kept waiting on them)"),
             ]
         direct = ", ".join(f"{k} {v:,}" for k, v in sorted(self.direct_syscalls.items(),
                                                            key=lambda kv: -kv[1]))
