@@ -6,7 +6,10 @@ another -- the same careful way:
 
 * a fresh journaled ext4 in a loop file on ``/dev/shm``, with the source tree
   built on it (``bench_copy.build_small``: shape (a), or a copy of ``--tree``);
-* nothing deleted while measuring: every run copies into a new directory;
+* every run copies into a new directory, and by default nothing is deleted
+  while measuring; with ``--delete`` each destination is removed after its
+  run (untimed), so the page cache does not grow, which holds the VM in its
+  fast state;
 * an untimed ``syncfs`` after every run; for trees above 256 MiB the
   destination's clean pages are dropped again, so memory use stays flat;
 * the variants alternate run by run (A B, B A, A B, ...) after one untimed
@@ -37,6 +40,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -158,6 +162,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--shm", default="/dev/shm")
     ap.add_argument("--python", help="interpreter (default: this one, resolved)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--delete", action="store_true",
+                    help="remove each destination after its run (untimed, then syncfs): "
+                         "the page cache of the copies does not grow, which holds the VM "
+                         "in its fast state (docs/benchmarks.md, 2026-12-04)")
     ap.add_argument("--rerun", action="store_true",
                     help="time no-change re-runs: each variant copies once (untimed), then "
                          "every run copies again onto its own complete destination")
@@ -198,6 +206,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 dst = os.path.join(mnt, f"rerun-{v.name}" if a.rerun else f"d{n:04d}-{v.name}")
                 wall, thread = run_once(py, v, a.mode, src, dst)
                 after_run(mnt, dst, large)
+                if a.delete and not a.rerun:
+                    shutil.rmtree(dst)
+                    syncfs(mnt)
                 if rnd:
                     v.walls.append(wall)
                     v.threads.append(thread)
