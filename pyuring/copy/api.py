@@ -450,6 +450,8 @@ def copytree(src: PathArg, dst: PathArg, *, options: Optional[Options] = None,
     single fields (``copytree(a, b, hard_links=True, xattrs=True)``).  Per-file
     problems are passed to ``report`` (default: stderr) and counted in the
     returned stats; ``CopyError`` is raised when the copy cannot start.
+    Ctrl-C (where the program left SIGINT to Python) stops the copy the clean
+    way, then raises KeyboardInterrupt; a second one raises it at once.
     """
     opts = options if options is not None else Options.archive()
     for key, value in kw.items():
@@ -466,4 +468,38 @@ def copytree(src: PathArg, dst: PathArg, *, options: Optional[Options] = None,
     src_b = os.fsencode(src)
     if not src_b.endswith(b"/"):
         src_b += b"/"
-    return Copier(opts, report or to_stderr).run([src_b], dst)
+    return _run_stopping_on_ctrl_c(Copier(opts, report or to_stderr), [src_b], dst)
+
+
+def _run_stopping_on_ctrl_c(copier: Copier, sources: Sequence[bytes],
+                            dst: PathArg) -> CopyStats:
+    """Ctrl-C in a program that left SIGINT to Python: a KeyboardInterrupt
+    raised wherever the engine happens to be would skip its stop path (the
+    run's fds stay open, directories keep their working modes).  Instead the
+    first SIGINT asks the copy to stop the clean way (Copier.interrupt: what is
+    in flight finishes) and KeyboardInterrupt is raised once it has; a second
+    SIGINT raises it at once.  Only on the main thread, and only where the
+    handler is Python's own: a program's own handler is left alone."""
+    import signal  # (not at import: the CLI has its own handler and start-up to keep)
+
+    hit: List[bool] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        hit.append(True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        copier.interrupt()
+
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return copier.run(sources, dst)
+        signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # (not the main thread)
+        return copier.run(sources, dst)
+    try:
+        stats = copier.run(sources, dst)
+    finally:
+        if signal.getsignal(signal.SIGINT) is on_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if hit:
+        raise KeyboardInterrupt
+    return stats

@@ -1,0 +1,93 @@
+"""Ctrl-C during ``copytree()`` in a program that left SIGINT to Python.
+
+The copy stops the clean way (what is in flight finishes, every fd of the run
+is closed, no partial file) and KeyboardInterrupt is raised afterwards; a
+program's own SIGINT handler is left alone.  The SIGINT is sent by the child
+itself at a set wait of its engine, so the copy is always mid-way.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from .test_copy_support import check_backend, cli_env, write
+
+_CHILD = r"""
+import os, signal, sys
+from pyuring.copy import copytree
+from pyuring.copy import engine as E
+
+src, dst, backend, own, at = sys.argv[1:6]
+real_run = E.Engine.run
+waits = [0]
+
+def run(self):
+    ex = self.ex
+    real = ex.run
+    def counted(*a, **k):
+        waits[0] += 1
+        if waits[0] == int(at):
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **k)
+    ex.run = counted
+    return real_run(self)
+
+E.Engine.run = run
+calls = []
+if own == "own":
+    signal.signal(signal.SIGINT, lambda s, f: calls.append(s))
+before = set(os.listdir("/proc/self/fd"))
+try:
+    copytree(src, dst, backend=backend, queue_depth=16, max_files_in_flight=32)
+    print("FINISHED", len(calls))
+except KeyboardInterrupt:
+    left = sorted(set(os.listdir("/proc/self/fd")) - before)
+    print("INTERRUPTED", len(calls), "left", " ".join(left) or "none")
+    print("HANDLER", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+"""
+
+
+def _tree(root: Path) -> Path:
+    for d in range(6):
+        (root / f"d{d}" / f"s{d % 2}").mkdir(parents=True)
+        for i in range(150):
+            write(root / f"d{d}" / f"s{d % 2}" / f"f{i}", os.urandom((i * 37) % 5000))
+    return root
+
+
+def _child(src: Path, dst: Path, backend: str, own: str) -> List[str]:
+    # (the wait at which the child interrupts itself: mid-way through this tree)
+    at = "60" if backend == "uring" else "12"
+    p = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(dst), backend, own, at],
+                       env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.split("\n")
+
+
+@pytest.mark.parametrize("backend", ["uring", "sync"])
+def test_ctrl_c_stops_copytree_cleanly_then_raises(tmp_path: Path, backend: str) -> None:
+    check_backend(backend)
+    src = _tree(tmp_path / "src")
+    dst = tmp_path / "dst"
+    out = _child(src, dst, backend, "python")
+    assert out[0] == "INTERRUPTED 0 left none", out
+    assert out[1] == "HANDLER True", out  # (Python's own handler back in place)
+    copied = [p for p in dst.rglob("*") if p.is_file()]
+    assert 0 < len(copied) < 900  # (stopped mid-way)
+    for p in copied:
+        assert ".pyuring-tmp-" not in p.name
+        assert p.read_bytes() == (src / p.relative_to(dst)).read_bytes()  # (never partial)
+
+
+def test_a_programs_own_sigint_handler_is_left_alone(tmp_path: Path) -> None:
+    src = _tree(tmp_path / "src")
+    dst = tmp_path / "dst"
+    out = _child(src, dst, "sync", "own")
+    assert out[0] == "FINISHED 1", out
+    assert len([p for p in dst.rglob("*") if p.is_file()]) == 900
