@@ -9,10 +9,16 @@ asks:
   point; the source trees are built there.  Source and destinations share the
   file system, so ``copy_file_range`` works for whoever uses it.
 * Nothing is deleted between timed runs: every run copies into a new directory
-  (the ext4 inode allocator is very slow right after a mass delete).  Where the
-  copies of a shape would not fit into ``--max-image-gib`` the shape gets a fresh
-  file system every few rounds instead.  Everything is removed at the end
-  (umount, rm image), also on Ctrl-C and errors, unless ``--keep``.
+  (on the root ext4 without a journal the inode allocator is very slow right
+  after a mass delete).  Where the copies of a shape would not fit into
+  ``--max-image-gib`` the shape gets a fresh file system every few rounds
+  instead.  Everything is removed at the end (umount, rm image), also on Ctrl-C
+  and errors, unless ``--keep``.  With ``--delete`` each destination is
+  removed after its run instead (untimed, then ``syncfs``; the last round's
+  stay for the check): the copies' page cache then does not grow, and this VM
+  stays in its fast state, where new page-cache pages are not slow to touch
+  (docs/benchmarks.md, 2026-12-04; the journaled loop file system showed no
+  slowdown after the deletes).
 * Warm cache: the source stays in the page cache; one untimed warm-up run per
   tool comes first.  After every run an untimed ``syncfs`` on the test file
   system, so that no run pays for the writeback of the previous one; for large
@@ -718,6 +724,7 @@ class Config:
     keep: bool
     hash_sample: int
     tool_keys: List[str]
+    delete: bool = False
 
 
 def rotate(tools: List[Tool], r: int) -> List[Tool]:
@@ -879,6 +886,10 @@ def run_shape(shape: str, repeats: int, cfg: Config) -> ShapeResult:
                     dst = (os.path.join(mount, "dst", t.key) if rerun
                            else os.path.join(mount, f"r{r}", t.key))
                     timed(cfg, res, t, src, dst, mount, warmup=(r == 0), large=large)
+                    if cfg.delete and not rerun and r < rounds - 1:
+                        # (untimed; the last round's copies stay for the check)
+                        shutil.rmtree(dst)
+                        syncfs(mount)
                 r += 1
             if last_group:
                 log("  checking the destinations against the source")
@@ -1267,6 +1278,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="files per destination whose content is hashed in the check")
     ap.add_argument("--startup-runs", type=int, default=15,
                     help="runs of each start-up probe (default 15)")
+    ap.add_argument("--delete", action="store_true",
+                    help="remove each destination after its run (untimed, then syncfs; the "
+                         "last round's stay for the check): the page cache of the copies "
+                         "does not grow, which holds this VM in its fast state")
     ap.add_argument("--keep", action="store_true",
                     help="leave the last file system of every shape mounted for inspection")
     ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -1330,7 +1345,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = Config(py=py, env=env, shm=args.shm, max_image=int(args.max_image_gib * GiB),
                  min_image=int(args.image_gib * GiB), inodes=args.inodes or None,
                  tree=args.tree.rstrip("/") or "/", keep=args.keep,
-                 hash_sample=args.hash_sample, tool_keys=keys)
+                 hash_sample=args.hash_sample, tool_keys=keys, delete=args.delete)
 
     signal.signal(signal.SIGINT, signal.default_int_handler)   # even if started with it ignored
     signal.signal(signal.SIGTERM, _on_signal)
@@ -1368,6 +1383,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "versions (use --snapshot)")
     info["pyuring measured"] = (f"snapshot of the checkout taken at start, code hash "
                                 f"{code_hash}" if snap else f"the checkout, code hash {code_hash}")
+    info["destinations"] = ("each deleted after its run (--delete)" if args.delete
+                            else "all kept until the end")
 
     problems: List[str] = []
     for res in results:
