@@ -1,4 +1,4 @@
-"""Ctrl-C during ``copytree()`` in a program that left SIGINT to Python.
+"""Ctrl-C during ``copytree()`` / ``Copier.run()`` in a program that left SIGINT to Python.
 
 The copy stops the clean way (what is in flight finishes, every fd of the run
 is closed, no partial file) and KeyboardInterrupt is raised afterwards; a
@@ -20,10 +20,10 @@ from .test_copy_support import check_backend, cli_env, write
 
 _CHILD = r"""
 import os, signal, sys
-from pyuring.copy import copytree
+from pyuring.copy import Copier, Options, copytree
 from pyuring.copy import engine as E
 
-src, dst, backend, own, at = sys.argv[1:6]
+src, dst, backend, own, at, api = sys.argv[1:7]
 real_run = E.Engine.run
 waits = [0]
 
@@ -44,7 +44,11 @@ if own == "own":
     signal.signal(signal.SIGINT, lambda s, f: calls.append(s))
 before = set(os.listdir("/proc/self/fd"))
 try:
-    copytree(src, dst, backend=backend, queue_depth=16, max_files_in_flight=32)
+    if api == "copytree":
+        copytree(src, dst, backend=backend, queue_depth=16, max_files_in_flight=32)
+    else:
+        o = Options.archive(backend=backend, queue_depth=16, max_files_in_flight=32)
+        Copier(o, lambda msg: None).run([src + "/"], dst)
     print("FINISHED", len(calls))
 except KeyboardInterrupt:
     left = sorted(set(os.listdir("/proc/self/fd")) - before)
@@ -61,21 +65,24 @@ def _tree(root: Path) -> Path:
     return root
 
 
-def _child(src: Path, dst: Path, backend: str, own: str) -> List[str]:
+def _child(src: Path, dst: Path, backend: str, own: str, api: str = "copytree") -> List[str]:
     # (the wait at which the child interrupts itself: mid-way through this tree)
     at = "60" if backend == "uring" else "12"
-    p = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(dst), backend, own, at],
+    p = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(dst), backend, own, at,
+                        api],
                        env=cli_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return p.stdout.split("\n")
 
 
+@pytest.mark.parametrize("api", ["copytree", "Copier.run"])
 @pytest.mark.parametrize("backend", ["uring", "sync"])
-def test_ctrl_c_stops_copytree_cleanly_then_raises(tmp_path: Path, backend: str) -> None:
+def test_ctrl_c_stops_the_copy_cleanly_then_raises(tmp_path: Path, backend: str,
+                                                   api: str) -> None:
     check_backend(backend)
     src = _tree(tmp_path / "src")
     dst = tmp_path / "dst"
-    out = _child(src, dst, backend, "python")
+    out = _child(src, dst, backend, "python", api)
     assert out[0] == "INTERRUPTED 0 left none", out
     assert out[1] == "HANDLER True", out  # (Python's own handler back in place)
     copied = [p for p in dst.rglob("*") if p.is_file()]

@@ -27,7 +27,7 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, List, Optional, Sequence, Tuple, Union
+    from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
     PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
@@ -238,6 +238,17 @@ class Copier:
                 self.engine.bulk.poke()  # (a call from another thread is no signal)
 
     def run(self, sources: Sequence[PathArg], dest: PathArg) -> CopyStats:
+        """Copy ``sources`` to ``dest`` by rsync's rules; the stats of the copy.
+
+        Ctrl-C (on the main thread of a program that left SIGINT to Python)
+        stops the copy the clean way -- what is in flight finishes, every fd
+        of the run is closed -- and then raises KeyboardInterrupt; a second
+        Ctrl-C raises it at once.  A program's own SIGINT handler is left
+        alone (the CLI's calls :meth:`interrupt`).
+        """
+        return _run_stopping_on_ctrl_c(self, sources, dest)
+
+    def _run(self, sources: Sequence[PathArg], dest: PathArg) -> CopyStats:
         t0 = time.monotonic()
         stats = self.stats
         srcs = [os.fsencode(s) for s in sources]
@@ -468,10 +479,10 @@ def copytree(src: PathArg, dst: PathArg, *, options: Optional[Options] = None,
     src_b = os.fsencode(src)
     if not src_b.endswith(b"/"):
         src_b += b"/"
-    return _run_stopping_on_ctrl_c(Copier(opts, report or to_stderr), [src_b], dst)
+    return Copier(opts, report or to_stderr).run([src_b], dst)
 
 
-def _run_stopping_on_ctrl_c(copier: Copier, sources: Sequence[bytes],
+def _run_stopping_on_ctrl_c(copier: Copier, sources: Sequence[PathArg],
                             dst: PathArg) -> CopyStats:
     """Ctrl-C in a program that left SIGINT to Python: a KeyboardInterrupt
     raised wherever the engine happens to be would skip its stop path (the
@@ -480,26 +491,31 @@ def _run_stopping_on_ctrl_c(copier: Copier, sources: Sequence[bytes],
     in flight finishes) and KeyboardInterrupt is raised once it has; a second
     SIGINT raises it at once.  Only on the main thread, and only where the
     handler is Python's own: a program's own handler is left alone."""
-    import signal  # (not at import: the CLI has its own handler and start-up to keep)
-
+    # (_signal, not signal: that one makes enums of every signal at import,
+    # ~0.7 ms of every start-up; other interpreters may have only signal)
+    try:
+        sig: Any = __import__("_signal")
+    except ImportError:  # pragma: no cover - not CPython
+        sig = __import__("signal")
+    default = sig.default_int_handler
     hit: List[bool] = []
 
     def on_sigint(signum: int, frame: object) -> None:
         hit.append(True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sig.signal(sig.SIGINT, default)
         copier.interrupt()
 
     try:
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            return copier.run(sources, dst)
-        signal.signal(signal.SIGINT, on_sigint)
+        if sig.getsignal(sig.SIGINT) is not default:
+            return copier._run(sources, dst)
+        sig.signal(sig.SIGINT, on_sigint)
     except ValueError:  # (not the main thread)
-        return copier.run(sources, dst)
+        return copier._run(sources, dst)
     try:
-        stats = copier.run(sources, dst)
+        stats = copier._run(sources, dst)
     finally:
-        if signal.getsignal(signal.SIGINT) is on_sigint:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if sig.getsignal(sig.SIGINT) is on_sigint:
+            sig.signal(sig.SIGINT, default)
     if hit:
         raise KeyboardInterrupt
     return stats
