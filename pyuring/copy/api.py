@@ -30,6 +30,15 @@ if TYPE_CHECKING:
     from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
     PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
+# The signal module makes enums of every signal number at import (~0.7 ms of
+# each copy's start-up, and enum itself); CPython's C half is already loaded
+# and is all the copy's SIGINT handling needs (here and in the CLI).  (Other
+# interpreters may have only the module itself.)
+try:
+    _signal: Any = __import__("_signal")
+except ImportError:  # pragma: no cover - not CPython
+    import signal as _signal
+
 
 class CopyError(Exception):
     """A copy that cannot start (bad arguments, DST inside SRC, ...).
@@ -491,12 +500,7 @@ def _run_stopping_on_ctrl_c(copier: Copier, sources: Sequence[PathArg],
     in flight finishes) and KeyboardInterrupt is raised once it has; a second
     SIGINT raises it at once.  Only on the main thread, and only where the
     handler is Python's own: a program's own handler is left alone."""
-    # (_signal, not signal: that one makes enums of every signal at import,
-    # ~0.7 ms of every start-up; other interpreters may have only signal)
-    try:
-        sig: Any = __import__("_signal")
-    except ImportError:  # pragma: no cover - not CPython
-        sig = __import__("signal")
+    sig = _signal
     default = sig.default_int_handler
     hit: List[bool] = []
 
@@ -506,10 +510,12 @@ def _run_stopping_on_ctrl_c(copier: Copier, sources: Sequence[PathArg],
         copier.interrupt()
 
     try:
-        if sig.getsignal(sig.SIGINT) is not default:
-            return copier._run(sources, dst)
-        sig.signal(sig.SIGINT, on_sigint)
+        ours = sig.getsignal(sig.SIGINT) is default
+        if ours:
+            sig.signal(sig.SIGINT, on_sigint)
     except ValueError:  # (not the main thread)
+        ours = False
+    if not ours:
         return copier._run(sources, dst)
     try:
         stats = copier._run(sources, dst)

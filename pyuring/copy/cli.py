@@ -7,7 +7,7 @@ import sys
 import time
 
 from ..errors import UringUnavailable
-from .api import Copier, CopyError
+from .api import Copier, CopyError, _signal
 from .args import PROG, parse_common, usage_error
 from .options import Options
 from .stats import CopyStats
@@ -15,14 +15,6 @@ from .stats import CopyStats
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, List, Optional, Sequence
-
-# The signal module makes enums of every signal number at import (~0.7 ms of
-# each copy's start-up); CPython's C half is already loaded and is all this
-# needs.  (Other interpreters may have only the module itself.)
-try:
-    _signal: Any = __import__("_signal")
-except ImportError:  # pragma: no cover - not CPython
-    import signal as _signal
 
 
 def build_parser() -> Any:

@@ -77,7 +77,6 @@ class WorkerGovernor:
     def __init__(self, ring: Any, cap: Tuple[int, int], top: Tuple[int, int], read: Reader,
                  clock: Callable[[], int] = time.perf_counter_ns) -> None:
         self.ring = ring
-        self.base = cap
         self.top = top
         self.now = cap  # the limits in force
         self.raised = 0  # 1 once the cap went up
