@@ -342,13 +342,21 @@ def test_source_file_vanishing_during_the_copy(tmp_path: Path, backend: str) -> 
     assert_same_tree(s, tmp_path / "dst", root_meta=False)  # (the unlink moved src's mtime)
 
 
-def test_directory_replaced_by_a_file_during_the_copy(tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("d_type", [True, False])
+def test_directory_replaced_by_a_file_during_the_copy(tmp_path: Path, backend: str,
+                                                      d_type: bool) -> None:
     s = tmp_path / "src"
     _race_tree(s)
-    res = run_hooked(s, tmp_path / "dst", backend, {"victim-dir": "dir_to_file"})
-    assert res["exit_code"] == 23, res
-    assert len(res["msgs"]) == 1 and '"victim-dir"' in res["msgs"][0], res
+    res = run_hooked(s, tmp_path / "dst", backend, {"victim-dir": "dir_to_file"}, d_type)
     dst = tmp_path / "dst"
+    if d_type:
+        # listed as a directory, a file by its open: copied as the file it is
+        assert res["exit_code"] == 0 and res["msgs"] == [], res
+        assert (dst / "victim-dir").read_bytes() == (s / "victim-dir").read_bytes()
+    else:
+        # a directory by its statx, a file by its open
+        assert res["exit_code"] == 23, res
+        assert len(res["msgs"]) == 1 and '"victim-dir"' in res["msgs"][0], res
     for name in ("grow-small", "grow-big", "bystander", "victim-file"):
         assert (dst / name).read_bytes() == (s / name).read_bytes()
     # whatever stands at victim-dir is no half-copied file
@@ -371,15 +379,16 @@ def test_file_replaced_by_a_directory_during_the_copy(tmp_path: Path, backend: s
 
 
 @pytest.mark.parametrize("victim", ["victim-file", "victim-dir"])
+@pytest.mark.parametrize("d_type", [True, False])
 def test_entry_swapped_for_a_symlink_to_outside(tmp_path: Path, backend: str,
-                                                victim: str) -> None:
+                                                victim: str, d_type: bool) -> None:
     """The raced-in symlink is never followed: nothing from outside reaches DST."""
     outside = tmp_path / "outside"
     outside.mkdir()
     write(outside / "canary", b"OUTSIDE-SECRET")
     s = tmp_path / "src"
     _race_tree(s)
-    res = run_hooked(s, tmp_path / "dst", backend, {victim: "to_outside_link"})
+    res = run_hooked(s, tmp_path / "dst", backend, {victim: "to_outside_link"}, d_type)
     assert res["exit_code"] in (0, 23, 24), res
     for rel, full in regular_files(tmp_path / "dst"):
         assert b"OUTSIDE-SECRET" not in Path(os.fsdecode(full)).read_bytes(), rel

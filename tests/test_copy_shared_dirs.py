@@ -4,9 +4,11 @@ and its open must not give one file's data another's mode.
 Where only the copy's user or root can rename a directory's entries, statx by
 name then open by name see one file, and small files take the packed chain.
 Anywhere else (``Engine.others_may_write``) the opened file's own statx is
-compared with the first (through the ring), and a directory's attributes come
-from the opened directory.  The swaps are made by ``install_statx_hook`` right
-after the engine's statx of the name, as an attacker's rename would land.
+compared with the first (through the ring).  A directory's attributes come
+from the opened directory everywhere: a mount going away can swap one with no
+rename at all.  The swaps are made by ``install_statx_hook`` right after the
+engine's statx of the name (a directory's: right before its open), as an
+attacker's rename would land.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Callable, Dict, List
 import pytest
 
 import pyuring.copy.api as api
+import pyuring.copy.engine as engine_mod
 from pyuring.copy import Options
 from pyuring.copy.engine import Engine
 from pyuring.executor import make_executor
@@ -32,6 +35,7 @@ from .test_copy_support import (
     check_backend,
     copy_api,
     install_statx_hook,
+    listing_without_d_type,
     mounted,
     nobodys_tree,
     run_cli,
@@ -147,8 +151,21 @@ def test_shared_directory_files_are_checked_through_the_ring(tmp_path: Path, bac
             assert stats.sqes_by_op["STATX"] == 20 * per_file
 
 
+def _no_d_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_mod, "parse_dirents", listing_without_d_type(engine_mod))
+
+
+@pytest.mark.parametrize("parent_mode", [0o777, 0o755])
+@pytest.mark.parametrize("d_type", [True, False])
 def test_a_swapped_directory_gets_the_opened_ones_attributes(
-        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, backend: str, parent_mode: int, d_type: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another directory under the name by the time it is opened -- renamed in
+    by a writer of a shared parent, or, in a parent only we can change,
+    uncovered by a mount going away -- is copied with its own mode, never
+    with the listed one's (0755, which would show 0700 data to everyone)."""
+    if not d_type:
+        _no_d_type(monkeypatch)
     src = tmp_path / "src"
     src.mkdir()
     (src / "pub").mkdir(0o755)
@@ -156,13 +173,83 @@ def test_a_swapped_directory_gets_the_opened_ones_attributes(
     write(src / "priv" / "inside", SECRET, 0o600)
     os.chmod(src / "pub", 0o755)
     os.chmod(src / "priv", 0o700)
-    os.chmod(src, 0o777)
+    os.chmod(src, parent_mode)
     dst = tmp_path / "dst"
-    r = _copy_with_swap(src, dst, backend, monkeypatch, {b"pub": _swap(src, "pub", "priv")})
-    assert r.fired == [b"pub"]
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(src), {b"pub": _swap(src, "pub", "priv")})
+    stats, msgs = copy_api(src, dst, backend=backend)
+    assert fired == [b"pub"]
     # the directory copied as "pub" is priv's, and so is its mode
     assert (dst / "pub" / "inside").read_bytes() == SECRET
     assert stat.S_IMODE(os.stat(dst / "pub").st_mode) == 0o700
+    assert stats.errors == 0, msgs  # ("priv" may have vanished: exit 24)
+
+
+@pytest.mark.parametrize("d_type", [True, False])
+def test_one_statx_per_directory(tmp_path: Path, backend: str, d_type: bool,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory listed as one is opened, then its fd statx'd: one STATX
+    for the source side, none by name.  Without d_type its name is statx'd
+    first (to know it is a directory), then the opened one: one more."""
+    if not d_type:
+        _no_d_type(monkeypatch)
+    src = tmp_path / "src"
+    for i in range(6):
+        (src / f"d{i}" / "sub").mkdir(parents=True)
+        write(src / f"d{i}" / "sub" / "f", b"x" * i)
+    for rerun in (False, True):
+        stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+        assert stats.exit_code == 0 and stats.dirs == 12 and stats.files == 18, msgs
+        assert stats.unchanged == (6 if rerun else 0)
+        if backend == "uring":
+            # (a re-run: each entry's destination too, by name)
+            assert stats.sqes_by_op["STATX"] == 18 * (2 if rerun else 1) + (0 if d_type else 12)
+
+
+def _to_symlink(src: Path, name: str) -> Callable[[bytes], None]:
+    def act(_path: bytes) -> None:
+        os.rename(src / name, src / (name + ".moved"))
+        os.symlink("elsewhere", src / name)
+    return act
+
+
+def _removed(src: Path, name: str) -> Callable[[bytes], None]:
+    def act(_path: bytes) -> None:
+        os.rename(src / name, tmp := src.parent / (name + ".gone"))
+        assert tmp.is_dir()
+    return act
+
+
+def test_a_directory_swapped_for_a_symlink_before_its_open(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The open refuses it (O_NOFOLLOW, O_DIRECTORY); its statx by name then
+    says what it is, and it is copied as that."""
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    write(src / "d" / "f", SECRET)
+    dst = tmp_path / "dst"
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(src), {b"d": _to_symlink(src, "d")})
+    stats, msgs = copy_api(src, dst, backend=backend)
+    assert fired == [b"d"]
+    assert os.readlink(dst / "d") == "elsewhere"
+    assert stats.exit_code == 0 and stats.symlinks == 1 and stats.dirs == 0, msgs
+
+
+def test_a_directory_gone_before_its_open_has_vanished(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    write(src / "d" / "f", SECRET)
+    write(src / "kept", PUBLIC)
+    dst = tmp_path / "dst"
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(src), {b"d": _removed(src, "d")})
+    stats, msgs = copy_api(src, dst, backend=backend)
+    assert fired == [b"d"]
+    assert not (dst / "d").exists() and (dst / "kept").read_bytes() == PUBLIC
+    assert stats.exit_code == 24 and stats.vanished == 1, msgs
+    assert 'file has vanished: "d"' in msgs
 
 
 def test_a_shared_subdirectory_is_checked_too(tmp_path: Path, backend: str,

@@ -32,7 +32,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import pytest
 
+from pyuring import _abi as A
 from pyuring.copy import Copier, CopyStats, Options
+from pyuring.dirfd import DirEntry
 
 from .conftest import IS_ROOT, URING
 
@@ -440,10 +442,25 @@ RACE_ACTIONS: Dict[str, Callable[[bytes], None]] = {
 }
 
 
+def _is_dir_check(src_dir: bytes) -> Callable[[int], bool]:
+    """Is a dirfd ``src_dir``'s directory (by inode)?"""
+    src_ino = os.stat(src_dir).st_ino
+
+    def is_src_dir(dfd: int) -> bool:
+        try:
+            return os.fstat(dfd).st_ino == src_ino
+        except OSError:
+            return False
+
+    return is_src_dir
+
+
 def install_statx_hook(api: Any, src_dir: bytes,
                        actions: Dict[bytes, Callable[[bytes], None]]) -> List[bytes]:
     """Make ``actions[name](path)`` run right after the engine's statx of the source
-    entry ``name`` (directly in ``src_dir``) completed, before the engine acts on it.
+    entry ``name`` (directly in ``src_dir``) completed, before the engine acts on it;
+    for a directory opened before any statx of it (listed with its d_type:
+    Engine._start_dir_entry), right before that open is issued.
 
     The executor interface is wrapped (``chain`` callbacks, ``statx`` and
     ``statx_many``): the action runs when the statx result is delivered, so the
@@ -451,14 +468,8 @@ def install_statx_hook(api: Any, src_dir: bytes,
     action ran, so a test can check that its race really happened.
     """
     fired: List[bytes] = []
-    src_ino = os.stat(src_dir).st_ino
+    is_src_dir = _is_dir_check(src_dir)
     orig = api.make_executor
-
-    def is_src_dir(dfd: int) -> bool:
-        try:
-            return os.fstat(dfd).st_ino == src_ino
-        except OSError:
-            return False
 
     def make(*a: Any, **k: Any) -> Any:
         ex = orig(*a, **k)
@@ -500,17 +511,42 @@ def install_statx_hook(api: Any, src_dir: bytes,
                 return
             orig_many(cb, dfd_a, dfd_b, names_a, *a2)
 
-        ex.chain, ex.statx, ex.statx_many = chain, statx, statx_many
+        orig_open = ex.openat2
+
+        def openat2(cid: int, idx: int, dfd: int, name: bytes, oflags: int,
+                    *a2: Any, **k2: Any) -> None:
+            if oflags & os.O_DIRECTORY and name in actions and name not in fired \
+                    and is_src_dir(dfd):
+                fired.append(name)
+                actions[name](os.path.join(src_dir, name))
+            orig_open(cid, idx, dfd, name, oflags, *a2, **k2)
+
+        ex.chain, ex.statx, ex.statx_many, ex.openat2 = chain, statx, statx_many, openat2
         return ex
 
     api.make_executor = make
     return fired
 
 
+def listing_without_d_type(engine: Any) -> Callable[[Any, int], List[DirEntry]]:
+    """A stand-in for ``engine.parse_dirents`` whose entries have no d_type
+    (DT_UNKNOWN), as some file systems list them: every entry is then judged
+    by a statx of its name first."""
+    orig = engine.parse_dirents
+
+    def parse(data: Any, n: int) -> List[DirEntry]:
+        return [e._replace(d_type=A.DT_UNKNOWN) for e in orig(data, n)]
+
+    return parse
+
+
 def hooked_copy(spec: Dict[str, Any]) -> Dict[str, Any]:
     """In a child: copy spec["src"]/ to spec["dst"] with RACE_ACTIONS on the named entries."""
     import pyuring.copy.api as api
+    import pyuring.copy.engine as engine
 
+    if not spec.get("d_type", True):
+        engine.parse_dirents = listing_without_d_type(engine)  # type: ignore[attr-defined,assignment]
     src = os.fsencode(spec["src"])
     actions = {os.fsencode(n): RACE_ACTIONS[kind] for n, kind in spec["actions"].items()}
     fired = install_statx_hook(api, src, actions)
@@ -534,10 +570,11 @@ SMALL_COPY_GUARD = 20.0
 
 
 def run_hooked(src: PathArg, dst: PathArg, backend: str, actions: Dict[str, str],
-               **options: Any) -> Dict[str, Any]:
-    """Copy src/ to dst in a child process, racing RACE_ACTIONS[kind] against entries."""
+               d_type: bool = True, **options: Any) -> Dict[str, Any]:
+    """Copy src/ to dst in a child process, racing RACE_ACTIONS[kind] against entries
+    (listed without their d_type unless ``d_type``)."""
     spec = {"src": os.fsdecode(os.fsencode(src)), "dst": os.fsdecode(os.fsencode(dst)),
-            "backend": backend, "actions": actions, "options": options}
+            "backend": backend, "actions": actions, "options": options, "d_type": d_type}
     try:
         p = subprocess.run([sys.executable, "-c", _HOOK_CHILD, json.dumps(spec)],
                            env=cli_env(), capture_output=True, timeout=SMALL_COPY_GUARD)

@@ -71,6 +71,7 @@ _IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _PIPE_POS = (1 << 64) - 1  # offset -1: a pipe has no position
 _DIR_UNLINK, _DIR_MKDIR, _DIR_OPEN = 0, 1, 2  # steps to a destination directory
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 if TYPE_CHECKING:
     Reporter = Callable[[str], None]
@@ -230,8 +231,8 @@ class Job:
     """One source entry on its way to the destination."""
 
     __slots__ = ("dmeta", "dst_err", "dst_fd", "dst_name", "dtype", "eng", "fresh",
-                 "item_xattrs", "meta", "name", "nread", "parent", "slot", "src_fd", "tmpname",
-                 "waiting", "xattr_pairs", "xattrs")
+                 "item_xattrs", "meta", "name", "nread", "parent", "slot", "src_err", "src_fd",
+                 "tmpname", "waiting", "xattr_pairs", "xattrs")
 
     def __init__(self, eng: Engine, parent: DirTask, name: bytes, dtype: int,
                  dst_name: Optional[bytes] = None) -> None:
@@ -247,6 +248,7 @@ class Job:
         self.src_fd = -1
         self.dst_fd = -1
         self.dst_err = 0  # a failed destination open, while the source side was in flight
+        self.src_err = 0  # a directory's failed statx, while its destination's was in flight
         self.nread = 0
         self.tmpname = b""
         self.fresh = False  # a directory we created (so it starts empty)
@@ -369,6 +371,8 @@ class Engine:
         # when its mode and ids are the source's too (Engine._on_probed; with -X/-A
         # its xattrs are still compared: filecopy.start_file)
         self.quick_skip = not (opts.ignore_times or self.copies_xattrs)
+        # a directory entry is opened before its statx (Engine._start_dir_entry)
+        self.open_dirs = opts.recursive
         self.xattrat_ok = True  # listxattrat (Linux 6.13) answers: filecopy._xattrs_by_name
         self.xattr_reader: Optional[_syscall.XattrReader] = None
         # listxattrat's answers seen -> the names of them the copy keeps, ACLs last
@@ -491,7 +495,8 @@ class Engine:
                 d.stale.discard(name)
                 if d.dst_names is not None:
                     d.dst_names.add(name)
-            if d.rename is None and d.dst_names is not None and name in d.dst_names:
+            if d.rename is None and d.dst_names is not None and name in d.dst_names \
+                    and not (entry.d_type == A.DT_DIR and self.open_dirs):
                 d.pending += 1
                 self.active += 1
                 self.stats.files += 1
@@ -515,12 +520,67 @@ class Engine:
         self.active += 1
         self.stats.files += 1
         dname = name if dst_name is None else dst_name
-        if d.probe_dst or (d.dst_names is not None and dname in d.dst_names):
+        probe = d.probe_dst or (d.dst_names is not None and dname in d.dst_names)
+        if dtype == A.DT_DIR and self.open_dirs:
+            self._start_dir_entry(d, name, dst_name, probe)
+            return
+        if probe:
             self._probe(d, [name], [dname], [dtype])
             return
         job = Job(self, d, name, dtype, dst_name)
         ex = self.ex
         ex.statx(ex.chain(job.on_statx), 0, d.src_fd, name, A.AT_SYMLINK_NOFOLLOW)
+
+    def _start_dir_entry(self, d: DirTask, name: bytes, dst_name: Optional[bytes],
+                         probe: bool) -> None:
+        """A directory (by its d_type) is opened first and judged by the opened
+        one's statx, not by a statx of its name: another directory can be
+        there by the time of an open -- swapped in by a writer of the parent,
+        or uncovered by a mount going away, which needs no rename at all.
+        Still one STATX per entry; the destination's, where it may exist, by name
+        meanwhile."""
+        job = Job(self, d, name, A.DT_DIR, dst_name)
+        ex = self.ex
+        job.waiting = 1
+        if probe:
+            job.waiting = 2
+            ex.statx(ex.chain(lambda idx, res, md: self._on_dir_entry_dst(job, res, md)), 0,
+                     d.dst_fd, job.dst_name, A.AT_SYMLINK_NOFOLLOW)
+        ex.openat2(ex.chain(lambda idx, res, extra: self._on_dir_entry_open(job, res)), 0,
+                   d.src_fd, name, _DIR_FLAGS, 0, RESOLVE_SAFE)
+
+    def _on_dir_entry_open(self, job: Job, res: int) -> None:
+        ex = self.ex
+        cid = ex.chain(lambda idx, r, md: self._on_dir_entry_src(job, r, md))
+        if res >= 0:
+            job.src_fd = res
+            ex.statx(cid, 0, res, b"", A.AT_EMPTY_PATH | A.AT_SYMLINK_NOFOLLOW)
+        else:
+            # no longer a directory, gone, or not ours to open: its statx by
+            # name decides, the general way (start_dir opens a directory again
+            # and reports why it cannot)
+            ex.statx(cid, 0, job.parent.src_fd, job.name, A.AT_SYMLINK_NOFOLLOW)
+
+    def _on_dir_entry_src(self, job: Job, res: int, md: Optional[Metadata]) -> None:
+        if res >= 0:
+            job.meta = md
+        else:
+            job.src_err = -res
+        job.waiting -= 1
+        if not job.waiting:
+            self._dir_entry_ready(job)
+
+    def _on_dir_entry_dst(self, job: Job, res: int, md: Optional[Metadata]) -> None:
+        job.dmeta = md if res >= 0 else None
+        job.waiting -= 1
+        if not job.waiting:
+            self._dir_entry_ready(job)
+
+    def _dir_entry_ready(self, job: Job) -> None:
+        if job.src_err or job.meta is None:
+            self.src_failed(job, job.src_err or errno.EIO, "stat")
+        else:
+            self.dispatch(job)
 
     def _probe(self, d: DirTask, names: List[bytes], dnames: List[bytes],
                dtypes: List[int]) -> None:
@@ -716,7 +776,6 @@ class Engine:
         if not exists:
             self.item(b"cd+++++++++ ", job.path + b"/")
         job.waiting = 1
-        dir_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
         if exists or not self.opts.dry_run:
             job.waiting = 2
             # (in turn, not linked: a failing UNLINKAT or MKDIRAT does not break
@@ -727,8 +786,13 @@ class Engine:
                 self._dst_dir_step(job, _DIR_UNLINK)  # a non-directory is in the way
             else:
                 self._dst_dir_step(job, _DIR_MKDIR)
+        if job.src_fd >= 0:  # opened, and judged by that, in _start_dir_entry
+            job.waiting -= 1
+            if not job.waiting:
+                self._dir_ready(job)
+            return
         cid = ex.chain(lambda idx, res, extra: self._on_src_dir(job, res))
-        ex.openat2(cid, 0, d.src_fd, job.name, dir_flags, 0, RESOLVE_SAFE)
+        ex.openat2(cid, 0, d.src_fd, job.name, _DIR_FLAGS, 0, RESOLVE_SAFE)
 
     def _dst_dir_step(self, job: Job, step: int) -> None:
         """Replace what is in the way (rsync does), make the directory, open it."""
@@ -739,8 +803,7 @@ class Engine:
         elif step == _DIR_MKDIR:
             ex.mkdirat(cid, 0, d.dst_fd, job.dst_name, 0o700)
         else:
-            ex.openat2(cid, 0, d.dst_fd, job.dst_name,
-                       os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, 0, RESOLVE_SAFE)
+            ex.openat2(cid, 0, d.dst_fd, job.dst_name, _DIR_FLAGS, 0, RESOLVE_SAFE)
 
     def _on_dst_dir(self, job: Job, idx: int, res: int) -> None:
         if res >= 0 and idx != _DIR_OPEN:
@@ -795,13 +858,14 @@ class Engine:
                             f"{_errtext(-res)}")
         else:
             job.src_fd = res
-            if job.parent.shared:
-                # Someone else may have swapped another directory in under the
-                # name since its statx: the opened one's own statx decides its
-                # attributes and how far its entries are trusted (DirTask.shared).
-                cid = self.ex.chain(lambda idx, r, md: self._on_src_dir_statx(job, r, md))
-                self.ex.statx(cid, 0, res, b"", A.AT_EMPTY_PATH | A.AT_SYMLINK_NOFOLLOW)
-                return
+            # (reached for a directory that was statx'd by name: no d_type, a
+            # root entry, a fallback of _on_dir_entry_open) Another directory
+            # may be there since that statx, swapped in or uncovered by a mount
+            # going away: the opened one's own statx decides its attributes and
+            # how far its entries are trusted (DirTask.shared).
+            cid = self.ex.chain(lambda idx, r, md: self._on_src_dir_statx(job, r, md))
+            self.ex.statx(cid, 0, res, b"", A.AT_EMPTY_PATH | A.AT_SYMLINK_NOFOLLOW)
+            return
         job.waiting -= 1
         if not job.waiting:
             self._dir_ready(job)
@@ -837,7 +901,7 @@ class Engine:
             return
         child = DirTask(job.parent, job.src_fd, max(job.dst_fd, -1),
                         job.parent.path(job.dst_name), job.meta)
-        if job.meta is not None:  # (_on_src_dir: the opened one's own, where it may differ)
+        if job.meta is not None:  # (the opened directory's own statx)
             child.shared = self.others_may_write(job.meta)
         if job.fresh:  # (made 0700 by the copy, in its parent)
             child.dst_private = job.parent.dst_private
