@@ -58,6 +58,8 @@ SYSCALLS: Dict[str, Dict[str, int]] = {
         "seccomp": 317,
         "prctl": 157,
         "lseek": 8,
+        "name_to_handle_at": 303,
+        "open_by_handle_at": 304,
     },
     "aarch64": {
         "io_uring_setup": 425,
@@ -87,6 +89,8 @@ SYSCALLS: Dict[str, Dict[str, int]] = {
         "seccomp": 277,
         "prctl": 167,
         "lseek": 62,
+        "name_to_handle_at": 264,
+        "open_by_handle_at": 265,
     },
 }
 # Machine names that mean the same table.
@@ -647,6 +651,13 @@ DIRENT64_NAME_OFFSET = 19
 STATFS_HEAD = struct.Struct("=q")
 STATFS_HEAD_FIELDS = ("f_type",)
 STATFS_SIZE = 120
+
+# struct file_handle (glibc <fcntl.h>, _GNU_SOURCE): a header, then handle_bytes
+# bytes of the file system's own identifier (an inode number and its
+# generation, for most: a freed inode number handed out again is not the same)
+FILE_HANDLE_HEAD = struct.Struct("=Ii")
+FILE_HANDLE_HEAD_FIELDS = ("handle_bytes", "handle_type")
+MAX_HANDLE_SZ = 128
 
 # File systems where every metadata operation waits on a server, a cluster or
 # a daemon (<linux/magic.h>; FUSE includes virtiofs and local FUSE file

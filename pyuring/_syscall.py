@@ -2,7 +2,7 @@
 
 Only what the ``os`` module cannot do lives here: the three io_uring calls,
 ``openat2``, ``getdents64``, ``renameat2`` with flags, ``statx``, the
-``*xattrat`` family and ``seccomp``.  libc is loaded lazily, on first use, so
+``*xattrat`` family, file handles and ``seccomp``.  libc is loaded lazily, on first use, so
 ``import pyuring`` works on any platform and in any Python (a missing
 ``_ctypes`` or a non-Linux kernel surfaces as ``UringUnavailable`` at use).
 
@@ -137,6 +137,27 @@ def io_uring_register(fd: int, opcode: int, arg_addr: int, nr: int) -> int:
 def openat2(dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:
     how = ctypes.create_string_buffer(_abi.OPEN_HOW.pack(flags, mode, resolve), _abi.OPEN_HOW.size)
     return raw("openat2", dirfd, ctypes.c_char_p(path), how, ctypes.c_size_t(_abi.OPEN_HOW.size))
+
+
+def name_to_handle(fd: int) -> bytes:
+    """The file handle of what ``fd`` (O_PATH will do) refers to: a struct
+    file_handle, ready for :func:`open_by_handle`.  OSError: EOPNOTSUPP where
+    the file system has none."""
+    size = _abi.FILE_HANDLE_HEAD.size + _abi.MAX_HANDLE_SZ
+    buf = ctypes.create_string_buffer(_abi.FILE_HANDLE_HEAD.pack(_abi.MAX_HANDLE_SZ, 0), size)
+    mount_id = ctypes.c_int(0)
+    raw("name_to_handle_at", fd, ctypes.c_char_p(b""), buf, ctypes.byref(mount_id),
+        _abi.AT_EMPTY_PATH)
+    n = _abi.FILE_HANDLE_HEAD.unpack_from(buf)[0]
+    return buf.raw[:_abi.FILE_HANDLE_HEAD.size + n]
+
+
+def open_by_handle(mount_fd: int, handle: bytes, flags: int) -> int:
+    """Open the file of a :func:`name_to_handle` handle on the file system of
+    ``mount_fd`` (needs CAP_DAC_READ_SEARCH: EPERM without).  ESTALE: that
+    file is gone."""
+    buf = ctypes.create_string_buffer(handle, len(handle))
+    return raw("open_by_handle_at", mount_fd, buf, flags)
 
 
 def getdents64(fd: int, buf: Any, size: int) -> int:

@@ -663,6 +663,8 @@ UPSTREAM_SYSCALL_64_TBL = """
 260     common  fchownat                sys_fchownat
 268     common  fchmodat                sys_fchmodat
 280     common  utimensat               sys_utimensat
+303     common  name_to_handle_at       sys_name_to_handle_at
+304     common  open_by_handle_at       sys_open_by_handle_at
 316     common  renameat2               sys_renameat2
 317     common  seccomp                 sys_seccomp
 326     common  copy_file_range         sys_copy_file_range
@@ -696,6 +698,8 @@ UPSTREAM_GENERIC_SYSCALL_TBL = """
 62      64      lseek                   sys_lseek
 88      64      utimensat               sys_utimensat
 167     common  prctl                   sys_prctl
+264     common  name_to_handle_at       sys_name_to_handle_at
+265     common  open_by_handle_at       sys_open_by_handle_at   compat_sys_open_by_handle_at
 276     common  renameat2               sys_renameat2
 277     common  seccomp                 sys_seccomp
 285     common  copy_file_range         sys_copy_file_range
@@ -794,7 +798,8 @@ OMITTED: Dict[str, str] = {
 # glibc-only names (no UAPI header defines them), checked against glibc.
 GLIBC_CONSTANTS = tuple(
     name for name in vars(_abi)
-    if name.startswith("DT_") or name in ("SPLICE_F_MOVE", "SPLICE_F_NONBLOCK", "SPLICE_F_MORE")
+    if name.startswith("DT_")
+    or name in ("SPLICE_F_MOVE", "SPLICE_F_NONBLOCK", "SPLICE_F_MORE", "MAX_HANDLE_SZ")
 )
 
 # Not kernel ABI at all; checked by value in test_non_header_constants.
@@ -877,6 +882,8 @@ LAYOUTS = (
     Layout("IOVEC", "iovec", GLIBC),
     Layout("DIRENT64_HEADER", "dirent64", GLIBC, whole=False),
     Layout("STATFS_HEAD", "statfs", GLIBC, whole=False),
+    # (a header: f_handle[] follows, handle_bytes long)
+    Layout("FILE_HANDLE_HEAD", "file_handle", GLIBC),
 )
 
 # Fields whose Python format deliberately differs in signedness from C.

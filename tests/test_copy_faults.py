@@ -19,11 +19,11 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from .conftest import URING, requires_root
+from .conftest import IS_ROOT, URING, requires_root
 from .test_copy_support import (
     BACKENDS,
     HANG_GUARD,
@@ -729,13 +729,24 @@ def _linked_groups(src: Path, outside: Path, n: int) -> None:
     fix_times(src)
 
 
-def test_hard_link_groups_past_the_fd_limit_let_go_their_fds(tmp_path: Path,
-                                                             backend: str) -> None:
+@pytest.mark.parametrize("handles", [True, False])
+def test_hard_link_groups_past_the_fd_limit_let_go_their_fds(
+        tmp_path: Path, backend: str, handles: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """-H through the API (which leaves the caller's limits alone) under a soft
     RLIMIT_NOFILE 100 above the fds in use: 300 groups that never complete (a
     name outside SRC) would hold 300 fds.  Past the budget the oldest is closed and its first copy
-    found again by name when z/ comes: every pair is linked, no fd is left."""
+    found again (by file handle as root, else by name) when z/ comes: every pair is
+    linked, no fd is left.  Without handles (``handles``: open_by_handle_at
+    refused with EPERM, as for root in a user namespace) root goes by name too."""
     import resource
+
+    from pyuring import _syscall
+
+    if not handles:
+        def refused(*_a: Any) -> int:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(_syscall, "open_by_handle", refused)
 
     src = tmp_path / "src"
     _linked_groups(src, tmp_path / "outside", 300)
@@ -754,7 +765,12 @@ def test_hard_link_groups_past_the_fd_limit_let_go_their_fds(tmp_path: Path,
     assert sorted(os.listdir("/proc/self/fd")) == before
     assert stats.exit_code == 0, msgs[:5]
     assert stats.hardlinks == 300
-    assert stats.direct_syscalls.get("openat2", 0) >= 2 * 200  # most found again
+    calls = stats.direct_syscalls
+    if IS_ROOT and handles:  # most found again by file handle, none by name
+        assert calls.get("open_by_handle_at", 0) >= 200 and calls.get("openat2", 0) == 0
+        assert calls["name_to_handle_at"] <= 300  # (once per group)
+    else:  # ... by name: the directory, then the file
+        assert calls.get("openat2", 0) >= 2 * 200
     dst = tmp_path / "dst"
     for i in range(300):
         a, z = os.stat(dst / "a" / f"f{i:03}"), os.stat(dst / "z" / f"f{i:03}")
@@ -762,11 +778,12 @@ def test_hard_link_groups_past_the_fd_limit_let_go_their_fds(tmp_path: Path,
     assert_same_tree(src, dst, hardlinks=False)  # (nlink: the outside names)
 
 
-def test_a_let_go_first_copy_that_is_gone_makes_a_new_first(
-        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first copy of a group whose fd was let go is replaced in the
-    destination before the group's next name comes: that name is copied on its
-    own (not linked to whatever has the old name now), the others are linked."""
+def _replace_a_let_go_first_copy(tmp_path: Path, backend: str,
+                                 monkeypatch: pytest.MonkeyPatch,
+                                 replace: Callable[[Path], None]) -> Tuple[Any, List[str], str]:
+    """-H with fds let go past a budget of 4; when the second name of group 0
+    comes, ``replace(first copy's path)`` has run.  (stats, msgs, the
+    directory whose copy was replaced)."""
     from pyuring.copy import api, engine
     from pyuring.executor import make_executor
 
@@ -781,8 +798,7 @@ def test_a_let_go_first_copy_that_is_gone_makes_a_new_first(
     def swap(_path: bytes) -> None:
         for first in ("a", "z"):  # whichever was copied already
             if (dst / first / "f000").exists():
-                os.unlink(dst / first / "f000")
-                write(dst / first / "f000", b"someone else's file")
+                replace(dst / first / "f000")
                 swapped.append(first)
                 return
 
@@ -790,11 +806,63 @@ def test_a_let_go_first_copy_that_is_gone_makes_a_new_first(
     fired_z = install_statx_hook(api, os.fsencode(src / "z"), {b"f000": swap})
     stats, msgs = copy_api(src, dst, backend=backend, hard_links=True, max_files_in_flight=1)
     assert fired_a == fired_z == [b"f000"] and len(swapped) == 1, (fired_a, fired_z, swapped)
+    return stats, msgs, swapped[0]
+
+
+def _a_new_first_copy(dst: Path, stats: Any, msgs: List[str], swapped: str) -> None:
+    """The later name of group 0 is a copy of its own; the other groups are linked."""
     assert stats.exit_code == 0, msgs
     assert stats.hardlinks == 199
-    later = "z" if swapped[0] == "a" else "a"
+    later = "z" if swapped == "a" else "a"
     assert (dst / later / "f000").read_bytes() == b"group 0"
-    assert (dst / swapped[0] / "f000").read_bytes() == b"someone else's file"
+    assert (dst / swapped / "f000").read_bytes() == b"someone else's file"
     assert os.stat(dst / later / "f000").st_nlink == 1
     for i in range(1, 200):
         assert os.stat(dst / "a" / f"f{i:03}").st_ino == os.stat(dst / "z" / f"f{i:03}").st_ino
+
+
+def test_a_let_go_first_copy_that_is_gone_makes_a_new_first(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first copy of a group whose fd was let go is replaced in the
+    destination before the group's next name comes: that name is copied on its
+    own (not linked to whatever has the old name now), the others are linked."""
+    def replace(path: Path) -> None:
+        os.unlink(path)
+        write(path, b"someone else's file")
+
+    stats, msgs, swapped = _replace_a_let_go_first_copy(tmp_path, backend, monkeypatch, replace)
+    _a_new_first_copy(tmp_path / "dst", stats, msgs, swapped)
+
+
+@requires_root
+def test_a_let_go_first_copy_is_not_confused_with_a_file_given_its_inode_number(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone able to write in the destination directory replaces a let-go
+    first copy by a file of theirs that gets the freed inode number (ext4 and
+    soon hands a freed one out again) and the copy's mtime.  Found again by
+    name, it would pass for the first copy and the group's later names would
+    be linked to it; root finds first copies by file handle, whose generation
+    tells the two apart."""
+    reused: List[bool] = []
+
+    def replace(path: Path) -> None:
+        st = os.stat(path)
+        os.unlink(path)
+        tries = [path.with_name(f".theirs{i}") for i in range(32)]
+        for p in tries:
+            write(p, b"someone else's file")
+            if os.stat(p).st_ino == st.st_ino:
+                os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+                os.rename(p, path)
+                break
+        for p in tries:
+            if p.exists():
+                os.unlink(p)
+        reused.append(path.exists())
+        if not path.exists():
+            write(path, b"someone else's file")
+
+    stats, msgs, swapped = _replace_a_let_go_first_copy(tmp_path, backend, monkeypatch, replace)
+    if not reused[0]:
+        pytest.skip("the file system did not hand the inode number out again")
+    _a_new_first_copy(tmp_path / "dst", stats, msgs, swapped)

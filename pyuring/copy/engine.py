@@ -299,8 +299,8 @@ def _unchanged(eng: Engine, mem: Any, off: int, dmem: Any, doff: int) -> int:
 
 
 class HardlinkGroup:
-    __slots__ = ("dst_ino", "dst_mtime", "failed", "fd", "home", "linking", "ready",
-                 "remaining", "waiters")
+    __slots__ = ("dst_dev", "dst_ino", "dst_mtime", "failed", "fd", "handle", "home",
+                 "linking", "ready", "remaining", "waiters")
 
     def __init__(self, remaining: int) -> None:
         self.remaining = remaining  # names of this inode not seen yet
@@ -309,6 +309,9 @@ class HardlinkGroup:
         self.fd = -1  # an fd of the published first copy, kept for linkat(AT_EMPTY_PATH)
         self.dst_ino = -1
         self.dst_mtime = -1  # of the first copy when its fd was let go
+        self.dst_dev = -1  # ... and its st_dev
+        # ... and its file handle (root: Engine.find_group_fd opens it by that)
+        self.handle: Optional[bytes] = None
         self.failed = False
         self.waiters: List[Job] = []
         # where the first copy is (destination directory, name) while fd is
@@ -1113,9 +1116,16 @@ class Engine:
             # to know it again: an inode number alone may have been reused
             ex.direct_syscalls["fstat"] += 1
             st = os.fstat(old.fd)
-            old.dst_ino, old.dst_mtime = st.st_ino, st.st_mtime_ns
+            old.dst_ino, old.dst_mtime, old.dst_dev = st.st_ino, st.st_mtime_ns, st.st_dev
         except OSError:
             old.failed = True
+        else:
+            if self.is_root and old.handle is None:  # (opened by it: CAP_DAC_READ_SEARCH)
+                ex.direct_syscalls["name_to_handle_at"] += 1
+                try:
+                    old.handle = _syscall.name_to_handle(old.fd)
+                except OSError:
+                    pass  # (a file system without handles: by name)
         ex.close_fd(0, 0, old.fd, SKIP)
         old.fd = -1
 
@@ -1124,15 +1134,25 @@ class Engine:
         self.held.pop(id(group), None)
         group.home = None
 
-    def find_group_fd(self, group: HardlinkGroup) -> bool:
-        """Open the first copy of a group whose fd was let go, by name: one name
-        at a time from the destination root (each component with RESOLVE_SAFE,
-        as every open below the roots), and only if it is still that inode."""
+    def find_group_fd(self, group: HardlinkGroup, mount_fd: int) -> bool:
+        """Open the first copy of a group whose fd was let go: by its file
+        handle (root; ``mount_fd``: the directory its next name goes to), which
+        no other file has, not even one given its inode number again; else by
+        name, one name at a time from the destination root (each component
+        with RESOLVE_SAFE, as every open below the roots).  Only if it is
+        still that inode, with the mtime it had."""
         home = group.home
         if home is None:
             return False
         rel, name = home
         count = self.ex.direct_syscalls
+        if group.handle is not None and mount_fd >= 0:
+            found = self._open_group_handle(group, mount_fd)
+            if found is not None:
+                if found < 0:
+                    return False
+                self.hold_group_fd(group, found, rel, name)
+                return True
         fd = self.dst_root_fd
         opened: List[int] = []
         try:
@@ -1154,6 +1174,31 @@ class Engine:
                 os.close(f)
         self.hold_group_fd(group, fd, rel, name)
         return True
+
+    def _open_group_handle(self, group: HardlinkGroup, mount_fd: int) -> Optional[int]:
+        """find_group_fd by handle: an O_PATH fd of the first copy, -1 where it
+        is gone or changed, None where handles cannot be opened here (no
+        CAP_DAC_READ_SEARCH in a user namespace, say: then by name)."""
+        assert group.handle is not None
+        count = self.ex.direct_syscalls
+        count["open_by_handle_at"] += 1
+        try:
+            fd = _syscall.open_by_handle(mount_fd, group.handle, os.O_PATH | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP):
+                return None
+            return -1  # (ESTALE: it is gone)
+        try:
+            count["fstat"] += 1
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino, st.st_mtime_ns) == \
+                    (group.dst_dev, group.dst_ino, group.dst_mtime) and st.st_nlink:
+                return fd
+        except OSError:
+            pass
+        count["close"] += 1
+        os.close(fd)
+        return -1
 
     def _open_in(self, dfd: int, name: bytes, flags: int) -> int:
         """openat2 of one name (synchronous).  A directory of the copy's that was

@@ -909,7 +909,8 @@ def link_to_group(eng: Engine, job: Job, group: HardlinkGroup) -> None:
         return
     dm = job.dmeta
     if group.fd < 0 and group.home is not None and not eng.opts.dry_run \
-            and (dm is None or dm.ino != group.dst_ino) and not eng.find_group_fd(group):
+            and (dm is None or dm.ino != group.dst_ino) \
+            and not eng.find_group_fd(group, job.parent.dst_fd):
         # its fd was let go (Engine.hold_group_fd), and the first copy is not
         # where it was: this name is copied on its own, and becomes a new first
         group.failed = True
