@@ -185,6 +185,94 @@ def test_a_swapped_directory_gets_the_opened_ones_attributes(
     assert stats.errors == 0, msgs  # ("priv" may have vanished: exit 24)
 
 
+def test_a_source_on_a_network_or_fuse_file_system_is_shared(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mode bits do not say who may rename entries on NFS, SMB or FUSE (other
+    clients, the server's ACLs, the daemon): there every directory is checked
+    as a shared one, and the swap test_the_same_swap_where_only_we_could_make_it
+    leaks with is not copied."""
+    src = _tree(tmp_path, len(PUBLIC), 0o755)
+    (src / "sub").mkdir()
+    write(src / "sub" / "f", PUBLIC)
+    remote = {os.stat(src).st_ino, os.stat(src / "sub").st_ino}
+    asked: List[int] = []
+
+    def on_remote_fs(fd: int) -> bool:
+        asked.append(os.fstat(fd).st_ino)
+        return asked[-1] in remote
+
+    monkeypatch.setattr(engine_mod, "_on_remote_fs", on_remote_fs)
+    dst = tmp_path / "dst"
+    r = _copy_with_swap(src, dst, backend, monkeypatch,
+                        {b"public": _swap(src, "public", "secret")})
+    assert r.fired == [b"public"]
+    assert _leaks(dst) == [] and r.stats.exit_code == 24, r.msgs
+    # asked of the root only (sub is on its device), in the set-up
+    assert [i for i in asked if i in remote] == [os.stat(src).st_ino]
+    assert r.stats.direct_syscalls.get("fstatfs", 0) == 0
+    if backend == "uring":  # every file in the tree checked: sub/f too
+        tree = tmp_path / "tree"
+        for name in ("a", "b", "sub/c", "sub/d"):
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            write(tree / name, PUBLIC)
+        for is_remote, statx in ((False, 4 + 1), (True, 2 * 4 + 1)):
+            remote = {os.stat(tree).st_ino, os.stat(tree / "sub").st_ino} if is_remote else set()
+            stats, msgs = copy_api(tree, tmp_path / f"tree{is_remote}", backend=backend)
+            assert stats.exit_code == 0 and stats.sqes_by_op["STATX"] == statx, msgs
+
+
+def test_a_mount_below_the_source_root_is_asked_again(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subdirectory on another device than its parent may be on a network
+    file system below a local root: it is asked (and its subdirectories on
+    its device inherit the answer)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    with mounted("tmpfs", src / "mnt") as mnt:
+        (mnt / "deeper").mkdir()
+        write(mnt / "deeper" / "f", PUBLIC)
+        asked: List[int] = []
+
+        def on_remote_fs(fd: int) -> bool:
+            asked.append(os.fstat(fd).st_ino)
+            return False
+
+        monkeypatch.setattr(engine_mod, "_on_remote_fs", on_remote_fs)
+        stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+        assert stats.exit_code == 0, msgs
+        assert os.stat(mnt).st_ino in asked
+        assert os.stat(mnt / "deeper").st_ino not in asked
+        assert stats.direct_syscalls["fstatfs"] == 1
+
+
+@pytest.mark.parametrize("parent_mode", [0o777, 0o755])
+@pytest.mark.parametrize("d_type", [True, False])
+def test_a_directory_swapped_after_its_open_is_copied_as_opened(
+        tmp_path: Path, backend: str, parent_mode: int, d_type: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once open, the directory is that fd's: a swap of its name afterwards
+    gives it neither the other one's contents (an open again by name) nor its
+    attributes (a statx by name): "pub" stays pub, 0755, with pub's file."""
+    if not d_type:
+        _no_d_type(monkeypatch)
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, mode, data in (("pub", 0o755, PUBLIC), ("priv", 0o700, SECRET)):
+        (src / name).mkdir()
+        write(src / name / "inside", data, 0o644 if name == "pub" else 0o600)
+        os.chmod(src / name, mode)
+    os.chmod(src, parent_mode)
+    dst = tmp_path / "dst"
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(src), {b"pub": _swap(src, "pub", "priv")},
+                               dir_opened=True)
+    stats, msgs = copy_api(src, dst, backend=backend)
+    assert fired == [b"pub"]
+    assert (dst / "pub" / "inside").read_bytes() == PUBLIC
+    assert stat.S_IMODE(os.stat(dst / "pub").st_mode) == 0o755
+    assert stats.errors == 0, msgs  # ("priv" may have vanished: exit 24)
+
+
 @pytest.mark.parametrize("d_type", [True, False])
 def test_one_statx_per_directory(tmp_path: Path, backend: str, d_type: bool,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,6 +292,9 @@ def test_one_statx_per_directory(tmp_path: Path, backend: str, d_type: bool,
         if backend == "uring":
             # (a re-run: each entry's destination too, by name)
             assert stats.sqes_by_op["STATX"] == 18 * (2 if rerun else 1) + (0 if d_type else 12)
+            # each directory opened once on each side; a new file's O_TMPFILE
+            # and source (not the empty d0/sub/f's; an unchanged one's neither)
+            assert stats.sqes_by_op["OPENAT2"] == 12 * 2 + (0 if rerun else 6 + 5)
 
 
 def _to_symlink(src: Path, name: str) -> Callable[[bytes], None]:

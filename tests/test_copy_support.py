@@ -456,11 +456,14 @@ def _is_dir_check(src_dir: bytes) -> Callable[[int], bool]:
 
 
 def install_statx_hook(api: Any, src_dir: bytes,
-                       actions: Dict[bytes, Callable[[bytes], None]]) -> List[bytes]:
+                       actions: Dict[bytes, Callable[[bytes], None]],
+                       dir_opened: bool = False) -> List[bytes]:
     """Make ``actions[name](path)`` run right after the engine's statx of the source
     entry ``name`` (directly in ``src_dir``) completed, before the engine acts on it;
     for a directory opened before any statx of it (listed with its d_type:
-    Engine._start_dir_entry), right before that open is issued.
+    Engine._start_dir_entry), right before that open is issued.  With
+    ``dir_opened`` only as the open of the directory ``name`` is delivered: from
+    then on a swap of the name must change nothing.
 
     The executor interface is wrapped (``chain`` callbacks, ``statx`` and
     ``statx_many``): the action runs when the statx result is delivered, so the
@@ -491,7 +494,7 @@ def install_statx_hook(api: Any, src_dir: bytes,
             return cid
 
         def statx(cid: int, idx: int, dfd: int, name: bytes, *a2: Any, **k2: Any) -> None:
-            if name in actions and name not in fired and is_src_dir(dfd):
+            if name in actions and name not in fired and is_src_dir(dfd) and not dir_opened:
                 watch[cid] = name
             orig_statx(cid, idx, dfd, name, *a2, **k2)
 
@@ -499,7 +502,7 @@ def install_statx_hook(api: Any, src_dir: bytes,
 
         def statx_many(cb: Callable[..., None], dfd_a: int, dfd_b: int,
                        names_a: List[bytes], *a2: Any) -> None:
-            if any(n in actions for n in names_a) and is_src_dir(dfd_a):
+            if any(n in actions for n in names_a) and is_src_dir(dfd_a) and not dir_opened:
                 def wrapped(results: List[int], *rest: Any) -> None:
                     for k, name in enumerate(names_a):
                         if name in actions and results[2 * k] >= 0 and name not in fired:
@@ -517,8 +520,11 @@ def install_statx_hook(api: Any, src_dir: bytes,
                     *a2: Any, **k2: Any) -> None:
             if oflags & os.O_DIRECTORY and name in actions and name not in fired \
                     and is_src_dir(dfd):
-                fired.append(name)
-                actions[name](os.path.join(src_dir, name))
+                if dir_opened:
+                    watch[cid] = name
+                else:
+                    fired.append(name)
+                    actions[name](os.path.join(src_dir, name))
             orig_open(cid, idx, dfd, name, oflags, *a2, **k2)
 
         ex.chain, ex.statx, ex.statx_many, ex.openat2 = chain, statx, statx_many, openat2

@@ -403,7 +403,7 @@ class Copier:
             src_fd = _open_dir(root.src)
             md = Metadata.from_stat(os.fstat(src_fd))
             task = DirTask(None, src_fd, dst_fd, b"", md)
-            task.shared = eng.others_may_write(md)
+            eng.judge_src(task, md)
             if dst_fd >= 0 and not fresh:  # (fresh: as a directory the copy made)
                 task.dst_meta = Metadata.from_stat(os.fstat(dst_fd))
             if not fresh and dst_fd >= 0:  # (-1: a dry run into a new destination)
@@ -420,7 +420,7 @@ class Copier:
         src_fd = _open_dir(parent)
         try:
             task = DirTask(None, src_fd, dst_fd, b"", None)
-            task.shared = eng.others_may_write(Metadata.from_stat(os.fstat(src_fd)))
+            eng.judge_src(task, Metadata.from_stat(os.fstat(src_fd)))
             task.owns_fds = False
             task.probe_dst = not fresh
             task.entries = iter([DirEntry(name, A.DT_UNKNOWN, 0)])
@@ -444,7 +444,7 @@ class Copier:
                                 11) from None
             try:
                 task = DirTask(None, src_fd, dst_fd, b"", None)
-                task.shared = eng.others_may_write(Metadata.from_stat(os.fstat(src_fd)))
+                eng.judge_src(task, Metadata.from_stat(os.fstat(src_fd)))
                 task.owns_fds = False
                 task.probe_dst = exists
                 task.rename = {name: dname}

@@ -145,7 +145,9 @@ class DirTask:
         "rel",
         "rename",
         "shared",
+        "src_dev",
         "src_fd",
+        "src_remote",
         "stale",
         "touched",
     )
@@ -179,6 +181,9 @@ class DirTask:
         # someone else may rename entries of the source directory: each file's
         # open is checked to be the inode its statx saw (Engine.others_may_write)
         self.shared = True
+        self.src_dev = -1  # st_dev of the source directory
+        # ... on a network or FUSE file system (Engine.judge_src)
+        self.src_remote = False
         # only this copy's user and root may rename or remove entries of the
         # destination directory, nor swap it for another (it was made by the
         # copy, or found so, in a parent directory that is so too): a name made
@@ -581,7 +586,8 @@ class Engine:
 
     def _dir_entry_ready(self, job: Job) -> None:
         if job.src_err or job.meta is None:
-            self.src_failed(job, job.src_err or errno.EIO, "stat")
+            self.src_failed(job, job.src_err or errno.EIO,
+                            "stat directory" if job.src_fd >= 0 else "stat")
         else:
             self.dispatch(job)
 
@@ -905,7 +911,7 @@ class Engine:
         child = DirTask(job.parent, job.src_fd, max(job.dst_fd, -1),
                         job.parent.path(job.dst_name), job.meta)
         if job.meta is not None:  # (the opened directory's own statx)
-            child.shared = self.others_may_write(job.meta)
+            self.judge_src(child, job.meta, job.parent)
         if job.fresh:  # (made 0700 by the copy, in its parent)
             child.dst_private = job.parent.dst_private
             child.dst_dev = job.parent.dst_dev
@@ -1530,6 +1536,21 @@ class Engine:
         to be the statx'd one (filecopy._replaced).  The same question of a
         destination directory decides DirTask.dst_private."""
         return _others_may(self.euid, md.uid, md.mode)
+
+    def judge_src(self, d: DirTask, md: Metadata, parent: Optional[DirTask] = None) -> None:
+        """DirTask.shared of the source directory ``d`` (``md``: its opened fd's
+        statx), as others_may_write says -- except on a network or FUSE file
+        system, whose mode bits do not say who may rename there (other
+        clients, the server's own ACLs, the daemon): asked of a root and where
+        a subdirectory is on another device than its parent (fstatfs)."""
+        d.src_dev = md.dev
+        if parent is not None and md.dev == parent.src_dev:
+            d.src_remote = parent.src_remote
+        else:
+            if parent is not None:  # (a root's is the set-up's, as its fstat)
+                self.ex.direct_syscalls["fstatfs"] += 1
+            d.src_remote = _on_remote_fs(d.src_fd)
+        d.shared = d.src_remote or self.others_may_write(md)
 
     def owner_target(self, md: Metadata) -> Tuple[int, int]:
         """(uid, gid) to give the copy; -1 leaves that id as created."""
