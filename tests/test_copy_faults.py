@@ -834,6 +834,71 @@ def test_a_let_go_first_copy_that_is_gone_makes_a_new_first(
     _a_new_first_copy(tmp_path / "dst", stats, msgs, swapped)
 
 
+_KEPT_OPEN: List[int] = []
+
+
+def _deleted_but_open(path: Path) -> None:
+    _KEPT_OPEN.append(os.open(path, os.O_RDONLY))  # (its inode stays: nlink 0)
+    os.unlink(path)
+
+
+def _renamed(path: Path) -> None:
+    os.rename(path, path.with_name("moved"))
+
+
+def _retimed(path: Path) -> None:
+    os.utime(path, ns=(0, 12345))
+
+
+@pytest.mark.parametrize("change, linked", [(_deleted_but_open, False), (_renamed, True),
+                                            (_retimed, False)])
+def test_a_let_go_first_copy_changed_in_place(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch,
+        change: Callable[[Path], None], linked: bool) -> None:
+    """Found again (by handle as root), the first copy is linked to only while
+    it is the file the copy made, as the copy left it: deleted (still open
+    elsewhere: nlink 0) or given another mtime, the later name is a copy of
+    its own; renamed within DST it is still ours (root finds it by handle and
+    links to it; by name it is not found, and the name is copied on its own).
+    No fd is left behind either way."""
+    before = sorted(os.listdir("/proc/self/fd"))
+    try:
+        stats, msgs, swapped = _replace_a_let_go_first_copy(tmp_path, backend, monkeypatch,
+                                                            change)
+    finally:
+        for fd in _KEPT_OPEN:
+            os.close(fd)
+        _KEPT_OPEN.clear()
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    dst = tmp_path / "dst"
+    later = dst / ("z" if swapped == "a" else "a") / "f000"
+    linked = linked and IS_ROOT
+    assert stats.exit_code == 0, msgs
+    assert stats.hardlinks == (200 if linked else 199)
+    assert later.read_bytes() == b"group 0"
+    if linked:
+        assert os.stat(later).st_ino == os.stat(dst / swapped / "moved").st_ino
+    else:
+        assert os.stat(later).st_nlink == 1
+
+
+@requires_root
+def test_a_first_copy_on_a_fuse_or_network_file_system_is_found_by_name(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """There a handle may stop opening once the inode leaves the kernel's cache
+    (FUSE without export support: ESTALE), which would lose every later link:
+    such first copies are found again by name, their file system asked once."""
+    from pyuring.copy import engine
+
+    monkeypatch.setattr(engine, "_on_remote_fs", lambda fd: True)
+    stats, msgs, _ = _replace_a_let_go_first_copy(tmp_path, backend, monkeypatch,
+                                                  lambda path: None)
+    assert stats.exit_code == 0 and stats.hardlinks == 200, msgs
+    calls = stats.direct_syscalls
+    assert calls.get("name_to_handle_at", 0) == calls.get("open_by_handle_at", 0) == 0
+    assert calls["fstatfs"] == 1 and calls["openat2"] >= 2
+
+
 @requires_root
 def test_a_let_go_first_copy_is_not_confused_with_a_file_given_its_inode_number(
         tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:

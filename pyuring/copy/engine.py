@@ -359,6 +359,11 @@ class Engine:
         # keeps the order and removes in O(1))
         self.held: Dict[int, HardlinkGroup] = {}
         self.held_max = group_fd_budget()
+        # -H, root: devices whose let-go first copies are found again by file
+        # handle (True), or by name (False: no handles there, or FUSE/network,
+        # where a handle may stop working once the inode leaves the cache);
+        # None for all once opening one is refused (no CAP_DAC_READ_SEARCH)
+        self.handle_devs: Optional[Dict[int, bool]] = {} if self.is_root else None
         self.dst_root_fd = -1  # the destination root: where a group's home is from
         self.opened: Dict[int, DirTask] = {}  # directories opened up (_open_up), by id
         self.tmpfile_ok = bool(O_TMPFILE)
@@ -1126,14 +1131,28 @@ class Engine:
         except OSError:
             old.failed = True
         else:
-            if self.is_root and old.handle is None:  # (opened by it: CAP_DAC_READ_SEARCH)
-                ex.direct_syscalls["name_to_handle_at"] += 1
-                try:
-                    old.handle = _syscall.name_to_handle(old.fd)
-                except OSError:
-                    pass  # (a file system without handles: by name)
+            if old.handle is None:
+                self._keep_handle(old, st.st_dev)
         ex.close_fd(0, 0, old.fd, SKIP)
         old.fd = -1
+
+    def _keep_handle(self, group: HardlinkGroup, dev: int) -> None:
+        """Record the file handle of the first copy whose fd is let go, where
+        find_group_fd can open it by that (see handle_devs)."""
+        devs = self.handle_devs
+        if devs is None:
+            return
+        usable = devs.get(dev)
+        if usable is None:
+            self.ex.direct_syscalls["fstatfs"] += 1
+            usable = devs[dev] = not _on_remote_fs(group.fd)
+        if not usable:
+            return
+        self.ex.direct_syscalls["name_to_handle_at"] += 1
+        try:
+            group.handle = _syscall.name_to_handle(group.fd)
+        except OSError:
+            devs[dev] = False  # (EOPNOTSUPP, EOVERFLOW: by name there)
 
     def let_go_group(self, group: HardlinkGroup) -> None:
         """The group is complete (or failed): no fd of it is kept."""
@@ -1152,7 +1171,7 @@ class Engine:
             return False
         rel, name = home
         count = self.ex.direct_syscalls
-        if group.handle is not None and mount_fd >= 0:
+        if group.handle is not None and mount_fd >= 0 and self.handle_devs is not None:
             found = self._open_group_handle(group, mount_fd)
             if found is not None:
                 if found < 0:
@@ -1192,6 +1211,7 @@ class Engine:
             fd = _syscall.open_by_handle(mount_fd, group.handle, os.O_PATH | os.O_CLOEXEC)
         except OSError as exc:
             if exc.errno in (errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP):
+                self.handle_devs = None  # (by name from now on)
                 return None
             return -1  # (ESTALE: it is gone)
         try:
