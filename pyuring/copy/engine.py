@@ -490,6 +490,7 @@ class Engine:
         # (all of the top directory's: it changes only when popped, after a flush)
         names: List[bytes] = []
         dtypes: List[int] = []
+        dir_type = A.DT_DIR if self.open_dirs else -1  # (directories: _start_dir_entry)
         while self.active < self.max_active and stack:
             d = stack[-1]
             entry = next(d.entries, None)
@@ -509,7 +510,7 @@ class Engine:
                 if d.dst_names is not None:
                     d.dst_names.add(name)
             if d.rename is None and d.dst_names is not None and name in d.dst_names \
-                    and not (entry.d_type == A.DT_DIR and self.open_dirs):
+                    and entry.d_type != dir_type:
                 d.pending += 1
                 self.active += 1
                 self.stats.files += 1
@@ -579,17 +580,16 @@ class Engine:
             job.meta = md
         else:
             job.src_err = -res
-        job.waiting -= 1
-        if not job.waiting:
-            self._dir_entry_ready(job)
+        self._dir_entry_waited(job)
 
     def _on_dir_entry_dst(self, job: Job, res: int, md: Optional[Metadata]) -> None:
         job.dmeta = md if res >= 0 else None
-        job.waiting -= 1
-        if not job.waiting:
-            self._dir_entry_ready(job)
+        self._dir_entry_waited(job)
 
-    def _dir_entry_ready(self, job: Job) -> None:
+    def _dir_entry_waited(self, job: Job) -> None:
+        job.waiting -= 1
+        if job.waiting:
+            return
         if job.src_err or job.meta is None:
             self.src_failed(job, job.src_err or errno.EIO,
                             "stat directory" if job.src_fd >= 0 else "stat")
@@ -801,9 +801,7 @@ class Engine:
             else:
                 self._dst_dir_step(job, _DIR_MKDIR)
         if job.src_fd >= 0:  # opened, and judged by that, in _start_dir_entry
-            job.waiting -= 1
-            if not job.waiting:
-                self._dir_ready(job)
+            self._dir_waited(job)
             return
         cid = ex.chain(lambda idx, res, extra: self._on_src_dir(job, res))
         ex.openat2(cid, 0, d.src_fd, job.name, _DIR_FLAGS, 0, RESOLVE_SAFE)
@@ -831,9 +829,7 @@ class Engine:
             job.dst_fd = -2  # failed
         else:
             job.dst_fd = res
-        job.waiting -= 1
-        if not job.waiting:
-            self._dir_ready(job)
+        self._dir_waited(job)
 
     def _open_unreadable_dir(self, job: Job) -> int:
         """An existing destination directory of ours without u+r cannot be
@@ -880,9 +876,7 @@ class Engine:
             cid = self.ex.chain(lambda idx, r, md: self._on_src_dir_statx(job, r, md))
             self.ex.statx(cid, 0, res, b"", A.AT_EMPTY_PATH | A.AT_SYMLINK_NOFOLLOW)
             return
-        job.waiting -= 1
-        if not job.waiting:
-            self._dir_ready(job)
+        self._dir_waited(job)
 
     def _on_src_dir_statx(self, job: Job, res: int, md: Optional[Metadata]) -> None:
         if res >= 0 and md is not None:
@@ -892,6 +886,10 @@ class Engine:
             self.report(f'cannot stat directory "{show(job.path)}": {_errtext(-res)}')
             self.ex.close_fd(0, 0, job.src_fd, SKIP)
             job.src_fd = -2
+        self._dir_waited(job)
+
+    def _dir_waited(self, job: Job) -> None:
+        """One of a directory job's two sides (source, destination) is done."""
         job.waiting -= 1
         if not job.waiting:
             self._dir_ready(job)
