@@ -8,6 +8,7 @@ its use (``run_hooked``); permission cases run the CLI as nobody.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from .test_copy_support import (
     BACKENDS,
     UNPRIV_PRELUDE,
     Result,
+    acl_blob,
     assert_clean_failure,
     build_mixed_tree,
     check_backend,
@@ -79,38 +81,72 @@ def test_only_missing_sources(tmp_path: Path, backend: str) -> None:
     assert_clean_failure(r, 23, "nope")
 
 
-@pytest.mark.parametrize("spell", ["slash", "no-slash", "deeper", "via-symlink"])
+@pytest.mark.parametrize("spell", ["slash", "no-slash", "deeper", "via-symlink",
+                                   "via-bind-mount", "bind-mount-no-slash"])
 def test_destination_inside_source(tmp_path: Path, src: Path, spell: str) -> None:
-    before = snapshot(src)
-    if spell == "slash":
-        args = [f"{src}/", str(src / "sub" / "dst")]
-    elif spell == "no-slash":
-        args = [str(src), str(src / "dst")]
-    elif spell == "deeper":
-        args = [f"{src}/", str(src / "sub" / "x" / "y")]
-        (src / "sub" / "x").mkdir()
+    with contextlib.ExitStack() as stack:
+        if spell.startswith("bind-mount") or spell == "via-bind-mount":
+            stack.enter_context(mounted("none", tmp_path / "bound", bind=src))
         before = snapshot(src)
-    else:
-        os.symlink(src / "sub", tmp_path / "alias")
-        args = [f"{src}/", str(tmp_path / "alias" / "dst")]
-    r = run_cli(["-a", *args])
-    assert_clean_failure(r, 1, "inside")
-    assert changes_between(before, snapshot(src)) == []
+        if spell == "slash":
+            args = [f"{src}/", str(src / "sub" / "dst")]
+        elif spell == "no-slash":
+            args = [str(src), str(src / "dst")]
+        elif spell == "deeper":
+            args = [f"{src}/", str(src / "sub" / "x" / "y")]
+            (src / "sub" / "x").mkdir()
+            before = snapshot(src)
+        elif spell == "via-symlink":
+            os.symlink(src / "sub", tmp_path / "alias")
+            args = [f"{src}/", str(tmp_path / "alias" / "dst")]
+        elif spell == "via-bind-mount":  # (the same directory under another name)
+            args = [f"{src}/", str(tmp_path / "bound" / "sub" / "dst")]
+        else:
+            args = [str(src), str(tmp_path / "bound" / "sub")]
+        r = run_cli(["-a", *args])
+        assert_clean_failure(r, 1, "inside")
+        assert changes_between(before, snapshot(src)) == []
 
 
 @pytest.mark.parametrize("spell", ["both-slash", "dst-no-slash", "dot", "via-symlink",
-                                   "same-file"])
+                                   "same-file", "via-bind-mount", "file-via-bind-mount",
+                                   "into-parent-via-bind-mount"])
 def test_source_is_destination(tmp_path: Path, src: Path, spell: str) -> None:
     os.symlink(src, tmp_path / "alias")
+    bound = tmp_path / "bound"
     args = {"both-slash": [f"{src}/", f"{src}/"],
             "dst-no-slash": [f"{src}/", str(src)],
             "dot": [f"{src}/.", f"{src}/sub/.."],
             "via-symlink": [f"{src}/", f"{tmp_path / 'alias'}/"],
-            "same-file": [str(src / "a"), str(tmp_path / "alias" / "a")]}[spell]
-    before = snapshot(src)
-    r = run_cli(["-a", *args])
-    assert_clean_failure(r, 1, "same")
-    assert changes_between(before, snapshot(src)) == []
+            "same-file": [str(src / "a"), str(tmp_path / "alias" / "a")],
+            "via-bind-mount": [f"{src}/", f"{bound}/"],
+            "file-via-bind-mount": [str(src / "a"), str(bound / "a")],
+            # (src copied into the directory that holds it: onto itself)
+            "into-parent-via-bind-mount": [str(src / "sub"), f"{bound}/"]}[spell]
+    with contextlib.ExitStack() as stack:
+        if "bind-mount" in spell:
+            stack.enter_context(mounted("none", bound, bind=src))
+        before = snapshot(src)
+        r = run_cli(["-a", *args])
+        assert_clean_failure(r, 1, "same")
+        assert changes_between(before, snapshot(src)) == []
+
+
+@pytest.mark.parametrize("slash", [False, True])
+def test_symlink_source_judged_as_what_is_copied(tmp_path: Path, src: Path,
+                                                 slash: bool) -> None:
+    """Without a trailing slash a symlink SRC is copied as the link it is, so a
+    link to an ancestor of DST is no nesting (rsync copies it); with one, the
+    link is followed and the copy would land inside its own source."""
+    os.symlink(src, tmp_path / "alias")
+    r = run_cli(["-a", str(tmp_path / "alias") + ("/" if slash else ""),
+                 str(src / "sub") + "/"])
+    if slash:
+        assert_clean_failure(r, 1, "inside")
+        return
+    _no_traceback(r)
+    assert r.returncode == 0, r
+    assert os.readlink(src / "sub" / "alias") == str(src)
 
 
 @pytest.mark.parametrize("sources", [["dir/"], ["dir"], ["file1", "file2"]])
@@ -482,6 +518,57 @@ def test_unreadable_source_root_as_non_root(tmp_path: Path, backend: str) -> Non
     assert r.returncode == 23, r
     assert len(r.err_lines) == 1 and "closed-dir" in r.err_lines[0], r
     assert (work / "dst" / "f").read_bytes() == b"f"
+
+
+@requires_root
+@pytest.mark.parametrize("into", ["file-path", "write-only-dir", "readable-dir"])
+def test_entries_of_unlistable_directories_as_non_root(tmp_path: Path, backend: str,
+                                                       into: str) -> None:
+    """A directory nobody may list but may pass (0111) still yields the entries
+    named in it, and a write-only one (0333) still takes new entries: rsync,
+    working by path, copies both ways; the roots' parents are opened O_PATH."""
+    work = tmp_path / "work"
+    held = work / "held"
+    (held / "sd").mkdir(parents=True)
+    write(held / "f", b"file data", 0o640)
+    os.setxattr(held / "f", "user.k", b"v")
+    write(held / "sd" / "x", b"x")
+    os.symlink("f", held / "l")
+    os.mkfifo(held / "p", 0o600)
+    fix_times(held)
+    (work / "out").mkdir()
+    for dirpath, dirs, files in os.walk(work):
+        for n in [dirpath, *[os.path.join(dirpath, x) for x in dirs + files]]:
+            os.lchown(n, 65534, 65534)
+    if into == "file-path":
+        sources, dst = [held / "f"], work / "out" / "copy"
+    else:
+        sources = [held / n for n in ("f", "l", "p", "sd")]
+        dst = work / "out"
+        if into == "write-only-dir":
+            os.chmod(dst, 0o333)
+            # (-A: what the new entries inherit must be taken off again -- the
+            # engine has to see this ACL through the O_PATH fd)
+            os.setxattr(dst, "system.posix_acl_default",
+                        acl_blob(0o777, users=[(4321, 7)]))
+    os.chmod(held, 0o111)
+    try:
+        with traversable(work):
+            r = run_cli(["-aXA", "--backend", backend, *map(str, sources),
+                         str(dst) + ("" if into == "file-path" else "/")],
+                        prelude=UNPRIV_PRELUDE, cwd="/", timeout=20)
+    finally:
+        os.chmod(held, 0o755)
+        os.chmod(work / "out", 0o755)
+    _no_traceback(r)
+    assert r.returncode == 0 and r.err_lines == [], r
+    if into != "file-path":
+        assert diff_trees(held, dst, root_meta=False) == []
+        return
+    assert dst.read_bytes() == b"file data"
+    assert os.getxattr(dst, "user.k") == b"v"
+    a, b = os.lstat(held / "f"), os.lstat(dst)
+    assert (a.st_mode, a.st_uid, a.st_mtime_ns) == (b.st_mode, b.st_uid, b.st_mtime_ns)
 
 
 @requires_root

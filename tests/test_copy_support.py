@@ -351,12 +351,16 @@ def acl_blob(mode: int, users: Sequence[Tuple[int, int]] = (),
 # mounts (root only)
 # --------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def mounted(fstype: str, where: Path, options: str = "") -> Iterator[Path]:
-    """Mount a fresh ``fstype`` (tmpfs, ramfs) at ``where``; skip if that is impossible."""
+def mounted(fstype: str, where: Path, options: str = "",
+            bind: Optional[Path] = None) -> Iterator[Path]:
+    """Mount a fresh ``fstype`` (tmpfs, ramfs) at ``where`` -- or, with ``bind``,
+    that directory once more there; skip if that is impossible."""
     if not IS_ROOT or shutil.which("mount") is None:
         pytest.skip(f"mounting a {fstype} needs root and mount(8)")
     where.mkdir(parents=True, exist_ok=True)
     cmd = ["mount", "-t", fstype] + (["-o", options] if options else []) + [fstype, str(where)]
+    if bind is not None:
+        cmd = ["mount", "--bind", str(bind), str(where)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a {fstype} here: {r.stderr.strip()}")

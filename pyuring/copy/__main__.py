@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from .cli import main
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
@@ -21,12 +19,17 @@ def run() -> NoReturn:
     5,000 files: a quarter of the interpreter's own start-up.  Only buffered
     output needs flushing first.
     """
+    try:
+        from .cli import EXIT_OUTPUT, main
+    except KeyboardInterrupt:  # (Ctrl-C while starting: nothing begun, nothing to undo)
+        os._exit(20)
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe: the output is lost either way
-            code = code or 1
+            code = code or EXIT_OUTPUT
     os._exit(code)
 
 

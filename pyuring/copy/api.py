@@ -59,10 +59,6 @@ def _realpath(path: bytes) -> bytes:
     return os.path.realpath(path)
 
 
-def _inside(inner: bytes, outer: bytes) -> bool:
-    return inner == outer or inner.startswith(outer.rstrip(b"/") + b"/")
-
-
 def io_worker_cap(opts: Options, paths: Sequence[bytes] = ()) -> int:
     """The cap on io-wq workers a copy with ``opts`` between ``paths`` asks for
     (0: none).
@@ -155,12 +151,33 @@ def restore_io_workers(ex: Executor, before: Optional[Tuple[int, int]]) -> None:
         pass  # (the ring is still open: it cannot have become unable to)
 
 
-def _open_dir(path: bytes) -> int:
+class _CannotOpen(Exception):
+    """A source root, or the directory that holds one, cannot be opened: the
+    root is reported and the next one is copied.  (Its own class: an OSError
+    from deeper in a run is no root's failure.)"""
+
+    def __init__(self, path: bytes, exc: OSError) -> None:
+        super().__init__(path, exc.errno)
+        self.path = path
+        self.errno = exc.errno or errno.EIO
+
+
+def _open_dir(path: bytes, holder: bool = False) -> int:
+    """Open a root directory.  ``holder``: it only holds the entry to copy and
+    is never listed, so a searchable but unreadable one (mode 0111, 0333)
+    serves as well opened O_PATH -- rsync, working by path, copies from and
+    into such directories."""
     try:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except PermissionError as exc:
+        if holder:
+            try:
+                return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                pass
+        raise _CannotOpen(path, exc) from None
     except OSError as exc:
-        exc.filename = path
-        raise
+        raise _CannotOpen(path, exc) from None
 
 
 class _Root:
@@ -201,21 +218,45 @@ def plan(sources: Sequence[bytes], dest: bytes, opts: Options,
     return roots
 
 
+def _identity(path: bytes) -> Optional[Tuple[int, int]]:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _check_nesting(roots: List[_Root], dest: bytes, dest_is_dir: bool) -> None:
+    """Refuse a copy onto itself or into itself.  Judged by (st_dev, st_ino),
+    not by path strings: a bind mount of SRC below DST is the same directory
+    under another name.  The walk goes up from where the copy would land to /;
+    a resolved path has no symlink left, so lstat() sees what the copy will."""
     real_dst = _realpath(dest)
     for r in roots:
-        real_src = _realpath(r.src)
-        target = real_dst if (r.contents or not dest_is_dir) else \
-            os.path.join(real_dst, os.path.basename(r.src.rstrip(b"/")))
-        if not os.path.isdir(real_src):
-            if real_src == target:
+        name = os.path.basename(r.src.rstrip(b"/"))
+        target = real_dst if (r.contents or not dest_is_dir) else os.path.join(real_dst, name)
+        try:
+            # (no trailing slash: a symlink is copied as the link it is)
+            st = os.stat(r.src) if r.contents else os.lstat(r.src)
+        except OSError:
+            continue  # (gone since plan(): the copy reports it)
+        src_id = (st.st_dev, st.st_ino)
+        if not stat.S_ISDIR(st.st_mode):
+            if _identity(target) == src_id:
                 raise CopyError(f"source and destination are the same file: {_q(r.src)}")
             continue
-        if target == real_src:
-            raise CopyError(f"source and destination are the same directory: {_q(r.src)}")
-        if _inside(target, real_src):
-            raise CopyError(f"destination {_q(dest)} is inside source {_q(r.src)}; "
-                            "the copy would never end")
+        here = target
+        while True:
+            if _identity(here) == src_id:
+                if here == target:
+                    raise CopyError(f"source and destination are the same directory: "
+                                    f"{_q(r.src)}")
+                raise CopyError(f"destination {_q(dest)} is inside source {_q(r.src)}; "
+                                "the copy would never end")
+            up = os.path.dirname(here)
+            if up == here:
+                break
+            here = up
 
 
 class Copier:
@@ -348,10 +389,10 @@ class Copier:
                             break
                         try:
                             self._copy_root(eng, root, dst_fd, fresh)
-                        except OSError as exc:  # the root itself cannot be opened
+                        except _CannotOpen as exc:
                             stats.errors += 1
-                            self.report(f"cannot open {_q(exc.filename or root.src)}: "
-                                        f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+                            self.report(f"cannot open {_q(exc.path)}: "
+                                        f"{os.strerror(exc.errno)} ({exc.errno})")
                         fresh = False
                 finally:
                     if dst_fd >= 0:
@@ -392,10 +433,11 @@ class Copier:
                                 f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})",
                                 11) from None
         try:
-            fd = os.open(dst, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
+            # (the parent of the copies only: never listed, O_PATH will do)
+            fd = _open_dir(dst, holder=not gets_meta)
+        except _CannotOpen as exc:
             raise CopyError(f"cannot open destination {_q(dst)}: "
-                            f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})", 11) from None
+                            f"{os.strerror(exc.errno)} ({exc.errno})", 11) from None
         return fd, fresh
 
     def _copy_root(self, eng: Engine, root: _Root, dst_fd: int, fresh: bool) -> None:
@@ -417,7 +459,7 @@ class Copier:
             return
         parent = os.path.dirname(root.src.rstrip(b"/")) or b"."
         name = os.path.basename(root.src.rstrip(b"/"))
-        src_fd = _open_dir(parent)
+        src_fd = _open_dir(parent, holder=True)
         try:
             task = DirTask(None, src_fd, dst_fd, b"", None)
             eng.judge_src(task, Metadata.from_stat(os.fstat(src_fd)))
@@ -434,14 +476,17 @@ class Copier:
         name = os.path.basename(root.src.rstrip(b"/"))
         dparent = os.path.dirname(dst) or b"."
         dname = os.path.basename(dst)
-        src_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            src_fd = _open_dir(parent, holder=True)
+        except _CannotOpen as exc:
+            raise CopyError(f"cannot open {_q(exc.path)}: {os.strerror(exc.errno)} "
+                            f"({exc.errno})", 23) from None
         try:
             try:
-                dst_fd = os.open(dparent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError as exc:
+                dst_fd = _open_dir(dparent, holder=True)
+            except _CannotOpen as exc:
                 raise CopyError(f"cannot open destination directory {_q(dparent)}: "
-                                f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})",
-                                11) from None
+                                f"{os.strerror(exc.errno)} ({exc.errno})", 11) from None
             try:
                 task = DirTask(None, src_fd, dst_fd, b"", None)
                 eng.judge_src(task, Metadata.from_stat(os.fstat(src_fd)))

@@ -25,7 +25,10 @@ PROG = "pyuring-copy"
 
 def usage_error(message: str) -> NoReturn:
     """Exit status 1 with the message, as argparse's errors (and rsync's)."""
-    sys.stderr.write(f"{PROG}: {message}\n{PROG}: try '{PROG} --help'\n")
+    try:
+        sys.stderr.write(f"{PROG}: {message}\n{PROG}: try '{PROG} --help'\n")
+    except (AttributeError, OSError, ValueError):
+        pass  # (no stderr, or a broken one: the exit status still says it)
     raise SystemExit(1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -14,7 +15,7 @@ from .stats import CopyStats
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, List, Optional, Sequence
+    from typing import Any, Callable, List, Optional, Sequence
 
 
 def build_parser() -> Any:
@@ -33,8 +34,10 @@ def parse_args(argv: Sequence[str]) -> Any:
     if list(argv) == ["--version"]:  # (what argparse prints, without its ~10 ms)
         from .. import __version__
 
-        sys.stdout.write(f"{PROG} {__version__}\n")
-        raise SystemExit(0)
+        out = _Output(sys.stdout)
+        out.write(f"{PROG} {__version__}\n")
+        out.flush()
+        raise SystemExit(0 if out.error is None else EXIT_OUTPUT)
     from .helpparser import parse
 
     return parse(list(argv))
@@ -110,19 +113,74 @@ def _more_fds() -> None:
         pass  # (the old limit stays; fd_budget works within it)
 
 
+class _Output:
+    """A standard stream for the run's own lines.  A write that fails (a full
+    disk, a pipe whose reader left, a closed stdout) must not stop a copy
+    half-way, nor -- raised inside the engine's callback -- derail it: as cp
+    does, the copy goes on, the output stops, and the first failure is told
+    once at the end (:func:`_main`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.error: Optional[OSError] = None
+
+    def write(self, text: str) -> None:
+        self._do(lambda: self.stream.write(text))
+
+    def flush(self) -> None:
+        if self.stream is not None:  # (nothing was written to a missing one)
+            self._do(lambda: self.stream.flush())
+
+    def _do(self, act: Callable[[], object]) -> None:
+        if self.error is not None:
+            return
+        try:
+            if self.stream is None:  # (Python found the fd closed at start-up)
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            act()
+        except OSError as exc:
+            self.error = exc
+        except ValueError:  # (the stream object was closed)
+            self.error = OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+
+#: rsync's "errors with program diagnostics": the copy may be whole, its report is not.
+EXIT_OUTPUT = 13
+
+
+def _fill_std_fds() -> None:
+    """A standard fd closed by the caller (``>&-``) would be the number the
+    next open() gets: a destination file, into which a message or a stray
+    library print would then go.  Put /dev/null there first.  (Python leaves
+    sys.stdout None for a closed fd 1: the check costs nothing otherwise.)"""
+    for fd, stream in ((0, sys.stdin), (1, sys.stdout), (2, sys.stderr)):
+        if stream is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                got = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                return
+            if got != fd:  # (a lower fd was free after all)
+                os.close(got)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
+        _fill_std_fds()
         return _main(argv)
     except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted\n")
+        _Output(sys.stderr).write(f"{PROG}: interrupted\n")
         return 20
     except BrokenPipeError:
         return 1
     except Exception as exc:  # never a traceback for users; PYURING_DEBUG=1 shows it
         if os.environ.get("PYURING_DEBUG"):
             raise
-        sys.stderr.write(f"{PROG}: internal error: {type(exc).__name__}: {exc} "
-                         f"(set PYURING_DEBUG=1 for details)\n")
+        _Output(sys.stderr).write(f"{PROG}: internal error: {type(exc).__name__}: {exc} "
+                                  f"(set PYURING_DEBUG=1 for details)\n")
         return 1
 
 
@@ -145,16 +203,18 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if problem:
         usage_error(problem)
 
+    out, err = _Output(sys.stdout), _Output(sys.stderr)
+
     def report(msg: str) -> None:
-        sys.stderr.write(f"{PROG}: {msg}\n")
+        err.write(f"{PROG}: {msg}\n")
 
     def itemize(line: str) -> None:
-        sys.stdout.write(line + "\n")
+        out.write(line + "\n")
 
     if opts.hard_links:
         _more_fds()
     copier = Copier(opts, report, itemize if opts.verbose and not opts.quiet else None)
-    progress = _Progress(sys.stderr) if opts.progress and sys.stderr.isatty() else None
+    progress = _Progress(err) if opts.progress and _isatty(sys.stderr) else None
     if progress is not None:
         copier.on_progress = progress
 
@@ -186,10 +246,23 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if opts.verbose and stats.backend_note and not opts.quiet:
         report(f"{stats.backend_note}; used the synchronous backend")
     if opts.verbose and not opts.quiet:
-        sys.stdout.write(f"sent {stats.bytes_transferred:,} bytes in {stats.transferred:,} "
-                         f"files; backend {stats.backend}\n")
+        out.write(f"sent {stats.bytes_transferred:,} bytes in {stats.transferred:,} "
+                  f"files; backend {stats.backend}\n")
     if ns.stats:
-        sys.stdout.write(stats.summary() + "\n")
+        out.write(stats.summary() + "\n")
     if ns.json:
-        sys.stdout.write(json_module.dumps(stats.as_dict(), sort_keys=True) + "\n")
+        out.write(json_module.dumps(stats.as_dict(), sort_keys=True) + "\n")
+    out.flush()
+    if out.error is not None:
+        no = out.error.errno or errno.EIO
+        report(f"cannot write to standard output: {os.strerror(no)} ({no}); "
+               f"the copy itself went on")
+        return stats.exit_code or EXIT_OUTPUT
     return stats.exit_code
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (OSError, ValueError):
+        return False
