@@ -176,7 +176,7 @@ def test_destination_that_cannot_be_created(tmp_path: Path, src: Path, dst: str)
     assert not (tmp_path / "missing-parent").exists()
 
 
-@pytest.mark.parametrize("arg", ["", "src/a/", "dangling/", "loop/"])
+@pytest.mark.parametrize("arg", ["src/a/", "dangling/", "loop/"])
 def test_unusable_source_arguments(tmp_path: Path, src: Path, arg: str) -> None:
     os.symlink("nowhere", tmp_path / "dangling")
     os.symlink("loop", tmp_path / "loop")
@@ -187,6 +187,15 @@ def test_unusable_source_arguments(tmp_path: Path, src: Path, arg: str) -> None:
     assert len(r.err_lines) == 1, r
     assert "cannot stat" in r.err_lines[0]
     assert_same_tree(src, tmp_path / "dst")
+
+
+def test_an_empty_source_argument_is_a_usage_error(tmp_path: Path, src: Path) -> None:
+    """As rsync: "" names no file -- the whole command is refused (cp would
+    copy the other sources and say ENOENT; a script's unset variable is more
+    likely a mistake than a file that happens to be missing)."""
+    r = run_cli(["-a", "", f"{src}/", str(tmp_path / "dst")], cwd=tmp_path)
+    assert_clean_failure(r, 1, "empty source")
+    assert not (tmp_path / "dst").exists()
 
 
 # --------------------------------------------------------------------------------------
@@ -518,6 +527,24 @@ def test_unreadable_source_root_as_non_root(tmp_path: Path, backend: str) -> Non
     assert r.returncode == 23, r
     assert len(r.err_lines) == 1 and "closed-dir" in r.err_lines[0], r
     assert (work / "dst" / "f").read_bytes() == b"f"
+
+
+@requires_root
+def test_no_source_root_opens_leaves_no_destination(tmp_path: Path, backend: str) -> None:
+    """Every SRC unreadable: the destination this run would have made for
+    them is not left behind (empty, mode 0700); one that existed stays."""
+    work = tmp_path / "work"
+    work.mkdir()
+    s = _nobody_tree(work)
+    (work / "old").mkdir()
+    os.chown(work / "old", 65534, 65534)
+    with traversable(work):
+        for dst in ("new", "old"):
+            r = run_cli(["-a", "--backend", backend, f"{s / 'closed-dir'}/", str(work / dst)],
+                        prelude=UNPRIV_PRELUDE, cwd="/", timeout=20)
+            assert_clean_failure(r, 23, "closed-dir", "Permission denied")
+    assert not (work / "new").exists()
+    assert os.listdir(work / "old") == []
 
 
 @requires_root

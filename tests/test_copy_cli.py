@@ -262,6 +262,34 @@ def test_json_statistics(tmp_path: Path, tree: Path, backend: str) -> None:
     assert_same_tree(tree, tmp_path / "dst")
 
 
+@pytest.mark.parametrize("case", ["dst-is-a-file", "inside-source", "only-missing"])
+def test_json_when_the_copy_cannot_start(tmp_path: Path, tree: Path, case: str) -> None:
+    """A script reading --json gets one object either way: the error and the
+    exit status when the copy never started, the (empty) figures otherwise."""
+    write(tmp_path / "file", b"keep")
+    args = {"dst-is-a-file": [f"{tree}/", str(tmp_path / "file")],
+            "inside-source": [f"{tree}/", str(tree / "d1" / "in")],
+            "only-missing": [str(tmp_path / "nope"), str(tmp_path / "dst")]}[case]
+    r = run_cli(["-a", "--json", *args])
+    assert "Traceback" not in r.stderr and len(r.err_lines) == 1, r
+    st = r.json()
+    assert set(st) >= JSON_KEYS, JSON_KEYS - set(st)
+    assert st["exit_code"] == r.returncode == {"dst-is-a-file": 11, "inside-source": 1,
+                                               "only-missing": 23}[case], r
+    assert st["transferred"] == 0
+    if case == "only-missing":  # (it started: the usual figures, one error)
+        assert "error" not in st and st["errors"] == 1
+    else:
+        assert st["error"] == r.err_lines[0].split(": ", 1)[1]
+    assert (tmp_path / "file").read_bytes() == b"keep"
+
+
+def test_verbose_says_no_backend_ran_when_nothing_was_copied(tmp_path: Path) -> None:
+    r = run_cli(["-av", str(tmp_path / "nope"), str(tmp_path / "dst")])
+    assert r.returncode == 23, r
+    assert r.stdout == "sent 0 bytes in 0 files; backend none (nothing to copy)\n", r
+
+
 def test_stats_summary(tmp_path: Path, tree: Path, backend: str) -> None:
     r = run_cli(["-a", "--stats", "--backend", backend, f"{tree}/", str(tmp_path / "dst")])
     assert r.returncode == 0, r
@@ -677,8 +705,13 @@ def test_queue_depth_one(tmp_path: Path, tree: Path) -> None:
     (["--queue-depth", "many"], "many"),
     (["--max-files-in-flight", "0"], "--max-files-in-flight"),
     (["--data-path", "mmap"], "mmap"),
+    # int() would take these; rsync does not
+    (["--queue-depth", "1_024"], "1_024"),
+    (["--max-files-in-flight", " 64"], " 64"),
+    (["--queue-depth", "\u0661\u0666"], "--queue-depth"),  # (Arabic-Indic "16")
+    (["--io-workers", "+4"], "+4"),
 ], ids=["unknown-long", "unknown-short", "quiet-verbose", "backend", "qd-zero", "qd-word",
-        "mif-zero", "data-path"])
+        "mif-zero", "data-path", "underscore", "space", "other-digits", "plus"])
 def test_usage_errors(tmp_path: Path, tree: Path, args: List[str], needle: str) -> None:
     dst = tmp_path / "dst"
     r = run_cli([*args, "-a", f"{tree}/", str(dst)])
@@ -690,15 +723,21 @@ def test_usage_errors(tmp_path: Path, tree: Path, args: List[str], needle: str) 
     assert not dst.exists()
 
 
-@pytest.mark.parametrize("args", [[], ["only-one"], ["-a"], ["-a", "--json"]],
-                         ids=["nothing", "one-path", "flag-only", "flags-only"])
+@pytest.mark.parametrize("args", [[], ["only-one"], ["-a"], ["-a", "--json"],
+                                  ["-a", "", "dst"], ["-a", "src", ""]],
+                         ids=["nothing", "one-path", "flag-only", "flags-only", "empty-src",
+                              "empty-dst"])
 def test_missing_operands(tmp_path: Path, args: List[str]) -> None:
+    """Also "" as a path: no path at all (rsync says so too), not "." nor ENOENT."""
+    if "src" in args:
+        write(tmp_path / "src", b"s")
+    before = sorted(os.listdir(tmp_path))
     r = run_cli(args, cwd=tmp_path)
     assert "Traceback" not in r.stderr
     assert r.returncode == 1, r
     assert len(r.err_lines) == 1, r
-    assert "SRC" in r.err_lines[0] or "DST" in r.err_lines[0]
-    assert os.listdir(tmp_path) == []
+    assert any(w in r.err_lines[0] for w in ("SRC", "DST", "empty")), r
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 def test_progress_line_on_a_terminal(tmp_path: Path, backend: str) -> None:

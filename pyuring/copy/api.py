@@ -180,6 +180,16 @@ def _open_dir(path: bytes, holder: bool = False) -> int:
         raise _CannotOpen(path, exc) from None
 
 
+def _remove_unused(path: bytes) -> None:
+    """The destination directory this run made, when no source could be
+    opened: nothing was copied, so nothing is left behind (an empty one only;
+    rmdir refuses anything else)."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 class _Root:
     """One source to copy: a directory's contents, or one entry of a directory."""
 
@@ -382,21 +392,26 @@ class Copier:
             if file_to_file:
                 self._copy_file_root(eng, roots[0], dst, dst_exists)
             else:
-                dst_fd, fresh = self._open_dest_dir(dst, dst_exists, roots[0].contents)
+                dst_fd, made = self._open_dest_dir(dst, dst_exists, roots[0].contents)
+                fresh, copied = made, False
                 try:
                     for root in roots:
                         if eng.interrupted or eng.fatal is not None:
                             break
                         try:
                             self._copy_root(eng, root, dst_fd, fresh)
+                            copied = True
                         except _CannotOpen as exc:
                             stats.errors += 1
                             self.report(f"cannot open {_q(exc.path)}: "
                                         f"{os.strerror(exc.errno)} ({exc.errno})")
+                            continue
                         fresh = False
                 finally:
                     if dst_fd >= 0:
                         os.close(dst_fd)
+                if made and not copied:
+                    _remove_unused(dst)
             eng.close()
             if eng.fatal is not None:
                 self.report(eng.fatal)

@@ -32,12 +32,21 @@ def usage_error(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
+def number(text: str) -> int:
+    """A decimal count as rsync reads one: ASCII digits, an optional minus.
+    (int() would also take "1_000", " 7" and digits of other scripts.)"""
+    body = text[1:] if text[:1] == "-" else text
+    if not (body.isascii() and body.isdigit()):
+        raise ValueError(f"not a number: {text!r}")
+    return int(text)
+
+
 def io_workers_value(text: str) -> int:
     """``--io-workers N|auto``; ValueError with argparse's message otherwise."""
     if text == "auto":
         return -1
     try:
-        value = int(text)
+        value = number(text)
     except ValueError:
         raise ValueError(f"not a number or auto: {text!r}") from None
     if value < 0:
@@ -104,24 +113,25 @@ OPTIONS: Tuple[Opt, ...] = (
         "live progress line on a terminal (files, bytes, rate, ETA)"),
     Opt(("--stats",), "stats", "flag", OUTPUT,
         "print a summary with io_uring figures at the end"),
-    Opt(("--json",), "json", "flag", OUTPUT, "print the statistics as JSON"),
+    Opt(("--json",), "json", "flag", OUTPUT,
+        "print the statistics as JSON (with \"error\" when the copy cannot start)"),
     Opt(("--backend",), "backend", "choice", ENGINE,
         "io_uring, plain syscalls, or io_uring when available (default)",
         default="auto", choices=("auto", "uring", "sync")),
     Opt(("--queue-depth",), "queue_depth", "value", ENGINE,
-        "io_uring submission queue entries (default 256)", default=256, convert=int,
+        "io_uring submission queue entries (default 256)", default=256, convert=number,
         metavar="N"),
     Opt(("--max-files-in-flight",), "max_files_in_flight", "value", ENGINE,
-        "entries being copied at once (default 128)", default=128, convert=int, metavar="N"),
+        "entries being copied at once (default 128)", default=128, convert=number, metavar="N"),
     Opt(("--data-path",), "data_path", "choice", ENGINE,
         "how files above --small-file-max are copied (default: copy_file_range)",
         default="auto", choices=("auto", "ring", "copy_file_range")),
     Opt(("--small-file-max",), "small_file_max", "value", ENGINE,
         "files up to this size are read and written in one operation each",
-        default=128 * 1024, convert=int, metavar="BYTES"),
+        default=128 * 1024, convert=number, metavar="BYTES"),
     Opt(("--copy-threads",), "copy_threads", "value", ENGINE,
         "threads copying the data of larger files (copy_file_range) while the ring goes "
-        "on with the rest (default 4; 0: in turn)", default=4, convert=int, metavar="N"),
+        "on with the rest (default 4; 0: in turn)", default=4, convert=number, metavar="N"),
     Opt(("--io-workers",), "io_workers", "value", ENGINE,
         "at most N kernel io-wq threads of each kind run the ring's blocking operations "
         "(default auto: one less than the usable CPUs, at least 1, and one more once "

@@ -15,7 +15,7 @@ from .stats import CopyStats
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Optional, Sequence
+    from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 
 def build_parser() -> Any:
@@ -195,6 +195,9 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     paths: List[str] = ns.paths
     if len(paths) < 2:
         usage_error("need at least one SRC and a DST" if paths else "missing SRC and DST")
+    if "" in paths:  # (as rsync: "" is no path, not the current directory)
+        usage_error("empty destination argument (use \".\")" if paths[-1] == ""
+                    else "empty source argument")
     opts = options_from(ns)
     # json only when asked for (start-up time), and before the copy starts (no
     # imports -- no stat() of module files -- in the middle of a copy)
@@ -227,38 +230,50 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             old[sig] = _signal.signal(sig, on_signal)
         except (ValueError, OSError):
             pass
+    stats = copier.stats
+    failure: Optional[Tuple[str, int]] = None  # (a copy that could not start)
     try:
         stats = copier.run([os.fsencode(p) for p in paths[:-1]], os.fsencode(paths[-1]))
     except CopyError as exc:
-        report(str(exc))
-        return exc.exit_code
+        failure = (str(exc), exc.exit_code)
     except UringUnavailable as exc:
-        report(f"--backend uring: io_uring is not available here: {exc.strerror or exc} "
-               f"(use --backend auto or sync)")
-        return 1
+        failure = (f"--backend uring: io_uring is not available here: "
+                   f"{exc.strerror or exc} (use --backend auto or sync)", 1)
     finally:
         for sig, handler in old.items():
             _signal.signal(sig, handler)
         if progress is not None:
             progress.done()
+    if failure is not None:
+        report(failure[0])
+        if ns.json:  # (a script reading the JSON gets an answer either way)
+            out.write(json_module.dumps({**stats.as_dict(), "error": failure[0],
+                                         "exit_code": failure[1]}, sort_keys=True) + "\n")
+        return _finish(out, report, failure[1])
     if stats.interrupted:
         report("interrupted: stopped cleanly, no partial file left (exit 20)")
     if opts.verbose and stats.backend_note and not opts.quiet:
         report(f"{stats.backend_note}; used the synchronous backend")
     if opts.verbose and not opts.quiet:
         out.write(f"sent {stats.bytes_transferred:,} bytes in {stats.transferred:,} "
-                  f"files; backend {stats.backend}\n")
+                  f"files; backend {stats.backend or 'none (nothing to copy)'}\n")
     if ns.stats:
         out.write(stats.summary() + "\n")
     if ns.json:
         out.write(json_module.dumps(stats.as_dict(), sort_keys=True) + "\n")
+    return _finish(out, report, stats.exit_code)
+
+
+def _finish(out: _Output, report: Callable[[str], None], code: int) -> int:
+    """The exit status, once stdout has had everything: a failed write to it
+    is told here, once."""
     out.flush()
-    if out.error is not None:
-        no = out.error.errno or errno.EIO
-        report(f"cannot write to standard output: {os.strerror(no)} ({no}); "
-               f"the copy itself went on")
-        return stats.exit_code or EXIT_OUTPUT
-    return stats.exit_code
+    if out.error is None:
+        return code
+    no = out.error.errno or errno.EIO
+    report(f"cannot write to standard output: {os.strerror(no)} ({no}); "
+           f"the copy itself went on")
+    return code or EXIT_OUTPUT
 
 
 def _isatty(stream: Any) -> bool:

@@ -33,6 +33,8 @@ exit status (as rsync):
   0   success
   1   syntax or usage error
   11  error in file I/O (e.g. no space left on the destination)
+  13  the copy went on, but its output could not be written (-v, --stats,
+      --json into a full disk, a closed pipe, a closed stdout)
   20  interrupted (SIGINT, SIGTERM, SIGHUP); no partial file is left
   23  partial transfer: some entries could not be copied (see the messages)
   24  partial transfer: some source files vanished during the copy
