@@ -32,6 +32,21 @@ requires_cc = pytest.mark.skipif(
 URING = uring_works()
 requires_uring = pytest.mark.skipif(not URING, reason="io_uring is unavailable here")
 
+BACKENDS = ["uring", "sync"]
+
+
+def check_backend(backend: str) -> str:
+    """Skip the test when ``backend`` cannot run here; else return it."""
+    if backend == "uring" and not URING:
+        pytest.skip("io_uring is unavailable here")
+    return backend
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each test that takes ``backend`` runs once per backend this machine has."""
+    return check_backend(str(request.param))
+
 
 @pytest.fixture
 def ring() -> Iterator[object]:

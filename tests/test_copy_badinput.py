@@ -22,13 +22,11 @@ import pytest
 
 from .conftest import IS_ROOT, requires_root
 from .test_copy_support import (
-    BACKENDS,
     UNPRIV_PRELUDE,
     Result,
     acl_blob,
     assert_clean_failure,
     build_mixed_tree,
-    check_backend,
     fix_times,
     make_socket,
     mounted,
@@ -39,11 +37,6 @@ from .test_copy_support import (
     write,
 )
 from .treecompare import assert_same_tree, changes_between, diff_trees, snapshot
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import pytest
 
 from .conftest import IS_ROOT, URING
 from .test_copy_support import (
-    BACKENDS,
     acl_blob,
     build_mixed_tree,
     check_backend,
@@ -29,11 +28,6 @@ from .test_copy_support import (
     write,
 )
 from .treecompare import assert_same_tree, changes_between, snapshot
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from pyuring.executor import make_executor
 from .test_copy_support import (
     RACE_ACTIONS,
     SMALL_FILE_MAX,
-    check_backend,
     copy_api,
     fix_times,
     install_statx_hook,
@@ -32,11 +31,6 @@ from .test_copy_support import (
 from .treecompare import assert_same_tree
 
 MIB = 1 << 20
-
-
-@pytest.fixture(params=["uring", "sync"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 def test_ring_data_path_on_a_full_destination(tmp_path: Path, backend: str) -> None:

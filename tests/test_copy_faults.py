@@ -56,11 +56,6 @@ needs_seccomp = pytest.mark.skipif(not seccomp_available(),
                                    reason="the seccomp test filter is for x86-64/aarch64 Linux")
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
-
-
 # --------------------------------------------------------------------------------------
 # io_uring blocked
 # --------------------------------------------------------------------------------------

@@ -19,21 +19,14 @@ from typing import IO, Any, Callable, List, Optional
 import pytest
 
 from .test_copy_support import (
-    BACKENDS,
     HANG_GUARD,
     build_mixed_tree,
-    check_backend,
     cli_env,
     fix_times,
     run_cli,
     write,
 )
 from .treecompare import assert_same_tree
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 @pytest.fixture

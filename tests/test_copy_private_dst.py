@@ -22,15 +22,10 @@ import pytest
 from pyuring.copy.engine import DirTask, Engine
 
 from .conftest import IS_ROOT, requires_root
-from .test_copy_support import BACKENDS, check_backend, copy_api, write
+from .test_copy_support import copy_api, write
 
 N = 6
 LINK_NS = (1_500_000_000_111_111_111, 1_400_000_000_222_222_222)  # (atime, mtime)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 def _links(d: Path, n: int = N) -> List[Path]:

@@ -20,27 +20,19 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from .conftest import IS_ROOT
 from .test_copy_support import (
-    BACKENDS,
     SMALL_FILE_MAX,
     TMP_MARK,
     acl_blob,
     archive_all,
-    check_backend,
     copy_api,
     future_atime,
 )
 from .treecompare import diff_trees
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 class Meta(NamedTuple):

@@ -26,17 +26,12 @@ from pyuring.copy.stats import CopyStats
 from pyuring.metadata import STATX_WANTED, Metadata
 
 from .conftest import IS_ROOT
-from .test_copy_support import BACKENDS, check_backend, copy_api, fix_times, set_times, write
+from .test_copy_support import copy_api, fix_times, set_times, write
 from .treecompare import assert_same_tree, diff_trees
 
 MTIME = 1_600_000_000_123_456_789
 #: stats that depend on timing, not on what was done
 _TIMING = {"elapsed", "enters", "completions", "sqes_per_enter"}
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 def _build(src: Path) -> None:

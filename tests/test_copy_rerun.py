@@ -14,17 +14,13 @@ import stat
 from pathlib import Path
 from typing import Dict
 
-import pytest
-
 from pyuring.copy import Options
 
 from .conftest import IS_ROOT, requires_root
 from .test_copy_support import (
-    BACKENDS,
     TMP_MARK,
     archive_all,
     build_mixed_tree,
-    check_backend,
     copy_api,
     fix_times,
     run_cli,
@@ -33,11 +29,6 @@ from .test_copy_support import (
     write,
 )
 from .treecompare import assert_same_tree, changes_between, snapshot
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 def _non_dirs(root: Path) -> int:

@@ -14,12 +14,7 @@ import pytest
 from pyuring import _syscall
 from pyuring.copy import Copier, Options
 
-from .test_copy_support import check_backend, copy_api, fix_times, write
-
-
-@pytest.fixture(params=["uring", "sync"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
+from .test_copy_support import copy_api, fix_times, write
 
 
 def test_dry_run_rerun_of_a_large_hard_link_group(tmp_path: Path, backend: str) -> None:

@@ -22,7 +22,6 @@ import pytest
 from .conftest import requires_root
 from .test_copy_support import (
     UNPRIV_PRELUDE,
-    check_backend,
     copy_api,
     fix_times,
     run_cli,
@@ -32,11 +31,6 @@ from .test_copy_support import (
 from .treecompare import assert_same_tree
 
 NOBODY = 65534
-
-
-@pytest.fixture(params=["uring", "sync"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 def _mode(p: Path) -> int:

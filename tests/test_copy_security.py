@@ -29,7 +29,7 @@ from typing import Callable, Iterator, List, Tuple
 
 import pytest
 
-from .conftest import IS_ROOT, URING
+from .conftest import IS_ROOT
 from .copy_attack import (
     RaceWorld,
     observed_both_ways,
@@ -41,21 +41,9 @@ from .copy_attack import (
 from .race_support import has_exchange
 from .treecompare import diff_trees
 
-BACKENDS = ["uring", "sync"]
 #: copies per test: (fresh, metadata re-run, -I re-run) cycles
 CYCLES = {"api": 3, "cli": 2}
 FLAGS = ["a", "aH", "aHX"]
-
-
-def _check_backend(backend: str) -> str:
-    if backend == "uring" and not URING:
-        pytest.skip("io_uring is unavailable here")
-    return backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return _check_backend(str(request.param))
 
 
 @pytest.fixture(scope="module")

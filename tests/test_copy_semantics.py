@@ -22,14 +22,12 @@ from pyuring.executor import make_executor
 
 from .conftest import IS_ROOT, requires_root
 from .test_copy_support import (
-    BACKENDS,
     RACE_ACTIONS,
     SMALL_FILE_MAX,
     UNPRIV_PRELUDE,
     acl_blob,
     archive_all,
     build_mixed_tree,
-    check_backend,
     copy_api,
     fix_times,
     install_statx_hook,
@@ -41,12 +39,6 @@ from .test_copy_support import (
     write,
 )
 from .treecompare import assert_same_tree, diff_trees, snapshot
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
-
 
 # --------------------------------------------------------------------------------------
 # regular files

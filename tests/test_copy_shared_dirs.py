@@ -30,9 +30,7 @@ from pyuring.metadata import Metadata
 
 from .conftest import IS_ROOT, requires_root
 from .test_copy_support import (
-    BACKENDS,
     UNPRIV_PRELUDE,
-    check_backend,
     copy_api,
     install_statx_hook,
     listing_without_d_type,
@@ -46,11 +44,6 @@ from .test_copy_support import (
 SECRET = b"the secret " * 10
 PUBLIC = b"anyone may read this " * 10
 BIG = 300 * 1024  # above small_file_max: the large-file way
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
 
 
 @pytest.mark.parametrize("uid, mode, euid, expect", [

@@ -36,10 +36,11 @@ from pyuring import _abi as A
 from pyuring.copy import Copier, CopyStats, Options
 from pyuring.dirfd import DirEntry
 
-from .conftest import IS_ROOT, URING
+from .conftest import BACKENDS as BACKENDS
+from .conftest import IS_ROOT
+from .conftest import check_backend as check_backend
 
 REPO = Path(__file__).resolve().parent.parent
-BACKENDS = ["uring", "sync"]
 TMP_MARK = b".pyuring-tmp-"
 #: A generous guard against a hung child: every copy here takes well under a
 #: second or two; a child still running after this long is stuck.
@@ -47,12 +48,6 @@ HANG_GUARD = 120.0
 SMALL_FILE_MAX = Options().small_file_max
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-
-
-def check_backend(backend: str) -> str:
-    if backend == "uring" and not URING:
-        pytest.skip("io_uring is unavailable here")
-    return backend
 
 
 # --------------------------------------------------------------------------------------

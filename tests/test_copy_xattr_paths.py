@@ -27,7 +27,6 @@ from pyuring.executor import make_executor
 
 from .conftest import requires_root
 from .test_copy_support import (
-    BACKENDS,
     acl_blob,
     copy_api,
     fix_times,
@@ -47,11 +46,6 @@ def _has_listxattrat(path: Path) -> bool:
         return exc.errno not in (errno.ENOSYS, errno.EPERM)
     finally:
         os.close(fd)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def _tree(src: Path, plain: int, with_xattrs: int, with_acls: int) -> Path:

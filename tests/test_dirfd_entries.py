@@ -19,13 +19,7 @@ from pyuring import DirEntry, _syscall
 from pyuring import _abi as A
 from pyuring.dirfd import dirent_names, parse_dirents
 
-from .test_dirfd_support import BACKENDS, check_backend, leaked_fds, open_fds, open_root
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
-
+from .test_dirfd_support import leaked_fds, open_fds, open_root
 
 DT_OF = {
     stat.S_IFREG: A.DT_REG, stat.S_IFDIR: A.DT_DIR, stat.S_IFLNK: A.DT_LNK,

@@ -22,12 +22,7 @@ from pyuring import DirectoryFd
 from pyuring.dirfd import RENAME_NOREPLACE
 
 from .conftest import IS_ROOT
-from .test_dirfd_support import BACKENDS, check_backend, open_root
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
+from .test_dirfd_support import open_root
 
 
 @pytest.fixture

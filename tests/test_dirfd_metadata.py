@@ -24,13 +24,7 @@ from pyuring import DirectoryFd, Metadata
 from pyuring import _abi as A
 
 from .conftest import IS_ROOT, URING
-from .test_dirfd_support import BACKENDS, assert_matches_stat, check_backend, open_root
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
-
+from .test_dirfd_support import assert_matches_stat, open_root
 
 # --------------------------------------------------------------------------------------
 # every kind of file

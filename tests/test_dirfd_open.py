@@ -17,12 +17,7 @@ import pyuring._syscall as syscall_mod
 import pyuring.dirfd as dirfd_mod
 from pyuring import DirectoryFd, InvalidName
 
-from .test_dirfd_support import BACKENDS, check_backend, leaked_fds, open_fds, open_root
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
+from .test_dirfd_support import leaked_fds, open_fds, open_root
 
 
 @pytest.fixture

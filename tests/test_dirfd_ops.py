@@ -28,11 +28,6 @@ from .test_dirfd_support import (
 )
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
-
-
 @pytest.fixture
 def root(tmp_path: Path, backend: str) -> Iterator[Tuple[Path, DirectoryFd]]:
     with open_root(tmp_path, backend) as d:

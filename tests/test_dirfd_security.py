@@ -33,19 +33,11 @@ from pyuring import DirectoryFd, InvalidName
 from .conftest import IS_ROOT
 from .race_support import Inotify, exchange, has_exchange, inotify_works
 from .test_dirfd_support import (
-    BACKENDS,
-    check_backend,
     leaked_fds,
     open_fds,
     open_root,
     walk,
 )
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return check_backend(str(request.param))
-
 
 ITERATIONS = 300
 TREE_DATA = b"TREE-DATA: inside the tree\n"

@@ -13,13 +13,10 @@ import os
 import stat
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import pytest
-
 from pyuring import DirectoryFd, Metadata
 
-from .conftest import URING
-
-BACKENDS = ["uring", "sync"]
+from .conftest import BACKENDS as BACKENDS
+from .conftest import check_backend as check_backend
 
 #: ``Metadata`` field -> ``os.stat_result`` attribute: everything both report.
 STAT_FIELDS: Dict[str, str] = {
@@ -37,13 +34,6 @@ STAT_FIELDS: Dict[str, str] = {
     "mtime_ns": "st_mtime_ns",
     "ctime_ns": "st_ctime_ns",
 }
-
-
-def check_backend(backend: str) -> str:
-    """Skip the test when ``backend`` cannot run here; else return it."""
-    if backend == "uring" and not URING:
-        pytest.skip("io_uring is unavailable here")
-    return backend
 
 
 def open_root(path: Any, backend: str) -> DirectoryFd:

@@ -161,6 +161,11 @@ class _CannotOpen(Exception):
         self.path = path
         self.errno = exc.errno or errno.EIO
 
+    def message(self, what: str = "") -> str:
+        """The one-line report: ``cannot open <what> "<path>": <strerror> (<errno>)``."""
+        return (f"cannot open {what}{_q(self.path)}: "
+                f"{os.strerror(self.errno)} ({self.errno})")
+
 
 def _open_dir(path: bytes, holder: bool = False) -> int:
     """Open a root directory.  ``holder``: it only holds the entry to copy and
@@ -403,8 +408,7 @@ class Copier:
                             copied = True
                         except _CannotOpen as exc:
                             stats.errors += 1
-                            self.report(f"cannot open {_q(exc.path)}: "
-                                        f"{os.strerror(exc.errno)} ({exc.errno})")
+                            self.report(exc.message())
                             continue
                         fresh = False
                 finally:
@@ -451,8 +455,7 @@ class Copier:
             # (the parent of the copies only: never listed, O_PATH will do)
             fd = _open_dir(dst, holder=not gets_meta)
         except _CannotOpen as exc:
-            raise CopyError(f"cannot open destination {_q(dst)}: "
-                            f"{os.strerror(exc.errno)} ({exc.errno})", 11) from None
+            raise CopyError(exc.message("destination "), 11) from None
         return fd, fresh
 
     def _copy_root(self, eng: Engine, root: _Root, dst_fd: int, fresh: bool) -> None:
@@ -494,14 +497,12 @@ class Copier:
         try:
             src_fd = _open_dir(parent, holder=True)
         except _CannotOpen as exc:
-            raise CopyError(f"cannot open {_q(exc.path)}: {os.strerror(exc.errno)} "
-                            f"({exc.errno})", 23) from None
+            raise CopyError(exc.message(), 23) from None
         try:
             try:
                 dst_fd = _open_dir(dparent, holder=True)
             except _CannotOpen as exc:
-                raise CopyError(f"cannot open destination directory {_q(dparent)}: "
-                                f"{os.strerror(exc.errno)} ({exc.errno})", 11) from None
+                raise CopyError(exc.message("destination directory "), 11) from None
             try:
                 task = DirTask(None, src_fd, dst_fd, b"", None)
                 eng.judge_src(task, Metadata.from_stat(os.fstat(src_fd)))

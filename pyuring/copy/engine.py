@@ -45,7 +45,7 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
     from .governor import WorkerGovernor
 
@@ -1537,18 +1537,19 @@ class Engine:
         the files created in it get an access ACL of their own)?"""
         if not self.opts.acls or self.opts.dry_run:
             return False
-        where: Union[int, str] = fd
-        for _ in range(2):
+        self.ex.direct_syscalls["fgetxattr"] += 1
+        try:
             try:
-                self.ex.direct_syscalls["fgetxattr"] += 1
-                os.getxattr(where, "system.posix_acl_default")
-                return True
+                os.getxattr(fd, "system.posix_acl_default")
             except OSError as exc:
-                if exc.errno != errno.EBADF or where != fd:
-                    return False  # (ENODATA: none; EOPNOTSUPP: no ACLs here at all)
+                if exc.errno != errno.EBADF:
+                    raise
                 # an O_PATH root (api._open_dir): the same inode, through /proc
-                where = f"/proc/self/fd/{fd}"
-        return False
+                self.ex.direct_syscalls["getxattr"] += 1
+                os.getxattr(f"/proc/self/fd/{fd}", "system.posix_acl_default")
+        except OSError:
+            return False  # (ENODATA: none; EOPNOTSUPP: no ACLs here at all)
+        return True
 
     def others_may_write(self, md: Metadata) -> bool:
         """May anyone but this copy's user and root rename entries of the source
