@@ -114,6 +114,38 @@ def test_sparse_file_truncated_during_its_copy(tmp_path: Path, backend: str,
     assert (tmp_path / "dst" / "sparse").read_bytes() == (src / "sparse").read_bytes()
 
 
+def _pseudo_file() -> Path:
+    """A sysfs file that says st_size 4096 (and no blocks: "sparse") but holds
+    a line of text."""
+    for name in ("kernel/mm/transparent_hugepage/enabled", "power/state",
+                 "kernel/uevent_seqnum", "kernel/profiling", "kernel/rcu_expedited"):
+        p = Path("/sys") / name
+        try:
+            st = p.stat()
+            size = len(p.read_bytes())
+        except OSError:
+            continue
+        if st.st_blocks == 0 and 0 < size < st.st_size:
+            return p
+    pytest.skip("no sysfs file here whose st_size is more than it holds")
+
+
+@pytest.mark.parametrize("data_path", ["auto", "ring"])
+def test_pseudo_file_is_copied_as_read_not_padded(tmp_path: Path, backend: str,
+                                                  data_path: str) -> None:
+    """A file that ends before its st_size (sysfs; or one truncated while its
+    extents are copied) is copied as far as it could be read, and reported --
+    before, the sparse path padded it with zeros up to st_size, exit 0."""
+    pseudo = _pseudo_file()
+    want = pseudo.read_bytes()
+    stats, msgs = copy_api([pseudo], tmp_path / "copy", backend=backend,
+                           data_path=data_path)
+    assert stats.exit_code == 0, msgs
+    assert (tmp_path / "copy").read_bytes() == want
+    assert stats.changed_during_copy == 1, msgs
+    assert any("changed size" in m for m in msgs), msgs
+
+
 def _fsize_limit() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (MIB, MIB))
 

@@ -151,6 +151,7 @@ class DataCopy:
     def _sparse(self, counts: Dict[str, int], src: int, dst: int, size: int) -> int:
         """Copy only the data extents; the holes stay holes."""
         off = 0
+        final = -1
         while True:
             try:
                 counts["lseek"] += 1
@@ -164,16 +165,24 @@ class DataCopy:
                 hole = os.lseek(src, data, os.SEEK_HOLE)
             except OSError as exc:
                 raise SrcError(exc.errno, exc.strerror) from None
-            self._range(counts, src, dst, data, hole)
+            got = self._range(counts, src, dst, data, hole)
+            if got < hole - data:
+                # the data ended before the extent did: a file truncated meanwhile,
+                # or a pseudo-file (sysfs: st_size 4096, a few bytes of text, no
+                # blocks) -- the copy ends where the reading did, never padded
+                # out with zeros to a size that was not read
+                final = data + got
+                break
             off = hole
-        # the size now, when no data was found past off: a trailing hole up to it,
-        # or a file truncated meanwhile (the copy then ends where the source does,
-        # and the engine reports that the size changed)
-        try:
-            counts["fstat"] += 1
-            final = os.fstat(src).st_size
-        except OSError as exc:
-            raise SrcError(exc.errno, exc.strerror) from None
+        if final < 0:
+            # no data past off: a trailing hole up to the size now, or a file
+            # truncated meanwhile (the copy then ends where the source does, and
+            # the engine reports that the size changed)
+            try:
+                counts["fstat"] += 1
+                final = os.fstat(src).st_size
+            except OSError as exc:
+                raise SrcError(exc.errno, exc.strerror) from None
         counts["ftruncate"] += 1
         os.ftruncate(dst, final)
         return final
