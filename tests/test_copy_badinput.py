@@ -142,6 +142,27 @@ def test_symlink_source_judged_as_what_is_copied(tmp_path: Path, src: Path,
     assert os.readlink(src / "sub" / "alias") == str(src)
 
 
+@pytest.mark.parametrize("dst_kind", ["new", "file", "dir"])
+def test_symlink_to_a_directory_as_source(tmp_path: Path, src: Path, backend: str,
+                                          dst_kind: str) -> None:
+    """``-a link-to-dir DST`` (no slash) copies the link: to the new name DST,
+    over a file DST, into a directory DST -- as rsync and cp do.  Before, a new
+    DST became a directory holding the link, and a file DST was refused."""
+    os.symlink("src", tmp_path / "alias")
+    dst = tmp_path / "dst"
+    if dst_kind == "file":
+        write(dst, b"old")
+    elif dst_kind == "dir":
+        dst.mkdir()
+    r = run_cli(["-a", "--backend", backend, str(tmp_path / "alias"), str(dst)])
+    _no_traceback(r)
+    assert r.returncode == 0, r
+    link = dst / "alias" if dst_kind == "dir" else dst
+    assert os.readlink(link) == "src"
+    if dst_kind == "dir":
+        assert os.listdir(dst) == ["alias"]
+
+
 @pytest.mark.parametrize("sources", [["dir/"], ["dir"], ["file1", "file2"]])
 def test_destination_is_an_existing_file(tmp_path: Path, src: Path,
                                          sources: List[str]) -> None:

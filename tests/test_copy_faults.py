@@ -926,3 +926,28 @@ def test_a_let_go_first_copy_is_not_confused_with_a_file_given_its_inode_number(
     if not reused[0]:
         pytest.skip("the file system did not hand the inode number out again")
     _a_new_first_copy(tmp_path / "dst", stats, msgs, swapped)
+
+
+def test_a_deep_tree_under_the_usual_soft_fd_limit(tmp_path: Path, backend: str) -> None:
+    """Each directory on the way down holds two fds until its contents are done:
+    600 levels need ~1,200, more than the common soft limit of 1,024.  The CLI
+    raises the soft limit to the hard one (before, only with -H: exit 23 and
+    every level past ~500 missing)."""
+    import resource
+
+    depth = 600
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2 * depth + 512:
+        pytest.skip(f"the hard RLIMIT_NOFILE here is {hard}")
+    src = tmp_path / "src"
+    leaf = src.joinpath(*["d"] * depth)
+    leaf.mkdir(parents=True)
+    write(leaf / "leaf", b"deep")
+
+    def soft_1024() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+    r = run_cli(["-a", "--backend", backend, f"{src}/", str(tmp_path / "dst")],
+                preexec_fn=soft_1024)
+    assert r.returncode == 0, r.err_lines[:3]
+    assert (tmp_path / "dst").joinpath(*["d"] * depth, "leaf").read_bytes() == b"deep"

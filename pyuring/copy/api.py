@@ -185,6 +185,13 @@ def _open_dir(path: bytes, holder: bool = False) -> int:
         raise _CannotOpen(path, exc) from None
 
 
+def _lstat_is_dir(path: bytes) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False  # (the copy itself reports it)
+
+
 def _remove_unused(path: bytes) -> None:
     """The destination directory this run made, when no source could be
     opened: nothing was copied, so nothing is left behind (an empty one only;
@@ -330,8 +337,10 @@ class Copier:
                             f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})",
                             11) from None
         many = len(srcs) > 1
+        # (a symlink SRC without a slash is copied as the link, as rsync and cp
+        # do: judged by lstat, it may take DST as its new name)
         single_file = len(roots) == 1 and not roots[0].contents and not many and \
-            not os.path.isdir(roots[0].src) and not dst.endswith(b"/")
+            not _lstat_is_dir(roots[0].src) and not dst.endswith(b"/")
         if dst_st is not None and not stat.S_ISDIR(dst_st.st_mode):
             if not single_file:
                 raise CopyError(f"destination {_q(dst)} exists and is not a directory", 11)

@@ -97,11 +97,13 @@ class _Progress:
 
 
 def _more_fds() -> None:
-    """-H keeps an fd of each hard-link group's first copy until the group's last
-    name is seen -- with names outside the tree (snapshots), to the end of the
-    copy.  Raise the soft RLIMIT_NOFILE to the hard limit, as a process that
-    needs many fds should (this one never uses select()).  CLI only: a library
-    must not change its caller's limits."""
+    """Every directory being copied holds two fds (source and destination)
+    until its contents are done, so a tree 500 levels deep needs 1,000 more
+    than the files in flight; and -H keeps an fd of each hard-link group's
+    first copy until the group's last name is seen -- with names outside the
+    tree (snapshots), to the end of the copy.  Raise the soft RLIMIT_NOFILE to
+    the hard limit, as a process that needs many fds should (this one never
+    uses select()).  CLI only: a library must not change its caller's limits."""
     import resource
 
     try:
@@ -214,8 +216,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     def itemize(line: str) -> None:
         out.write(line + "\n")
 
-    if opts.hard_links:
-        _more_fds()
+    _more_fds()
     copier = Copier(opts, report, itemize if opts.verbose and not opts.quiet else None)
     progress = _Progress(err) if opts.progress and _isatty(sys.stderr) else None
     if progress is not None:
