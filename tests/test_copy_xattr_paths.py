@@ -223,9 +223,10 @@ def test_an_xattr_the_destination_refuses_is_reported_and_the_file_published(
 
 
 @requires_root
-def test_a_destination_without_xattrs_warns_once(tmp_path: Path, backend: str) -> None:
+def test_a_destination_without_xattrs_is_one_error(tmp_path: Path, backend: str) -> None:
     """ramfs refuses every xattr (EOPNOTSUPP): each FSETXATTR of the chain fails,
-    one warning is given for the run, and every file is there, whole."""
+    one message and one error are given for the run (exit 23, as rsync: the
+    xattrs asked for are lost), and every file is there, whole."""
     src = _tree(tmp_path / "src", plain=3, with_xattrs=4, with_acls=0)
     with mounted("ramfs", tmp_path / "ram") as ram:
         try:
@@ -234,13 +235,32 @@ def test_a_destination_without_xattrs_warns_once(tmp_path: Path, backend: str) -
         except OSError:
             pass
         stats, msgs = copy_api(src, ram / "dst", backend=backend, xattrs=True)
-        assert stats.exit_code == 0 and stats.errors == 0, msgs
+        assert stats.exit_code == 23 and stats.errors == 1, msgs
         assert len(msgs) == 1 and "not supported on the destination" in msgs[0], msgs
         for i in range(4):
             assert (ram / "dst" / f"x{i}").read_bytes() == b"x" * (i + 1)
         assert stats.transferred == 7
         if backend == "uring" and _has_listxattrat(tmp_path):
             assert stats.sqes_by_op["FSETXATTR"] == 4  # (each refused in its chain)
+
+
+@requires_root
+@pytest.mark.parametrize("with_acl", [True, False])
+def test_acls_onto_a_destination_without_them(tmp_path: Path, backend: str,
+                                              with_acl: bool) -> None:
+    """-aA onto ramfs: an ACL asked for and lost is exit 23 with one message
+    (rsync: 23; cp -a: 1); before, exit 0.  Without any ACL in the source
+    nothing is lost: exit 0 and no message."""
+    src = _tree(tmp_path / "src", plain=3, with_xattrs=0, with_acls=2 if with_acl else 0)
+    with mounted("ramfs", tmp_path / "ram") as ram:
+        r = run_cli(["-aA", "--backend", backend, f"{src}/", str(ram / "dst")])
+        assert "Traceback" not in r.stderr, r
+        if with_acl:
+            assert r.returncode == 23, r
+            assert len(r.err_lines) == 1 and "not supported" in r.err_lines[0], r
+        else:
+            assert r.returncode == 0 and r.err_lines == [], r
+        assert sorted(os.listdir(ram / "dst")) == sorted(os.listdir(src))
 
 
 @pytest.mark.parametrize("err", [errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP],

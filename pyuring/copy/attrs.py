@@ -480,10 +480,14 @@ def _xattrs_would_change(eng: Engine, src: int, dst: int,
 # --------------------------------------------------------------------------------------
 def xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
     if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+        # xattrs or ACLs asked for (-X / -A) and lost are a partial transfer, as
+        # rsync has it (exit 23; cp -a fails too): one message and one error for
+        # the run, not one per file
         if not eng.xattr_warned:
             eng.xattr_warned = True
-            eng.report("extended attributes are not supported on the destination; "
-                       "they are not copied")
+            eng.stats.errors += 1
+            eng.report(f'extended attributes are not supported on the destination: '
+                       f'those of "{show(path)}" and of any later file are not copied')
         return
     eng.stats.errors += 1
     eng.report(f'cannot copy extended attributes of "{show(path)}": '
