@@ -304,6 +304,44 @@ def _set_deep_times(root: Path) -> int:
 # --------------------------------------------------------------------------------------
 # entry types the options leave out, symlink oddities
 # --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("second", ["file", "dir"])
+def test_two_sources_with_one_name(tmp_path: Path, backend: str, second: str) -> None:
+    """``a/x b/x DST``: both would be DST/x.  The first is copied and the second
+    refused with a message and exit 23 (rsync keeps the first silently, cp
+    fails); before, the second silently replaced the first's copy, or (a
+    directory onto the first's file) failed half-way.  The same file named
+    twice is simply copied once."""
+    for d in ("a", "b/x" if second == "dir" else "b"):
+        (tmp_path / d).mkdir(parents=True)
+    write(tmp_path / "a" / "x", b"first")
+    if second == "file":
+        write(tmp_path / "b" / "x", b"second, longer")
+    else:
+        write(tmp_path / "b" / "x" / "y", b"y")
+    dst = tmp_path / "dst"
+    r = run_cli(["-a", "--backend", backend, str(tmp_path / "a" / "x"),
+                 str(tmp_path / "b" / "x"), str(tmp_path / "a" / "x"), str(dst)])
+    _no_traceback(r)
+    assert r.returncode == 23, r
+    assert len(r.err_lines) == 1 and "b/x" in r.err_lines[0] and "same name" in r.err_lines[0]
+    assert os.listdir(dst) == ["x"] and (dst / "x").read_bytes() == b"first"
+
+
+@pytest.mark.parametrize("slash", [True, False])
+def test_without_r_no_directory_is_copied(tmp_path: Path, src: Path, backend: str,
+                                          slash: bool) -> None:
+    """As rsync: without -r a directory SRC is skipped with a message, ``SRC/``
+    too (before, ``SRC/`` copied its top level, as rsync's -d would); a file
+    SRC beside it is copied."""
+    write(tmp_path / "file", b"f")
+    r = run_cli(["-lptgo", "--backend", backend, str(src) + ("/" if slash else ""),
+                 str(tmp_path / "file"), str(tmp_path / "dst")])
+    _no_traceback(r)
+    assert r.returncode == 0, r
+    assert len(r.err_lines) == 1 and "skipping directory" in r.err_lines[0], r
+    assert os.listdir(tmp_path / "dst") == ["file"]
+
+
 def test_specials_without_D_are_skipped_with_a_message(tmp_path: Path, backend: str) -> None:
     s = tmp_path / "src"
     s.mkdir()

@@ -672,10 +672,16 @@ def test_symlink_root_with_trailing_slash_is_followed(tmp_path: Path, backend: s
 
 def test_symlink_root_without_slash_is_copied_as_symlink(tmp_path: Path, backend: str,
                                                          small_src: Path) -> None:
+    """... into an existing directory; to a new name (DST itself), as rsync and
+    cp make it, when DST does not exist."""
     os.symlink(small_src, tmp_path / "via-link")
+    (tmp_path / "dst").mkdir()
     stats, msgs = copy_api([str(tmp_path / "via-link")], tmp_path / "dst", backend=backend)
     assert stats.exit_code == 0, msgs
     assert os.readlink(tmp_path / "dst" / "via-link") == str(small_src)
+    stats, msgs = copy_api([str(tmp_path / "via-link")], tmp_path / "new", backend=backend)
+    assert stats.exit_code == 0, msgs
+    assert os.readlink(tmp_path / "new") == str(small_src)
 
 
 def test_copytree_api(tmp_path: Path, backend: str) -> None:

@@ -27,7 +27,7 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
     PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 # The signal module makes enums of every signal number at import (~0.7 ms of
@@ -214,6 +214,10 @@ def plan(sources: Sequence[bytes], dest: bytes, opts: Options,
          report: Callable[[str], None], stats: CopyStats) -> List[_Root]:
     """Apply rsync's trailing-slash rule; report missing sources (exit 23)."""
     roots: List[_Root] = []
+    # the name each SRC without a slash takes in DST: a second SRC with the same
+    # one would overwrite the first's copy (rsync keeps the first silently, cp
+    # refuses); the same file named twice is copied once
+    taken: Dict[bytes, Tuple[bytes, Tuple[int, int]]] = {}
     for src in sources:
         try:
             st = os.lstat(src)
@@ -232,10 +236,22 @@ def plan(sources: Sequence[bytes], dest: bytes, opts: Options,
                        f"({exc.errno})")
                 continue
         is_dir = stat.S_ISDIR(st.st_mode)
-        if is_dir and not opts.recursive and not slash:
+        if is_dir and not opts.recursive:
+            # (rsync's rule: without -r no directory is copied, SRC/ included --
+            # it would need -d, which copies one level)
             stats.skipped += 1
             report(f"skipping directory {_q(src)}")
             continue
+        if not slash:
+            ident = (st.st_dev, st.st_ino)
+            first = taken.get(base)
+            if first is not None:
+                if first[1] != ident:
+                    stats.errors += 1
+                    report(f"not copying {_q(src)}: {_q(first[0])} is copied to the "
+                           f"same name {_q(base)}")
+                continue
+            taken[base] = (src, ident)
         roots.append(_Root(src, contents=slash and is_dir))
     return roots
 
