@@ -384,6 +384,14 @@ def _empty_path_call(name: str, fd: int, a: int, b: int) -> None:
 # io_uring
 # ======================================================================================
 
+#: the opcodes without which the ring backend cannot copy (OPENAT2 and
+#: FSETXATTR are used where the kernel has them: OPENAT and calls otherwise)
+_REQUIRED_OPS = (A.IORING_OP_OPENAT, A.IORING_OP_STATX, A.IORING_OP_READ,
+                 A.IORING_OP_WRITE, A.IORING_OP_CLOSE, A.IORING_OP_FSYNC,
+                 A.IORING_OP_RENAMEAT, A.IORING_OP_UNLINKAT, A.IORING_OP_MKDIRAT,
+                 A.IORING_OP_SYMLINKAT, A.IORING_OP_LINKAT)
+
+
 class UringExecutor(Executor):
     """Operations become SQEs; ``run()`` submits them in one io_uring_enter."""
 
@@ -410,6 +418,18 @@ class UringExecutor(Executor):
         # cid -> [first cid, results to come, results, slots] of a statx_many
         self._batch_of: Dict[int, List[Any]] = {}
         supported = probe_ring_fd(self.ring.fd)
+        missing = [op for op in _REQUIRED_OPS if op not in supported]
+        if missing:
+            # (5.1-5.14: a ring, but no MKDIRAT / SYMLINKAT / LINKAT yet) -- not
+            # usable for a copy: auto falls back to plain syscalls before any
+            # work, rather than failing on the first directory
+            if self._own_ring:
+                self.ring.close()
+            known = {getattr(A, n): n[len("IORING_OP_"):] for n in dir(A)
+                     if n.startswith("IORING_OP_")}
+            names = ", ".join(known.get(op, str(op)) for op in missing)
+            raise OpcodeUnsupported(errno.EOPNOTSUPP,
+                                    f"io_uring here lacks {names} (Linux 5.15 has them all)")
         self.has_openat2 = A.IORING_OP_OPENAT2 in supported
         self.has_fsetxattr = A.IORING_OP_FSETXATTR in supported
         self.max_chain = self.ring.sq_entries

@@ -84,6 +84,40 @@ def test_auto_falls_back_when_io_uring_is_blocked(tmp_path: Path, err: int) -> N
     assert r.returncode == 0 and r.stderr == "", r
 
 
+_OLD_KERNEL = """
+import sys
+import pyuring._abi as A, pyuring.probe
+p = sys.modules["pyuring.probe"]  # (pyuring.probe, the attribute, is the function)
+real = p.probe_ring_fd
+def old(fd):  # a 5.10 kernel: a ring, but none of the *at operations of 5.11/5.15
+    drop = {A.IORING_OP_MKDIRAT, A.IORING_OP_SYMLINKAT, A.IORING_OP_LINKAT,
+            A.IORING_OP_RENAMEAT, A.IORING_OP_UNLINKAT}
+    return p.Probe(set(real(fd)) - drop)
+p.probe_ring_fd = old
+"""
+
+
+@pytest.mark.skipif(not URING, reason="io_uring is unavailable here")
+def test_a_ring_without_the_operations_a_copy_needs(tmp_path: Path) -> None:
+    """A kernel that sets up a ring but lacks MKDIRAT and friends (5.1-5.14):
+    auto takes the synchronous backend before any work, and says why under
+    -v; --backend uring is refused with one line.  (Before, auto chose the
+    ring and every directory and file failed.)"""
+    src = build_mixed_tree(tmp_path / "src", big=1 << 20)
+    r = run_cli(["-aHX", "-v", "--json", f"{src}/", str(tmp_path / "auto")],
+                prelude=_OLD_KERNEL)
+    assert "Traceback" not in r.stderr, r
+    assert r.returncode == 0, r
+    st = r.json()
+    assert st["backend"] == "sync" and st["sqes"] == 0
+    assert "MKDIRAT" in st["backend_note"] and "LINKAT" in st["backend_note"]
+    assert_same_tree(src, tmp_path / "auto")
+    r = run_cli(["-a", "--backend", "uring", f"{src}/", str(tmp_path / "uring")],
+                prelude=_OLD_KERNEL)
+    assert_clean_failure(r, 1, "MKDIRAT")
+    assert not (tmp_path / "uring").exists()
+
+
 @needs_seccomp
 @pytest.mark.parametrize("err", [1, 38], ids=["EPERM", "ENOSYS"])
 def test_backend_uring_fails_cleanly_when_blocked(tmp_path: Path, err: int) -> None:
