@@ -48,19 +48,26 @@ def _entries(root: Path) -> Set[str]:
     return out
 
 
-_ITEM = re.compile(r"^([>ch.][fdLDS][.+a-zT]{9}) (.*)$")
+_ITEM = re.compile(r"^([>ch.][fdLDS][.+a-zT ]{9}) (.*)$")
+
+
+def _item_path(code: str, rest: str) -> str:
+    """An itemized line's path: a hard link's ' => first' and a new symlink's
+    ' -> target' cut off."""
+    if code[0] == "h":
+        return rest.split(" => ", 1)[0]
+    if code[1] == "L":
+        return rest.split(" -> ", 1)[0]
+    return rest
 
 
 def _itemized(stdout: str) -> List[str]:
-    """The paths of the -v itemized lines (a symlink's ' -> target' cut off)."""
+    """The paths of the -v itemized lines, but for the root's own (``./``)."""
     paths = []
     for line in stdout.splitlines():
         m = _ITEM.match(line)
-        if m:
-            path = m.group(2)
-            if m.group(1)[1] == "L":
-                path = path.split(" -> ", 1)[0]
-            paths.append(path)
+        if m and m.group(2) != "./":
+            paths.append(_item_path(m.group(1), m.group(2)))
     return paths
 
 
@@ -312,13 +319,14 @@ def test_verbose_itemizes_each_created_entry(tmp_path: Path, tree: Path, backend
     items = _itemized(r.stdout)
     assert sorted(items) == sorted(_entries(tree)), r.stdout
     assert len(items) == len(set(items)), "an entry itemized twice"
-    lines = {ln.split(" ", 1)[1]: ln.split(" ", 1)[0] for ln in r.stdout.splitlines()
-             if _ITEM.match(ln)}
+    lines = {m.group(2): m.group(1) for m in map(_ITEM.match, r.stdout.splitlines()) if m}
+    assert lines["./"] == "cd+++++++++"  # (as rsync -i: the new DST itself)
     assert lines["d1/"].startswith("cd")
     assert lines["one"].startswith(">f")
     assert lines["rel-link -> d1/f"].startswith("cL")
     assert lines["fifo"].startswith("cS")  # (rsync: S for FIFOs and sockets, D for devices)
-    assert "hf" in {lines["d1/f"][:2], lines["d1/d2/hl"][:2]}
+    # (rsync -i: the later name of a hard-link group, and "=> the first")
+    assert {"d1/d2/hl => d1/f", "d1/f => d1/d2/hl"} & set(lines)
     assert r.stderr == ""
     # nothing to do: nothing itemized
     r = run_cli(["-aH", "-v", "--backend", backend, f"{tree}/", str(dst)])
@@ -568,7 +576,7 @@ def test_verbose_keeps_one_line_per_entry_for_newline_names(tmp_path: Path,
     r = run_cli(["-av", "--backend", backend, f"{src}/", str(tmp_path / "dst")])
     assert r.returncode == 0, r
     assert_same_tree(src, tmp_path / "dst")
-    assert len([ln for ln in r.stdout.splitlines() if _ITEM.match(ln)]) == 1, r.stdout
+    assert len(_itemized(r.stdout)) == 1, r.stdout  # (and no forged line)
 
 
 def test_quiet_prints_nothing_on_success(tmp_path: Path, tree: Path, backend: str) -> None:

@@ -491,6 +491,8 @@ class Copier:
             eng.judge_src(task, md)
             if dst_fd >= 0 and not fresh:  # (fresh: as a directory the copy made)
                 task.dst_meta = Metadata.from_stat(os.fstat(dst_fd))
+            elif fresh:
+                eng.item(b"cd+++++++++ ", b"./")  # (rsync -i's line of a new DST)
             if not fresh and dst_fd >= 0:  # (-1: a dry run into a new destination)
                 eng._list_dst(task)
             task.entries = eng.list_src(src_fd)

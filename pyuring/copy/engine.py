@@ -304,11 +304,12 @@ def _unchanged(eng: Engine, mem: Any, off: int, dmem: Any, doff: int) -> int:
 
 
 class HardlinkGroup:
-    __slots__ = ("dst_dev", "dst_ino", "dst_mtime", "failed", "fd", "handle", "home",
-                 "linking", "ready", "remaining", "waiters")
+    __slots__ = ("dst_dev", "dst_ino", "dst_mtime", "failed", "fd", "first", "handle",
+                 "home", "linking", "ready", "remaining", "waiters")
 
-    def __init__(self, remaining: int) -> None:
+    def __init__(self, remaining: int, first: bytes) -> None:
         self.remaining = remaining  # names of this inode not seen yet
+        self.first = first  # the first name's path (-v: "hf+++++++++ later => first")
         self.linking = 0  # LINKATs using fd still in flight
         self.ready = False  # the first name is in place (fd set; or a dry run)
         self.fd = -1  # an fd of the published first copy, kept for linkat(AT_EMPTY_PATH)
@@ -1093,7 +1094,7 @@ class Engine:
         if group is not None and not group.failed:
             self._link_to_group(self, job, group)
             return True
-        self.hardlinks[key] = HardlinkGroup(md.nlink - 1)
+        self.hardlinks[key] = HardlinkGroup(md.nlink - 1, job.path)
         return False
 
     def _group_of(self, job: Job) -> Optional[HardlinkGroup]:

@@ -69,7 +69,7 @@ def start_file(eng: Engine, job: Job) -> None:
         if group is not None and not group.failed:
             link_to_group(eng, job, group)
             return
-        group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1)
+        group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1, job.path)
     if dm is not None and dm.mode & 0o170000 == 0o100000 and not opts.ignore_times \
             and dm.size == md.size and dm.mtime_ns == md.mtime_ns \
             and not (job.parent.shared and _attrs_would_change(eng, job)):
@@ -927,7 +927,7 @@ def link_to_group(eng: Engine, job: Job, group: HardlinkGroup) -> None:
         eng.finish(job)
         return
     if eng.opts.dry_run:
-        eng.item(b"hf+++++++++ ", job.path)
+        _item_link(eng, job, group)
         eng.stats.hardlinks += 1
         _group_done(eng, group)
         eng.finish(job)
@@ -962,9 +962,21 @@ def _on_linked(eng: Engine, job: Job, group: HardlinkGroup, idx: int, res: int) 
     job.tmpname = b""
     d.touched = True
     eng.stats.hardlinks += 1
-    eng.item(b"hf+++++++++ ", job.path)
+    _item_link(eng, job, group)
     _group_done(eng, group)
     eng.finish(job)
+
+
+def _item_link(eng: Engine, job: Job, group: HardlinkGroup) -> None:
+    """-v: rsync -i's line of a name linked to its group's first copy: its type
+    (f, L, D, S), ``+`` for a new name or blanks for one replaced, ``=> first``."""
+    if eng.itemize is None:
+        return
+    md = job.meta
+    kind = md.mode & 0o170000 if md is not None else 0o100000
+    letter = {0o100000: b"f", 0o120000: b"L", 0o020000: b"D", 0o060000: b"D"}.get(kind, b"S")
+    eng.item(b"h" + letter + (b"+++++++++ " if job.dmeta is None else b" " * 10),
+             job.path + b" => " + group.first)
 
 
 def _group_done(eng: Engine, group: HardlinkGroup) -> None:
