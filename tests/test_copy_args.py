@@ -165,7 +165,7 @@ def test_options_after_the_paths_on_the_command_line(tmp_path: Path) -> None:
     src.mkdir()
     (src / "f").write_bytes(b"data")
     for n, argv in enumerate(([f"{src}/", "-a", str(tmp_path / "d0")],
-                              ["--", f"{src}/", str(tmp_path / "d1")],
+                              ["-r", "--", f"{src}/", str(tmp_path / "d1")],
                               [f"{src}/", "--arch", str(tmp_path / "d2"), "-v"])):
         p = subprocess.run([sys.executable, "-m", "pyuring.copy", *argv], env=cli_env(),
                            capture_output=True, text=True)

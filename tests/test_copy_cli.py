@@ -796,7 +796,7 @@ def test_progress_line_on_a_terminal(tmp_path: Path, backend: str) -> None:
     os.close(slave)
     os.close(master)
     assert rc == 0
-    assert lines == 1001  # 1000 files and the summary line
+    assert lines == 1002  # the new DST's ./, 1000 files and the summary line
     text = term.decode("utf-8", "replace")
     assert "Traceback" not in text
     updates = [u for u in text.replace("\r\n", "\n").split("\r") if u.strip()]
