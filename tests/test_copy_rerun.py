@@ -12,7 +12,9 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
+
+import pytest
 
 from pyuring.copy import Options
 
@@ -354,3 +356,58 @@ def test_owner_change_on_rerun(tmp_path: Path, backend: str) -> None:
     assert os.lstat(dst / "f").st_ino == inos["f"]
     st = os.lstat(dst / "f")
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 5678, 0o6755)
+
+
+def _specials(src: Path) -> None:
+    src.mkdir()
+    write(src / "f", b"x")
+    os.symlink("f", src / "sl")
+    os.mkfifo(src / "fifo")
+    os.mknod(src / "chr", 0o644 | stat.S_IFCHR, os.makedev(1, 7))
+    fix_times(src)
+
+
+@requires_root
+@pytest.mark.parametrize("private", [True, False])
+def test_owner_of_unchanged_symlinks_and_specials_brought_back(tmp_path: Path,
+                                                               backend: str,
+                                                               private: bool) -> None:
+    """Root's symlink, FIFO and device, whose copies another user came to own: a
+    re-run gives them back root's ids (before, only when the source's ids were
+    not the copying user's own: the copies stayed 5:5, and each run itemized
+    the change again), in a destination directory only root may change (owner
+    set by name) and in one others may (through an O_PATH fd)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _specials(src)
+    assert copy_api(src, dst, backend=backend)[0].exit_code == 0
+    for name in ("f", "sl", "fifo", "chr"):
+        os.chown(dst / name, 5, 5, follow_symlinks=False)
+    if not private:
+        os.chmod(dst, 0o777)
+        os.chmod(src, 0o777)
+    stats, msgs = copy_api(src, dst, backend=backend)
+    assert stats.exit_code == 0, msgs
+    for name in ("f", "sl", "fifo", "chr"):
+        st = os.lstat(dst / name)
+        assert (st.st_uid, st.st_gid) == (0, 0), name
+    items: List[str] = []
+    stats, msgs = copy_api(src, dst, backend=backend, itemized=items)
+    assert stats.exit_code == 0 and items == [], (items, msgs)
+
+
+@requires_root
+def test_new_entries_in_a_setgid_directory_get_the_source_group(tmp_path: Path,
+                                                                backend: str) -> None:
+    """Created in a setgid directory of group 5, new symlinks and special files
+    take that group from the kernel; the copy gives them the source's, 0, as
+    rsync and cp do (before, they kept 5)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _specials(src)
+    dst.mkdir()
+    os.chown(dst, 0, 5)
+    os.chmod(dst, 0o2775)
+    stats, msgs = copy_api([str(src)], dst, backend=backend)
+    assert stats.exit_code == 0, msgs
+    for name in ("f", "sl", "fifo", "chr"):
+        st = os.lstat(dst / "src" / name)
+        assert (st.st_uid, st.st_gid) == (0, 0), name

@@ -1304,7 +1304,7 @@ class Engine:
                     self.finish(job)
                     return
                 if self._link_meta_differs(job) or self._group_of(job) is not None:
-                    self._open_for_meta(job, target, xattrs=False)
+                    self._open_for_meta(job, target, xattrs=False, existing=True)
                 else:
                     self.finish(job)
                 return
@@ -1350,27 +1350,42 @@ class Engine:
         job.parent.touched = True
         md = job.meta
         assert md is not None
-        uid, gid = self.owner_target(md)
-        if self.opts.times or (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid) \
+        if self.opts.times or self._ids_differ(job, md, False) \
                 or self.opts.xattrs or self.opts.acls or self._group_of(job) is not None:
             self._open_for_meta(job, target)
         else:
             self.finish(job)
 
-    def _open_for_meta(self, job: Job, target: Optional[bytes], xattrs: bool = True) -> None:
-        """Open the created entry O_PATH|O_NOFOLLOW and set owner and times through
-        it (and the xattrs by name, unless ``xattrs`` is False: done already).
-        A symlink in a destination directory nobody else may change has them
-        set by name instead (_symlink_meta_by_name)."""
+    def _ids_differ(self, job: Job, md: Metadata, existing: bool) -> bool:
+        """Must the entry be chowned?  Its owner now: an ``existing`` one's is
+        what the destination's statx said; a new one's is ours, with the
+        directory's group where the directory is setgid."""
+        dm = job.dmeta
+        if existing and dm is not None:
+            have_uid, have_gid = dm.uid, dm.gid
+        else:
+            new_gid = job.parent.dst_gid_new
+            have_uid, have_gid = self.euid, new_gid if new_gid >= 0 else self.egid
+        uid, gid = self.owner_target(md)
+        return (uid >= 0 and uid != have_uid) or (gid >= 0 and gid != have_gid)
+
+    def _open_for_meta(self, job: Job, target: Optional[bytes], xattrs: bool = True,
+                       existing: bool = False) -> None:
+        """Open the entry (created, or ``existing`` and unchanged) O_PATH|O_NOFOLLOW
+        and set owner and times through it (and the xattrs by name, unless
+        ``xattrs`` is False: done already).  A symlink in a destination directory
+        nobody else may change has them set by name instead
+        (_symlink_meta_by_name)."""
         if target is not None and job.parent.dst_private and self._group_of(job) is None:
-            self._symlink_meta_by_name(job, xattrs)
+            self._symlink_meta_by_name(job, xattrs, existing)
             return
         ex = self.ex
-        cid = ex.chain(lambda idx, res, extra: self._on_meta_fd(job, target, res, xattrs))
+        cid = ex.chain(lambda idx, res, extra: self._on_meta_fd(job, target, res, xattrs,
+                                                               existing))
         ex.openat2(cid, 0, job.parent.dst_fd, job.dst_name, os.O_PATH | os.O_NOFOLLOW, 0,
                    RESOLVE_SAFE)
 
-    def _symlink_meta_by_name(self, job: Job, xattrs: bool) -> None:
+    def _symlink_meta_by_name(self, job: Job, xattrs: bool, existing: bool) -> None:
         """Owner and times of a symlink just made (or found unchanged) in a
         destination directory where only this copy's user and root may rename
         or remove entries (DirTask.dst_private): the name is still our symlink,
@@ -1379,8 +1394,8 @@ class Engine:
         d, ex, md = job.parent, self.ex, job.meta
         assert md is not None
         try:
-            uid, gid = self.owner_target(md)
-            if (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid):
+            if self._ids_differ(job, md, existing):
+                uid, gid = self.owner_target(md)
                 ex.chown_at(d.dst_fd, job.dst_name, uid, gid)
             if self.opts.times:
                 ex.utime_at(d.dst_fd, job.dst_name, md.atime_ns, md.mtime_ns)
@@ -1392,7 +1407,8 @@ class Engine:
             self._copy_xattrs_by_name(self, job, False)
         self.finish(job)
 
-    def _on_meta_fd(self, job: Job, target: Optional[bytes], res: int, xattrs: bool) -> None:
+    def _on_meta_fd(self, job: Job, target: Optional[bytes], res: int, xattrs: bool,
+                    existing: bool) -> None:
         if res < 0:
             group = self._group_of(job)
             if group is not None and not group.ready:
@@ -1419,8 +1435,8 @@ class Engine:
                     raise OSError(errno.ESTALE, "entry replaced during the copy")
                 # (an existing node's mode may be out of date)
                 mode_off = self.opts.perms and st.st_mode & 0o7777 != md.mode & 0o7777
-            uid, gid = self.owner_target(md)
-            if (uid >= 0 and uid != self.euid) or (gid >= 0 and gid != self.egid):
+            if self._ids_differ(job, md, existing):
+                uid, gid = self.owner_target(md)
                 ex.empty_path_chown(fd, uid, gid)
                 # chown cleared setuid/setgid (as it does for anyone)
                 mode_off = mode_off or (target is None and self.opts.perms
@@ -1466,7 +1482,7 @@ class Engine:
                                  mode_differs, changed)
             if not self.opts.dry_run and (self._group_of(job) is not None or mode_differs
                                           or self._link_meta_differs(job)):
-                self._open_for_meta(job, None, xattrs=False)
+                self._open_for_meta(job, None, xattrs=False, existing=True)
             else:
                 self._group_first_done(job, -1)
                 self.finish(job)
