@@ -804,3 +804,35 @@ def test_progress_line_on_a_terminal(tmp_path: Path, backend: str) -> None:
     assert re.search(r"[\d,]+ files +[\d,.]+ MB +[\d,.]+ MB/s +ETA", updates[-1]), text
     assert text.endswith("\n")
     assert_same_tree(src, tmp_path / "dst")
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo", "symlink"])
+def test_dry_run_says_a_full_directory_cannot_be_replaced(tmp_path: Path, backend: str,
+                                                          kind: str) -> None:
+    """The source has a file (FIFO, symlink) where the destination has a
+    directory with something in it: the real run cannot replace it (exit 23,
+    one message), and -n says the same and lists nothing for it (as rsync -n;
+    before, it promised ``>f+++++++++ x`` and exit 0) -- and changes nothing."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    if kind == "file":
+        write(src / "x", b"a")
+    elif kind == "fifo":
+        os.mkfifo(src / "x")
+    else:
+        os.symlink("t", src / "x")
+    write(src / "other", b"o")
+    (dst / "x").mkdir(parents=True)
+    write(dst / "x" / "keep", b"keep")
+    runs = []
+    for flags in ("-anv", "-av"):
+        r = run_cli([flags, "--json", "--backend", backend, f"{src}/", str(dst)])
+        assert r.returncode == 23, r
+        assert len(r.err_lines) == 1 and "cannot replace directory" in r.err_lines[0], r
+        runs.append((sorted(_itemized(r.stdout)),
+                     {k: r.json()[k] for k in ("errors", "regular_files", "transferred")}))
+        if flags == "-anv":
+            assert not (dst / "other").exists()
+    assert runs[0] == runs[1]
+    assert runs[0][0] == ["other"]
+    assert (dst / "x" / "keep").read_bytes() == b"keep"

@@ -723,6 +723,23 @@ class Engine:
     # ======================================================================
     # dispatch by type
     # ======================================================================
+    def _check_empty_dir(self, job: Job) -> None:
+        """-n: would rmdir of the destination directory ``job`` names succeed?
+        Raises ENOTEMPTY as it would.  (Opened as one name below the directory
+        fd, no symlink followed, and only read.)"""
+        d = job.parent
+        if d.dst_fd < 0:
+            return
+        self.ex.direct_syscalls["openat"] += 1
+        fd = os.open(job.dst_name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=d.dst_fd)
+        try:
+            self.ex.direct_syscalls["getdents64"] += 1
+            if os.listdir(fd):
+                raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY))
+        finally:
+            os.close(fd)
+
     def dispatch(self, job: Job) -> None:
         md = job.meta
         assert md is not None
@@ -732,18 +749,21 @@ class Engine:
         if dm is not None and dm.mode & 0o170000 == stat.S_IFDIR and t != stat.S_IFDIR \
                 and not self._skipped(t):
             # a directory where the source has something else: rsync removes
-            # it when it is empty, and reports it otherwise
-            if not opts.dry_run:
-                job.parent.touched = True
-                try:
+            # it when it is empty, and reports it otherwise (a dry run too: it
+            # must say what the real run will do)
+            try:
+                if opts.dry_run:
+                    self._check_empty_dir(job)
+                else:
+                    job.parent.touched = True
                     self.ex.direct_syscalls["unlinkat"] += 1
                     os.rmdir(job.dst_name, dir_fd=job.parent.dst_fd)
-                except OSError as exc:
-                    self.stats.errors += 1
-                    self.report(f'cannot replace directory "{show(job.path)}": '
-                                f"{_errtext(exc.errno or errno.EIO)}")
-                    self.finish(job)
-                    return
+            except OSError as exc:
+                self.stats.errors += 1
+                self.report(f'cannot replace directory "{show(job.path)}": '
+                            f"{_errtext(exc.errno or errno.EIO)}")
+                self.finish(job)
+                return
             job.dmeta = None
         if t == stat.S_IFREG:
             self.stats.regular_files += 1
