@@ -1305,7 +1305,9 @@ class Engine:
             self.src_failed(job, exc.errno or errno.EIO, "readlink")
             return
         dm = job.dmeta
-        if dm is not None and dm.is_symlink() and not self.opts.ignore_times:
+        # (-I is about regular files' data, as rsync's: a link with the same
+        # target is kept)
+        if dm is not None and dm.is_symlink():
             try:
                 same = ex.readlinkat(d.dst_fd, job.dst_name) == target
             except OSError:
@@ -1489,8 +1491,7 @@ class Engine:
             return
         d, ex = job.parent, self.ex
         dm = job.dmeta
-        if dm is not None and dm.type == md.type and dm.rdev == md.rdev \
-                and not self.opts.ignore_times:
+        if dm is not None and dm.type == md.type and dm.rdev == md.rdev:  # (-I: kept, too)
             self.stats.unchanged += 1
             mode_differs = self.opts.perms and dm.mode & 0o7777 != md.mode & 0o7777
             changed: List[str] = []  # (xattr names, for the itemized line)
