@@ -684,6 +684,46 @@ def test_symlink_root_without_slash_is_copied_as_symlink(tmp_path: Path, backend
     assert os.readlink(tmp_path / "new") == str(small_src)
 
 
+@pytest.mark.parametrize("bad", [{"queue_depth": 8.5}, {"queue_depth": "8"},
+                                 {"queue_depth": None}, {"io_workers": "auto"},
+                                 {"hard_links": "yes"}, {"backend": 1},
+                                 {"max_files_in_flight": True}])
+def test_api_options_of_the_wrong_type_are_a_copy_error(tmp_path: Path,
+                                                        bad: Dict[str, object]) -> None:
+    """Before, 8.5 got through validate() to a ctypes.ArgumentError deep in the
+    ring's setup, and "8" or None to a TypeError from a comparison."""
+    from pyuring.copy import Copier, CopyError, copytree
+
+    (tmp_path / "src").mkdir()
+    write(tmp_path / "src" / "f", b"x")
+    with pytest.raises(CopyError) as err:
+        copytree(tmp_path / "src", tmp_path / "dst", **bad)  # type: ignore[arg-type]
+    assert next(iter(bad)) in str(err.value) and err.value.exit_code == 1
+    with pytest.raises(CopyError):
+        Copier(Options.archive(**bad), print).run([tmp_path / "src"], tmp_path / "dst2")
+    assert not (tmp_path / "dst").exists() and not (tmp_path / "dst2").exists()
+
+
+def test_api_leaves_the_callers_options_alone(tmp_path: Path, backend: str) -> None:
+    """copytree(options=o, dry_run=True) does not turn o into a dry run for the
+    next call; Copier.run takes one path as one source, not as its letters."""
+    from pyuring.copy import Copier, copytree
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "f", b"x")
+    o = Options.archive(backend=backend)
+    before = o.as_dict()
+    copytree(src, tmp_path / "dry", options=o, dry_run=True, verbose=1)
+    assert o.as_dict() == before and not (tmp_path / "dry").exists()
+    stats = copytree(src, tmp_path / "real", options=o)
+    assert stats.exit_code == 0 and (tmp_path / "real" / "f").read_bytes() == b"x"
+    msgs: List[str] = []
+    stats = Copier(o, msgs.append).run(str(src / "f"), str(tmp_path / "one"))
+    assert stats.exit_code == 0 and msgs == []
+    assert (tmp_path / "one").read_bytes() == b"x"
+
+
 def test_copytree_api(tmp_path: Path, backend: str) -> None:
     """copytree(src, dst, **options) -> CopyStats, shaped like shutil.copytree."""
     from pyuring.copy import CopyError, CopyStats, copytree

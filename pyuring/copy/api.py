@@ -339,6 +339,11 @@ class Copier:
     def _run(self, sources: Sequence[PathArg], dest: PathArg) -> CopyStats:
         t0 = time.monotonic()
         stats = self.stats
+        problem = self.opts.validate()
+        if problem:
+            raise CopyError(problem)
+        if isinstance(sources, (str, bytes, os.PathLike)):
+            sources = [sources]  # (one path, not a sequence of one-letter names)
         srcs = [os.fsencode(s) for s in sources]
         dst = os.fsencode(dest)
         if not srcs:
@@ -561,14 +566,12 @@ def copytree(src: PathArg, dst: PathArg, *, options: Optional[Options] = None,
     Ctrl-C (where the program left SIGINT to Python) stops the copy the clean
     way, then raises KeyboardInterrupt; a second one raises it at once.
     """
-    opts = options if options is not None else Options.archive()
+    # (a copy: the caller's Options stay as they were)
+    opts = Options(**options.as_dict()) if options is not None else Options.archive()
     for key, value in kw.items():
         if not hasattr(opts, key):
             raise TypeError(f"unknown option {key!r}")
         setattr(opts, key, value)
-    problem = opts.validate()
-    if problem:
-        raise CopyError(problem)
 
     def to_stderr(msg: str) -> None:
         print(f"pyuring-copy: {msg}", file=sys.stderr)

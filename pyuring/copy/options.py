@@ -100,6 +100,14 @@ class Options:
 
     def validate(self) -> Optional[str]:
         """A one-line reason these options are unusable, or None."""
+        for key, default in _DEFAULTS.items():
+            value = getattr(self, key)
+            # (each field has its default's type; verbose, a count, also takes a bool)
+            want = int if key == "verbose" else type(default)
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)
+                                                and key != "verbose"):
+                return (f"option {key} must be {want.__name__} "
+                        f"(not {type(value).__name__} {value!r})")
         if self.backend not in ("auto", "uring", "sync"):
             return f"--backend must be auto, uring or sync (not {self.backend!r})"
         if self.data_path not in ("auto", "ring", "copy_file_range"):
