@@ -836,3 +836,31 @@ def test_dry_run_says_a_full_directory_cannot_be_replaced(tmp_path: Path, backen
     assert runs[0] == runs[1]
     assert runs[0][0] == ["other"]
     assert (dst / "x" / "keep").read_bytes() == b"keep"
+
+
+def test_verbose_itemizes_a_changed_symlink_target_or_device_number(tmp_path: Path,
+                                                                     backend: str) -> None:
+    """A symlink (or, as root, a device) that is there but differs is itemized
+    as rsync -i does, ``cLc.t......``, not as made anew (``cL+++++++++``); -n
+    says the same."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    os.symlink("f1", src / "sl")
+    if IS_ROOT:
+        os.mknod(src / "chr", 0o644 | stat.S_IFCHR, os.makedev(1, 3))
+    fix_times(src)
+    assert run_cli(["-a", "--backend", backend, f"{src}/", str(dst)]).returncode == 0
+    os.unlink(dst / "sl")
+    os.symlink("f2", dst / "sl")
+    want = {"sl -> f1": "cLc.t......"}
+    if IS_ROOT:
+        os.unlink(dst / "chr")
+        os.mknod(dst / "chr", 0o644 | stat.S_IFCHR, os.makedev(1, 5))
+        want["chr"] = "cDc.t......"
+    for flags in ("-anv", "-av"):
+        r = run_cli([flags, "--backend", backend, f"{src}/", str(dst)])
+        assert r.returncode == 0, r
+        lines = {m.group(2): m.group(1) for m in map(_ITEM.match, r.stdout.splitlines())
+                 if m and m.group(2) != "./"}
+        assert lines == want, r.stdout
+    assert os.readlink(dst / "sl") == "f1"

@@ -231,6 +231,25 @@ def item_attrs(eng: Engine, kind: bytes, path: bytes, md: Metadata, dm: Metadata
                  + (b"a" if a else b".") + (b"x" if x else b".") + b" ", path)
 
 
+def item_made(eng: Engine, kind: bytes, path: bytes, md: Metadata,
+              dm: Optional[Metadata]) -> None:
+    """-v: a symlink or special file made (``kind``: L, D or S), as rsync -i
+    writes it: ``cL+++++++++`` where there was none of its type, else what
+    differs from the one it replaces: ``cLc.t......`` (c: the target or the
+    device number)."""
+    if dm is None or dm.mode & 0o170000 != md.mode & 0o170000:
+        eng.item(b"c" + kind + b"+++++++++ ", path)
+        return
+    opts = eng.opts
+    uid, gid = eng.owner_target(md)
+    p = kind != b"L" and opts.perms and md.mode & 0o7777 != dm.mode & 0o7777
+    eng.item(b"c" + kind + b"c."
+             + (b"t" if opts.times and md.mtime_ns != dm.mtime_ns else b".")
+             + (b"p" if p else b".")
+             + (b"o" if uid >= 0 and uid != dm.uid else b".")
+             + (b"g" if gid >= 0 and gid != dm.gid else b".") + b"... ", path)
+
+
 def item_sent(eng: Engine, job: Job) -> None:
     """-v: the line of a regular file whose data is sent, as rsync -i writes it:
     ``>f+++++++++`` where nothing (or no regular file) had its name, else what

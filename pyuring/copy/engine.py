@@ -405,6 +405,7 @@ class Engine:
             final_mode,
             item_attrs,
             item_dir,
+            item_made,
         )
         from .filecopy import link_to_group, release_waiters, start_file
 
@@ -414,6 +415,7 @@ class Engine:
         self._apply_dir_meta = apply_dir_meta
         self._item_attrs = item_attrs
         self._item_dir = item_dir
+        self._item_made = item_made
         self._copy_xattrs_by_name = copy_xattrs_by_name
         self._final_mode = final_mode
         self._chunk_pool: List[Buffer] = []
@@ -1330,12 +1332,12 @@ class Engine:
                 else:
                     self.finish(job)
                 return
+        if self.itemize is not None:
+            self._item_made(self, b"L", job.path + b" -> " + target, md, dm)
         if self.opts.dry_run:
-            self.item(b"cL+++++++++ ", job.path + b" -> " + target)
             self._group_first_done(job, -1)
             self.finish(job)
             return
-        self.item(b"cL+++++++++ ", job.path + b" -> " + target)
         cid = ex.chain(lambda idx, res, extra: self._on_symlinked(job, target, idx, res))
         if dm is None:
             ex.symlinkat(cid, 0, target, d.dst_fd, job.dst_name)
@@ -1508,7 +1510,8 @@ class Engine:
                 self._group_first_done(job, -1)
                 self.finish(job)
             return
-        self.item(b"c" + self._special_kind(md) + b"+++++++++ ", job.path)
+        if self.itemize is not None:
+            self._item_made(self, self._special_kind(md), job.path, md, dm)
         if self.opts.dry_run:
             self._group_first_done(job, -1)
             self.finish(job)
