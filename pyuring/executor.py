@@ -51,7 +51,7 @@ from .metadata import STATX_WANTED, Metadata
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+    from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 _from_statx = Metadata.from_statx
 
@@ -385,8 +385,9 @@ def _empty_path_call(name: str, fd: int, a: int, b: int) -> None:
 # ======================================================================================
 
 #: the opcodes without which the ring backend cannot copy (OPENAT2 and
-#: FSETXATTR are used where the kernel has them: OPENAT and calls otherwise)
-_REQUIRED_OPS = (A.IORING_OP_OPENAT, A.IORING_OP_STATX, A.IORING_OP_READ,
+#: FSETXATTR are used where the kernel has them: OPENAT and calls otherwise);
+#: a copy asks for them (make_executor's ``required_ops``), a DirectoryFd not
+COPY_OPS = (A.IORING_OP_OPENAT, A.IORING_OP_STATX, A.IORING_OP_READ,
                  A.IORING_OP_WRITE, A.IORING_OP_CLOSE, A.IORING_OP_FSYNC,
                  A.IORING_OP_RENAMEAT, A.IORING_OP_UNLINKAT, A.IORING_OP_MKDIRAT,
                  A.IORING_OP_SYMLINKAT, A.IORING_OP_LINKAT)
@@ -398,7 +399,7 @@ class UringExecutor(Executor):
     kind = "uring"
 
     def __init__(self, ring: Any = None, *, entries: int = 256, direct_slots: int = 0,
-                 ) -> None:
+                 required_ops: Sequence[int] = ()) -> None:
         super().__init__()
         from .probe import probe_ring_fd
         from .register import Registrations
@@ -418,7 +419,7 @@ class UringExecutor(Executor):
         # cid -> [first cid, results to come, results, slots] of a statx_many
         self._batch_of: Dict[int, List[Any]] = {}
         supported = probe_ring_fd(self.ring.fd)
-        missing = [op for op in _REQUIRED_OPS if op not in supported]
+        missing = [op for op in required_ops if op not in supported]
         if missing:
             # (5.1-5.14: a ring, but no MKDIRAT / SYMLINKAT / LINKAT yet) -- not
             # usable for a copy: auto falls back to plain syscalls before any
@@ -1145,8 +1146,10 @@ def _linkat(odfd: int, oname: bytes, ndfd: int, nname: bytes, lflags: int) -> No
 
 
 def make_executor(backend: str = "auto", *, entries: int = 256, direct_slots: int = 0,
-                  reasons: Optional[List[str]] = None) -> Executor:
-    """``auto``: io_uring when it works here, else plain syscalls.
+                  reasons: Optional[List[str]] = None,
+                  required_ops: Sequence[int] = ()) -> Executor:
+    """``auto``: io_uring when it works here (and has ``required_ops``), else
+    plain syscalls.
 
     ``uring`` raises ``UringUnavailable`` when it does not; ``sync`` never
     touches io_uring.  The environment variable ``PYURING_BACKEND`` overrides
@@ -1159,7 +1162,8 @@ def make_executor(backend: str = "auto", *, entries: int = 256, direct_slots: in
     if backend not in ("auto", "uring"):
         raise ValueError(f"unknown backend {backend!r} (auto, uring or sync)")
     try:
-        return UringExecutor(entries=entries, direct_slots=direct_slots)
+        return UringExecutor(entries=entries, direct_slots=direct_slots,
+                             required_ops=required_ops)
     except UringUnavailable as exc:
         if backend == "uring":
             raise

@@ -304,27 +304,38 @@ def _set_deep_times(root: Path) -> int:
 # --------------------------------------------------------------------------------------
 # entry types the options leave out, symlink oddities
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("second", ["file", "dir"])
-def test_two_sources_with_one_name(tmp_path: Path, backend: str, second: str) -> None:
-    """``a/x b/x DST``: both would be DST/x.  The first is copied and the second
-    refused with a message and exit 23 (rsync keeps the first silently, cp
-    fails); before, the second silently replaced the first's copy, or (a
-    directory onto the first's file) failed half-way.  The same file named
-    twice is simply copied once."""
-    for d in ("a", "b/x" if second == "dir" else "b"):
-        (tmp_path / d).mkdir(parents=True)
-    write(tmp_path / "a" / "x", b"first")
-    if second == "file":
-        write(tmp_path / "b" / "x", b"second, longer")
-    else:
-        write(tmp_path / "b" / "x" / "y", b"y")
+@pytest.mark.parametrize("kinds", ["file file", "file dir", "dir file", "dir dir"])
+def test_two_sources_with_one_name(tmp_path: Path, backend: str, kinds: str) -> None:
+    """``a/x b/x DST``: both would be DST/x.  Two directories are merged, as
+    rsync merges them.  Otherwise one is kept -- the directory, else the first,
+    as rsync keeps -- and the other refused with a message and exit 23 (rsync
+    is silent about it, cp fails); before, the second silently replaced the
+    first's copy, or (a directory onto the first's file) failed half-way.  The
+    same file named twice is simply copied once."""
+    for d, kind in zip("ab", kinds.split()):
+        if kind == "dir":
+            (tmp_path / d / "x").mkdir(parents=True)
+            write(tmp_path / d / "x" / f"in-{d}", d.encode())
+        else:
+            (tmp_path / d).mkdir()
+            write(tmp_path / d / "x", d.encode())
     dst = tmp_path / "dst"
     r = run_cli(["-a", "--backend", backend, str(tmp_path / "a" / "x"),
                  str(tmp_path / "b" / "x"), str(tmp_path / "a" / "x"), str(dst)])
     _no_traceback(r)
+    assert os.listdir(dst) == ["x"]
+    if kinds == "dir dir":
+        assert r.returncode == 0 and r.err_lines == [], r
+        assert sorted(os.listdir(dst / "x")) == ["in-a", "in-b"]
+        return
+    kept, dropped = ("b", "a") if kinds == "file dir" else ("a", "b")
     assert r.returncode == 23, r
-    assert len(r.err_lines) == 1 and "b/x" in r.err_lines[0] and "same name" in r.err_lines[0]
-    assert os.listdir(dst) == ["x"] and (dst / "x").read_bytes() == b"first"
+    assert len(r.err_lines) == 1 and "same name" in r.err_lines[0], r
+    assert f"not copying \"{tmp_path / dropped / 'x'}\"" in r.err_lines[0], r
+    if (dst / "x").is_dir():
+        assert os.listdir(dst / "x") == [f"in-{kept}"]
+    else:
+        assert (dst / "x").read_bytes() == kept.encode()
 
 
 @pytest.mark.parametrize("slash", [True, False])

@@ -864,3 +864,41 @@ def test_verbose_itemizes_a_changed_symlink_target_or_device_number(tmp_path: Pa
                  if m and m.group(2) != "./"}
         assert lines == want, r.stdout
     assert os.readlink(dst / "sl") == "f1"
+
+
+def test_new_destination_line_comes_with_the_first_contents_root(tmp_path: Path,
+                                                                  backend: str) -> None:
+    """``f d/ NEW``: DST is made by this run, and its ``cd+++++++++ ./`` comes
+    with d/'s contents although a file came first (before, ``.d..t...... ./``)."""
+    (tmp_path / "d").mkdir()
+    write(tmp_path / "d" / "in", b"i")
+    write(tmp_path / "f", b"f")
+    r = run_cli(["-av", "--backend", backend, str(tmp_path / "f"), f"{tmp_path / 'd'}/",
+                 str(tmp_path / "new")])
+    assert r.returncode == 0, r
+    lines = {m.group(2): m.group(1) for m in map(_ITEM.match, r.stdout.splitlines()) if m}
+    assert lines == {"f": ">f+++++++++", "./": "cd+++++++++", "in": ">f+++++++++"}, r.stdout
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root (runs the copy as another user)")
+def test_dry_run_of_replacing_an_unreadable_empty_directory(tmp_path: Path,
+                                                            backend: str) -> None:
+    """As non-root, an empty destination directory without r where the source
+    has a file: rmdir needs no r, so the real run replaces it, and -n, which
+    cannot list it, must not say otherwise (lists it, exit 0)."""
+    from .test_copy_support import UNPRIV_PRELUDE, traversable
+
+    work = tmp_path / "w"
+    (work / "a").mkdir(parents=True)
+    write(work / "a" / "x", b"1")
+    (work / "b" / "x").mkdir(parents=True)
+    os.chmod(work / "b" / "x", 0)
+    for p in (work, work / "a", work / "a" / "x", work / "b", work / "b" / "x"):
+        os.chown(p, 65534, 65534)
+    with traversable(work):
+        for flags in ("-anv", "-av"):
+            r = run_cli([flags, "--backend", backend, f"{work / 'a'}/", str(work / "b")],
+                        prelude=UNPRIV_PRELUDE, cwd="/")
+            assert r.returncode == 0, r
+            assert _itemized(r.stdout) == ["x"], r.stdout
+    assert (work / "b" / "x").read_bytes() == b"1"

@@ -985,3 +985,24 @@ def test_a_deep_tree_under_the_usual_soft_fd_limit(tmp_path: Path, backend: str)
                 preexec_fn=soft_1024)
     assert r.returncode == 0, r.err_lines[:3]
     assert (tmp_path / "dst").joinpath(*["d"] * depth, "leaf").read_bytes() == b"deep"
+
+
+@pytest.mark.skipif(not URING, reason="io_uring is unavailable here")
+def test_only_the_copy_asks_for_its_operations(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The opcode check is the copy's (make_executor(required_ops=COPY_OPS)): a
+    DirectoryFd on the same old kernel keeps its ring for what it can do."""
+    from pyuring import DirectoryFd, OpcodeUnsupported
+    from pyuring import _abi as A
+    from pyuring.executor import COPY_OPS, make_executor
+
+    probe_module = sys.modules["pyuring.probe"]
+    real = probe_module.probe_ring_fd
+    monkeypatch.setattr(probe_module, "probe_ring_fd",
+                        lambda fd: probe_module.Probe(set(real(fd)) - {A.IORING_OP_MKDIRAT}))
+    with pytest.raises(OpcodeUnsupported, match="MKDIRAT"):
+        make_executor("uring", required_ops=COPY_OPS)
+    write(tmp_path / "f", b"x")
+    with DirectoryFd.open(tmp_path, backend="uring") as d:
+        assert d.backend == "uring"
+        assert d.statx(b"f").size == 1

@@ -17,7 +17,7 @@ import time
 from .. import _abi as A
 from .. import _syscall
 from ..dirfd import DirEntry
-from ..executor import Executor, make_executor
+from ..executor import COPY_OPS, Executor, make_executor
 from ..metadata import Metadata
 from .engine import DirTask, Engine, fd_budget
 from .governor import WorkerGovernor
@@ -27,7 +27,7 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
     PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 # The signal module makes enums of every signal number at import (~0.7 ms of
@@ -214,10 +214,13 @@ def plan(sources: Sequence[bytes], dest: bytes, opts: Options,
          report: Callable[[str], None], stats: CopyStats) -> List[_Root]:
     """Apply rsync's trailing-slash rule; report missing sources (exit 23)."""
     roots: List[_Root] = []
-    # the name each SRC without a slash takes in DST: a second SRC with the same
-    # one would overwrite the first's copy (rsync keeps the first silently, cp
-    # refuses); the same file named twice is copied once
-    taken: Dict[bytes, Tuple[bytes, Tuple[int, int]]] = {}
+    # the name each SRC without a slash takes in DST.  Two directories with one
+    # name are merged (as rsync does); otherwise a second SRC with a taken name
+    # would overwrite the first's copy (rsync keeps the directory, else the
+    # first, silently; cp refuses): the one kept is said, the other refused.
+    # The same file named twice is copied once.
+    taken: Dict[bytes, Tuple[_Root, Tuple[int, int], bool]] = {}
+    seen: Set[Tuple[bytes, Tuple[int, int]]] = set()
     for src in sources:
         try:
             st = os.lstat(src)
@@ -242,17 +245,23 @@ def plan(sources: Sequence[bytes], dest: bytes, opts: Options,
             stats.skipped += 1
             report(f"skipping directory {_q(src)}")
             continue
+        root = _Root(src, contents=slash and is_dir)
         if not slash:
             ident = (st.st_dev, st.st_ino)
+            if (base, ident) in seen:
+                continue  # (named before: copied, or refused and said so)
+            seen.add((base, ident))
             first = taken.get(base)
-            if first is not None:
-                if first[1] != ident:
-                    stats.errors += 1
-                    report(f"not copying {_q(src)}: {_q(first[0])} is copied to the "
-                           f"same name {_q(base)}")
-                continue
-            taken[base] = (src, ident)
-        roots.append(_Root(src, contents=slash and is_dir))
+            if first is not None and not (is_dir and first[2]):
+                keep, drop = (root, first[0]) if is_dir else (first[0], root)
+                stats.errors += 1
+                report(f"not copying {_q(drop.src)}: {_q(keep.src)} is copied to the "
+                       f"same name {_q(base)}")
+                if drop is root:
+                    continue
+                roots.remove(drop)
+            taken[base] = (root, ident, is_dir)
+        roots.append(root)
     return roots
 
 
@@ -313,6 +322,7 @@ class Copier:
         self.interrupted = False
         self.on_progress: Optional[Callable[[CopyStats], None]] = None
         self.backend_reasons: List[str] = []
+        self._new_dst = False
 
     def interrupt(self) -> None:
         self.interrupted = True
@@ -378,7 +388,7 @@ class Copier:
         # direct slots count against RLIMIT_NOFILE, like the files in flight)
         ex = make_executor(self.opts.backend, entries=max(8, self.opts.queue_depth),
                            direct_slots=min(fd_budget(self.opts.max_files_in_flight), 256),
-                           reasons=self.backend_reasons)
+                           reasons=self.backend_reasons, required_ops=COPY_OPS)
         workers: Optional[Tuple[int, int]] = None  # the thread's io-wq limits before
         governor: Optional[WorkerGovernor] = None
         try:
@@ -429,6 +439,7 @@ class Copier:
             else:
                 dst_fd, made = self._open_dest_dir(dst, dst_exists, roots[0].contents)
                 fresh, copied = made, False
+                self._new_dst = made  # (-v: "cd+++++++++ ./" with the first SRC/)
                 try:
                     for root in roots:
                         if eng.interrupted or eng.fatal is not None:
@@ -496,7 +507,9 @@ class Copier:
             eng.judge_src(task, md)
             if dst_fd >= 0 and not fresh:  # (fresh: as a directory the copy made)
                 task.dst_meta = Metadata.from_stat(os.fstat(dst_fd))
-            elif fresh:
+            if self._new_dst:
+                self._new_dst = False
+                task.itemized = True
                 eng.item(b"cd+++++++++ ", b"./")  # (rsync -i's line of a new DST)
             if not fresh and dst_fd >= 0:  # (-1: a dry run into a new destination)
                 eng._list_dst(task)

@@ -136,6 +136,7 @@ class DirTask:
         "dst_private",
         "dst_sgid",
         "entries",
+        "itemized",
         "listing_done",
         "meta",
         "owns_fds",
@@ -163,6 +164,7 @@ class DirTask:
         self.entries: Iterator[DirEntry] = iter(())
         self.pending = 0  # entries started and not finished (subdirectories included)
         self.listing_done = False
+        self.itemized = False  # -v: its line is out already (a new DST's "./")
         self.dst_names: Optional[Set[bytes]] = None  # None: destination was empty
         self.probe_dst = False  # stat every destination name (root entries)
         self.dst_gid_new = -1  # gid a file created here gets (setgid dirs)
@@ -725,16 +727,27 @@ class Engine:
     # ======================================================================
     # dispatch by type
     # ======================================================================
+    def first_name(self, job: Job) -> bytes:
+        """A hard-link group's first name, kept for -v's "=> first" only (the
+        table lives as long as the copy)."""
+        return job.path if self.itemize is not None else b""
+
     def _check_empty_dir(self, job: Job) -> None:
         """-n: would rmdir of the destination directory ``job`` names succeed?
         Raises ENOTEMPTY as it would.  (Opened as one name below the directory
         fd, no symlink followed, and only read.)"""
-        d = job.parent
+        d, dm = job.parent, job.dmeta
+        if dm is not None and dm.nlink > 2:  # (a subdirectory's ".." counts)
+            raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY))
         if d.dst_fd < 0:
             return
         self.ex.direct_syscalls["openat"] += 1
-        fd = os.open(job.dst_name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     dir_fd=d.dst_fd)
+        try:
+            fd = os.open(job.dst_name,
+                         os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=d.dst_fd)
+        except (PermissionError, NotADirectoryError):
+            return  # (unreadable: rmdir needs none of that; the real run will tell)
         try:
             self.ex.direct_syscalls["getdents64"] += 1
             if os.listdir(fd):
@@ -1116,7 +1129,7 @@ class Engine:
         if group is not None and not group.failed:
             self._link_to_group(self, job, group)
             return True
-        self.hardlinks[key] = HardlinkGroup(md.nlink - 1, job.path)
+        self.hardlinks[key] = HardlinkGroup(md.nlink - 1, self.first_name(job))
         return False
 
     def _group_of(self, job: Job) -> Optional[HardlinkGroup]:
@@ -1570,7 +1583,7 @@ class Engine:
         """-v: an existing directory's line comes before its contents' (rsync's
         order), saying what its attributes will be given at the end."""
         if self.itemize is not None and d.apply_meta and d.meta is not None \
-                and d.dst_meta is not None:
+                and d.dst_meta is not None and not d.itemized:
             self._item_dir(self, d, d.meta, d.dst_meta)
 
     def default_acl(self, fd: int) -> bool:

@@ -69,7 +69,7 @@ def start_file(eng: Engine, job: Job) -> None:
         if group is not None and not group.failed:
             link_to_group(eng, job, group)
             return
-        group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1, job.path)
+        group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1, eng.first_name(job))
     if dm is not None and dm.mode & 0o170000 == 0o100000 and not opts.ignore_times \
             and dm.size == md.size and dm.mtime_ns == md.mtime_ns \
             and not (job.parent.shared and _attrs_would_change(eng, job)):
