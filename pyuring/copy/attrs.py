@@ -220,15 +220,20 @@ def item_attrs(eng: Engine, kind: bytes, path: bytes, md: Metadata, dm: Metadata
     (``p``), owner, group, ACLs or xattrs (``xnames``: names changed or removed)
     are brought up to date -- or, with -n, would be -- as rsync -i shows it:
     ``.d..tpog.ax`` (``kind``: f, d or L)."""
-    uid, gid = eng.owner_target(md)
-    o = uid >= 0 and uid != dm.uid
-    g = gid >= 0 and gid != dm.gid
     a = any(n.startswith(_ACL_PREFIX) for n in xnames)
     x = any(not n.startswith(_ACL_PREFIX) for n in xnames)
-    if t or p or o or g or a or x:
-        eng.item(b"." + kind + b".." + (b"t" if t else b".") + (b"p" if p else b".")
-                 + (b"o" if o else b".") + (b"g" if g else b".") + b"."
+    tpog = _tpog(eng, md, dm, t, p)
+    if tpog != b"...." or a or x:
+        eng.item(b"." + kind + b".." + tpog + b"."
                  + (b"a" if a else b".") + (b"x" if x else b".") + b" ", path)
+
+
+def _tpog(eng: Engine, md: Metadata, dm: Metadata, t: bool, p: bool) -> bytes:
+    """rsync -i's t, p, o and g letters (``.`` where nothing changes)."""
+    uid, gid = eng.owner_target(md)
+    return ((b"t" if t else b".") + (b"p" if p else b".")
+            + (b"o" if uid >= 0 and uid != dm.uid else b".")
+            + (b"g" if gid >= 0 and gid != dm.gid else b"."))
 
 
 def item_made(eng: Engine, kind: bytes, path: bytes, md: Metadata,
@@ -241,13 +246,10 @@ def item_made(eng: Engine, kind: bytes, path: bytes, md: Metadata,
         eng.item(b"c" + kind + b"+++++++++ ", path)
         return
     opts = eng.opts
-    uid, gid = eng.owner_target(md)
     p = kind != b"L" and opts.perms and md.mode & 0o7777 != dm.mode & 0o7777
     eng.item(b"c" + kind + b"c."
-             + (b"t" if opts.times and md.mtime_ns != dm.mtime_ns else b".")
-             + (b"p" if p else b".")
-             + (b"o" if uid >= 0 and uid != dm.uid else b".")
-             + (b"g" if gid >= 0 and gid != dm.gid else b".") + b"... ", path)
+             + _tpog(eng, md, dm, opts.times and md.mtime_ns != dm.mtime_ns, p)
+             + b"... ", path)
 
 
 def item_sent(eng: Engine, job: Job) -> None:

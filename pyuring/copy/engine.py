@@ -402,6 +402,7 @@ class Engine:
         self.bulk_threads = opts.copy_threads if ex.kind == "uring" else 0
         # bound now, so that no module is imported (no stat of .py files) mid-walk
         from .attrs import (
+            _ids_change,
             apply_dir_meta,
             copy_xattrs_by_name,
             final_mode,
@@ -418,6 +419,7 @@ class Engine:
         self._item_attrs = item_attrs
         self._item_dir = item_dir
         self._item_made = item_made
+        self._ids_change = _ids_change
         self._copy_xattrs_by_name = copy_xattrs_by_name
         self._final_mode = final_mode
         self._chunk_pool: List[Buffer] = []
@@ -1403,8 +1405,7 @@ class Engine:
         else:
             new_gid = job.parent.dst_gid_new
             have_uid, have_gid = self.euid, new_gid if new_gid >= 0 else self.egid
-        uid, gid = self.owner_target(md)
-        return (uid >= 0 and uid != have_uid) or (gid >= 0 and gid != have_gid)
+        return self._ids_change(self, md, have_uid, have_gid)
 
     def _open_for_meta(self, job: Job, target: Optional[bytes], xattrs: bool = True,
                        existing: bool = False) -> None:
@@ -1495,9 +1496,15 @@ class Engine:
         self.finish(job)
 
     @staticmethod
-    def _special_kind(md: Metadata) -> bytes:
-        """rsync -i's letter: D for a device, S for a FIFO or socket."""
-        return b"D" if md.type in (stat.S_IFCHR, stat.S_IFBLK) else b"S"
+    def item_kind(md: Metadata) -> bytes:
+        """rsync -i's letter of a non-directory: f for a regular file, L for a
+        symlink, D for a device, S for a FIFO or socket."""
+        t = md.type
+        if t == stat.S_IFREG:
+            return b"f"
+        if t == stat.S_IFLNK:
+            return b"L"
+        return b"D" if t in (stat.S_IFCHR, stat.S_IFBLK) else b"S"
 
     def start_special(self, job: Job) -> None:
         md = job.meta
@@ -1513,7 +1520,7 @@ class Engine:
             if self.opts.xattrs or self.opts.acls:
                 self._copy_xattrs_by_name(self, job, True, changed, self.opts.dry_run)
             if self.itemize is not None:
-                self._item_attrs(self, self._special_kind(md), job.path, md, dm,
+                self._item_attrs(self, self.item_kind(md), job.path, md, dm,
                                  self.opts.times and dm.mtime_ns != md.mtime_ns,
                                  mode_differs, changed)
             if not self.opts.dry_run and (self._group_of(job) is not None or mode_differs
@@ -1524,7 +1531,7 @@ class Engine:
                 self.finish(job)
             return
         if self.itemize is not None:
-            self._item_made(self, self._special_kind(md), job.path, md, dm)
+            self._item_made(self, self.item_kind(md), job.path, md, dm)
         if self.opts.dry_run:
             self._group_first_done(job, -1)
             self.finish(job)

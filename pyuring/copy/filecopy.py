@@ -973,9 +973,8 @@ def _item_link(eng: Engine, job: Job, group: HardlinkGroup) -> None:
     if eng.itemize is None:
         return
     md = job.meta
-    kind = md.mode & 0o170000 if md is not None else 0o100000
-    letter = {0o100000: b"f", 0o120000: b"L", 0o020000: b"D", 0o060000: b"D"}.get(kind, b"S")
-    eng.item(b"h" + letter + (b"+++++++++ " if job.dmeta is None else b" " * 10),
+    assert md is not None
+    eng.item(b"h" + eng.item_kind(md) + (b"+++++++++ " if job.dmeta is None else b" " * 10),
              job.path + b" => " + group.first)
 
 
