@@ -15,33 +15,63 @@ Ring there raises :class:`UringUnavailable`.
 
 from __future__ import annotations
 
-from ._core import Completion, RingStats
-from ._mem import Buffer
-from .dirfd import DirectoryFd, DirEntry, InvalidName
-from .errors import OpcodeUnsupported, RingForkedError, UringError, UringUnavailable
-from .metadata import Metadata
-from .probe import Probe, probe
+import sys as _sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, List
+    from typing import Any, Dict, List
 
+    from ._core import Completion, RingStats
+    from ._mem import Buffer
+    from .dirfd import DirectoryFd, DirEntry, InvalidName
+    from .errors import OpcodeUnsupported, RingForkedError, UringError, UringUnavailable
+    from .metadata import Metadata
+    from .probe import Probe, probe
     from .ring import BufferRing, Ring
+
+#: where each public name lives.  They are imported on first use (PEP 562):
+#: ``python -m pyuring.copy`` loads this package before the command line's
+#: own code runs, and a Ctrl-C during imports made here would end it with
+#: Python's traceback; the copy imports what it needs under its own handler.
+#: A copy also never needs Ring's prep_* method of every opcode (ops.py).
+_LAZY = {
+    "Completion": "_core", "RingStats": "_core", "Buffer": "_mem",
+    "DirectoryFd": "dirfd", "DirEntry": "dirfd", "InvalidName": "dirfd",
+    "OpcodeUnsupported": "errors", "RingForkedError": "errors", "UringError": "errors",
+    "UringUnavailable": "errors", "Metadata": "metadata", "Probe": "probe",
+    "probe": "probe", "BufferRing": "ring", "Ring": "ring",
+}
+
+
+def _lazy(package: str, table: Dict[str, str], namespace: Dict[str, Any], name: str) -> Any:
+    """A package's module ``__getattr__``: ``name`` from the submodule ``table``
+    says, kept in the package's ``namespace`` (later lookups do not come here)."""
+    where = table.get(name)
+    if where is None:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    value = getattr(__import__(f"{package}.{where}", fromlist=[name]), name)
+    namespace[name] = value
+    return value
 
 
 def __getattr__(name: str) -> Any:
-    # Ring and BufferRing are imported on first use (PEP 562): a copy writes its
-    # SQEs itself and never needs Ring's prep_* method of every opcode (ops.py,
-    # ~0.6 ms of each ``python -m pyuring.copy``, which loads this package).
-    if name in ("Ring", "BufferRing"):
-        from . import ring
-
-        return getattr(ring, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _lazy(__name__, _LAZY, globals(), name)
 
 
 def __dir__() -> List[str]:
-    return sorted([*globals(), "BufferRing", "Ring"])  # (help() and completion ask dir())
+    return sorted({*globals(), *_LAZY})  # (help() and completion ask dir())
+
+
+class _Package(type(_sys)):  # type: ignore[misc]
+    """The first import of the submodule ``pyuring.probe`` sets this package's
+    attribute ``probe`` to that module; the name is the function's."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "probe" or not isinstance(value, type(_sys)):
+            super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 __version__ = "0.1.0"

@@ -98,3 +98,36 @@ def test_a_programs_own_sigint_handler_is_left_alone(tmp_path: Path) -> None:
     out = _child(src, dst, "sync", "own")
     assert out[0] == "FINISHED 1", out
     assert len([p for p in dst.rglob("*") if p.is_file()]) == 900
+
+
+# A signal while ``python -m pyuring.copy`` is still importing the engine: a
+# meta-path finder sends it when the import of a given module begins, before
+# the command line's own handlers exist.
+_START = r"""
+import os, runpy, signal, sys
+sig, module = getattr(signal, sys.argv[1]), sys.argv[2]
+
+class Finder:
+    def find_spec(self, name, path=None, target=None):
+        if name == module:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), sig)
+        return None
+
+sys.meta_path.insert(0, Finder())
+sys.argv = ["pyuring-copy", "-a", sys.argv[3], sys.argv[4]]
+runpy.run_module("pyuring.copy", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("module", ["pyuring.copy.api", "pyuring.copy.engine", "pyuring.copy.cli"])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_during_start_up_is_exit_20_without_traceback(tmp_path: Path, sig: str,
+                                                                module: str) -> None:
+    (tmp_path / "src").mkdir()
+    write(tmp_path / "src" / "f", b"data")
+    p = subprocess.run([sys.executable, "-c", _START, sig, module, str(tmp_path / "src"),
+                        str(tmp_path / "dst")],
+                       env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stderr) == (20, "pyuring-copy: interrupted\n")
+    assert not (tmp_path / "dst").exists()  # (nothing begun)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _signal
 import os
 import sys
 
@@ -19,9 +20,18 @@ def run() -> NoReturn:
     5,000 files: a quarter of the interpreter's own start-up.  Only buffered
     output needs flushing first.
     """
+    # Until the command line sets its own handlers, SIGTERM and SIGHUP end
+    # the start as Ctrl-C does: exit 20 with a line, as they do later
+    for sig in (_signal.SIGTERM, _signal.SIGHUP):
+        if _signal.getsignal(sig) == _signal.SIG_DFL:
+            _signal.signal(sig, _signal.default_int_handler)
     try:
         from .cli import EXIT_OUTPUT, main
-    except KeyboardInterrupt:  # (Ctrl-C while starting: nothing begun, nothing to undo)
+    except KeyboardInterrupt:  # (while starting: nothing begun, nothing to undo)
+        try:
+            os.write(2, b"pyuring-copy: interrupted\n")
+        except OSError:
+            pass
         os._exit(20)
     code = main()
     for stream in (sys.stdout, sys.stderr):
