@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import _signal
 import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 
 def run() -> NoReturn:
@@ -22,9 +21,13 @@ def run() -> NoReturn:
     """
     # Until the command line sets its own handlers, SIGTERM and SIGHUP end
     # the start as Ctrl-C does: exit 20 with a line, as they do later
-    for sig in (_signal.SIGTERM, _signal.SIGHUP):
-        if _signal.getsignal(sig) == _signal.SIG_DFL:
-            _signal.signal(sig, _signal.default_int_handler)
+    try:
+        sigs: Any = __import__("_signal")  # (as in api.py: not the enum-making module)
+    except ImportError:  # pragma: no cover - not CPython
+        import signal as sigs
+    for sig in (sigs.SIGTERM, sigs.SIGHUP):
+        if sigs.getsignal(sig) == sigs.SIG_DFL:
+            sigs.signal(sig, sigs.default_int_handler)
     try:
         from .cli import EXIT_OUTPUT, main
     except KeyboardInterrupt:  # (while starting: nothing begun, nothing to undo)
