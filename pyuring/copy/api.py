@@ -364,9 +364,11 @@ class Copier:
         except FileNotFoundError:
             dst_st = None
         except OSError as exc:
+            # (3 where a path component is a file, as rsync: "errors selecting
+            # input/output files, dirs"; 11 for a failure to read it)
             raise CopyError(f"cannot stat destination {_q(dst)}: "
                             f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})",
-                            11) from None
+                            3 if exc.errno == errno.ENOTDIR else 11) from None
         many = len(srcs) > 1
         # (a symlink SRC without a slash is copied as the link, as rsync and cp
         # do: judged by lstat, it may take DST as its new name)
@@ -374,7 +376,7 @@ class Copier:
             not _lstat_is_dir(roots[0].src) and not dst.endswith(b"/")
         if dst_st is not None and not stat.S_ISDIR(dst_st.st_mode):
             if not single_file:
-                raise CopyError(f"destination {_q(dst)} exists and is not a directory", 11)
+                raise CopyError(f"destination {_q(dst)} exists and is not a directory", 3)
         dest_is_dir = dst_st is not None and stat.S_ISDIR(dst_st.st_mode)
         if single_file and not dest_is_dir:
             _check_nesting(roots, dst, False)

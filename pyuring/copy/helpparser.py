@@ -32,6 +32,7 @@ EPILOG = """\
 exit status (as rsync):
   0   success
   1   syntax or usage error
+  3   DST cannot take the sources (a file where a directory is needed)
   11  error in file I/O (e.g. no space left on the destination)
   13  the copy went on, but its output could not be written (-v, --stats,
       --json into a full disk, a closed pipe, a closed stdout)
