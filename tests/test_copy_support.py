@@ -347,13 +347,15 @@ def acl_blob(mode: int, users: Sequence[Tuple[int, int]] = (),
 # --------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def mounted(fstype: str, where: Path, options: str = "",
-            bind: Optional[Path] = None) -> Iterator[Path]:
-    """Mount a fresh ``fstype`` (tmpfs, ramfs) at ``where`` -- or, with ``bind``,
-    that directory once more there; skip if that is impossible."""
+            bind: Optional[Path] = None, source: Optional[Path] = None) -> Iterator[Path]:
+    """Mount a fresh ``fstype`` (tmpfs, ramfs; or what ``source`` holds) at
+    ``where`` -- or, with ``bind``, that directory once more there; skip if
+    that is impossible."""
     if not IS_ROOT or shutil.which("mount") is None:
         pytest.skip(f"mounting a {fstype} needs root and mount(8)")
     where.mkdir(parents=True, exist_ok=True)
-    cmd = ["mount", "-t", fstype] + (["-o", options] if options else []) + [fstype, str(where)]
+    cmd = ["mount", "-t", fstype] + (["-o", options] if options else []) + \
+        [str(source) if source is not None else fstype, str(where)]
     if bind is not None:
         cmd = ["mount", "--bind", str(bind), str(where)]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -368,6 +370,29 @@ def mounted(fstype: str, where: Path, options: str = "",
             time.sleep(0.1)  # a child that was just killed may still hold it
         else:
             subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@contextlib.contextmanager
+def loop_fs(tmp_path: Path, fstype: str, size: str = "320M") -> Iterator[Path]:
+    """A fresh ``fstype`` (mkfs.<fstype>) in a sparse image file, loop-mounted
+    under tmp_path; skip where mkfs, mount or the module are missing."""
+    mkfs = shutil.which(f"mkfs.{fstype}")
+    if mkfs is None:
+        pytest.skip(f"mkfs.{fstype} is not installed")
+    image = tmp_path / f"{fstype}.img"
+    with open(image, "wb") as f:
+        f.truncate(_size_bytes(size))
+    r = subprocess.run([mkfs, "-q", str(image)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"mkfs.{fstype} failed: {r.stderr.strip()}")
+    with mounted(fstype, tmp_path / f"{fstype}-mnt", "loop", source=image) as where:
+        yield where
+    image.unlink()
+
+
+def _size_bytes(size: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(size[:-1]) * units[size[-1].upper()] if size[-1].isalpha() else int(size)
 
 
 @contextlib.contextmanager

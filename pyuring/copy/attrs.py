@@ -572,9 +572,12 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
             count["fremovexattr"] += 1
             os.removexattr(dst, name)
         except OSError as exc:
-            xattr_error(eng, path, exc)
-            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-                continue
+            # (ENODATA: gone already -- with another name that was the same
+            # data, as a file system's alias of an ACL)
+            if exc.errno != errno.ENODATA:
+                xattr_error(eng, path, exc)
+                if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                    continue
         if changed is not None:
             changed.append(name)
     for name, value in change:
@@ -605,7 +608,7 @@ def _xattr_diff(eng: Engine, src: int, dst: int, names: List[str]
     keep: Callable[[str], bool] = eng._xattr_names
     count["flistxattr"] += 1
     have = {n for n in os.listxattr(dst) if keep(n)}
-    drop = [n for n in have if n not in names]
+    drop = sorted(n for n in have if n not in names)  # (the same order every run)
     change = []
     for name in names:
         count["fgetxattr"] += 1
@@ -723,7 +726,11 @@ def copy_xattrs_by_name(eng: Engine, job: Job, replace: bool = False,
                         changed.append(os.fsdecode(name))
                     if not dry:
                         count["removexattrat"] += 1
-                        _syscall.removexattrat(d.dst_fd, job.dst_name, nofollow, name)
+                        try:
+                            _syscall.removexattrat(d.dst_fd, job.dst_name, nofollow, name)
+                        except OSError as exc:
+                            if exc.errno != errno.ENODATA:  # (gone already: as above)
+                                raise
         for name in names:
             count["getxattrat"] += 1
             value = reader.value(d.src_fd, job.name, name)

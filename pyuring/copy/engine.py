@@ -52,6 +52,14 @@ if TYPE_CHECKING:
 O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _DIRENT_BUF = 32 * 1024
 _QUICK = QUICK_FIELDS.unpack_from
+#: Names that are not the file's own data, left out as coreutils' libattr
+#: leaves them out (its /etc/xattr.conf "skip" list): XFS shows root its ACLs
+#: and capabilities a second time as trusted.SGI_* -- copied, or removed as
+#: extras on a re-run, they would change or delete the ACL itself --, EVM's
+#: value only the kernel may write, AFS's metadata.
+_XATTR_SKIP = frozenset(("trusted.SGI_ACL_DEFAULT", "trusted.SGI_ACL_FILE",
+                         "trusted.SGI_CAP_FILE", "trusted.SGI_MAC_FILE", "security.evm"))
+_XATTR_SKIP_PREFIXES = ("trusted.SGI_DMI_", "xfsroot.", "afs.")
 #: entries probed with one Executor.statx_many (two SQEs each)
 _PROBE_BATCH = 32
 _from_statx = Metadata.from_statx
@@ -431,9 +439,12 @@ class Engine:
         user_only = not self.is_root
 
         def keep(name: str) -> bool:
+            if name.startswith("user."):
+                return x
             if name.startswith("system.posix_acl_"):
                 return acl
-            if name.startswith("system.") or (user_only and not name.startswith("user.")):
+            if name.startswith("system.") or user_only or name in _XATTR_SKIP \
+                    or name.startswith(_XATTR_SKIP_PREFIXES):
                 return False
             return x
 
