@@ -25,6 +25,7 @@ from .test_copy_support import (
     build_mixed_tree,
     copy_api,
     fix_times,
+    one_file_tree,
     run_cli,
     set_times,
     tmp_names,
@@ -182,11 +183,7 @@ def test_permission_change_applied_without_copying(tmp_path: Path, backend: str)
 
 
 def test_xattr_change_applied_on_rerun(tmp_path: Path, backend: str) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    write(src / "f", b"f")
-    os.setxattr(src / "f", "user.old", b"1")
-    fix_times(src)
+    src = one_file_tree(tmp_path / "src", b"f", user_old=b"1")
     dst = tmp_path / "dst"
     _first_copy(src, dst, backend)
     os.setxattr(src / "f", "user.new", b"2")

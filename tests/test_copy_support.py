@@ -329,6 +329,17 @@ ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 1, 2, 4,
 _ACL_UNDEFINED = 0xFFFFFFFF
 
 
+def one_file_tree(src: Path, data: bytes, **xattrs: bytes) -> Path:
+    """``src``/f holding ``data`` with the given xattrs (``user_k=...`` is
+    ``user.k``), times fixed; returns ``src``."""
+    src.mkdir()
+    write(src / "f", data)
+    for key, value in xattrs.items():
+        os.setxattr(src / "f", key.replace("_", ".", 1), value)
+    fix_times(src)
+    return src
+
+
 def acl_blob(mode: int, users: Sequence[Tuple[int, int]] = (),
              groups: Sequence[Tuple[int, int]] = ()) -> bytes:
     """An ACL: owner/group/other from ``mode``, plus named (id, perm) entries."""

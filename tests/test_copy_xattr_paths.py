@@ -32,6 +32,7 @@ from .test_copy_support import (
     fix_times,
     loop_fs,
     mounted,
+    one_file_tree,
     run_cli,
     write,
 )
@@ -564,12 +565,8 @@ def test_names_coreutils_skips_are_neither_copied_nor_removed(tmp_path: Path,
     removed on a re-run as a name the source lacks, they change or delete the
     ACL itself.  They are left alone (libattr's /etc/xattr.conf list), here
     checked as plain trusted.* names on this file system."""
-    src = tmp_path / "src"
-    src.mkdir()
-    write(src / "f", b"data")
-    os.setxattr(src / "f", "trusted.SGI_ACL_FILE", b"src alias")
-    os.setxattr(src / "f", "trusted.kept", b"1")
-    fix_times(src)
+    src = one_file_tree(tmp_path / "src", b"data", trusted_SGI_ACL_FILE=b"src alias",
+                        trusted_kept=b"1")
     stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True, acls=True)
     assert stats.exit_code == 0, msgs
     assert sorted(os.listxattr(tmp_path / "dst" / "f")) == ["trusted.kept"]
@@ -587,11 +584,7 @@ def test_a_name_gone_when_it_is_removed_is_no_error(tmp_path: Path, backend: str
     """Removing one name of a destination can take another with it (a file
     system's alias of the same data): its own removal then finds ENODATA,
     which is what was wanted, not an error."""
-    src = tmp_path / "src"
-    src.mkdir()
-    write(src / "f", b"data")
-    os.setxattr(src / "f", "user.keep", b"1")
-    fix_times(src)
+    src = one_file_tree(tmp_path / "src", b"data", user_keep=b"1")
     dst = tmp_path / "dst"
     copy_api(src, dst, backend=backend, xattrs=True)
     for name in ("user.a", "user.b"):
