@@ -887,6 +887,7 @@ class SyncExecutor(Executor):
         self._statx_buf: Any = None
         self.has_openat2 = True
         self.ops: Dict[str, int] = collections.defaultdict(int)
+        self._stopped = False
 
     def chain(self, callback: Callback) -> int:
         cid = self._next_chain
@@ -907,8 +908,11 @@ class SyncExecutor(Executor):
         return n
 
     def stop(self) -> None:
-        # an open blocked on a FIFO (say) returns EINTR on the next signal
+        # an open blocked on a FIFO (say) returns EINTR on the next signal, and
+        # the opens of existing files queued after it are not made at all
+        # (each could block the same way: one signal would end only one)
         _syscall.eintr_hook = lambda: True
+        self._stopped = True
 
     def close(self) -> None:
         _syscall.eintr_hook = None
@@ -991,6 +995,9 @@ class SyncExecutor(Executor):
     def openat2(self, cid: int, idx: int, dfd: int, name: bytes, oflags: int, mode: int,
                 resolve: int, flags: int = 0, slot: int = -1) -> None:
         if self._cancelled(cid, idx, flags):
+            return
+        if self._stopped and not _creates(oflags):
+            self._complete(cid, idx, flags, -errno.EINTR)
             return
         self.ops["openat2"] += 1
         if not _creates(oflags):

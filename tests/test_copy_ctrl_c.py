@@ -9,8 +9,10 @@ itself at a set wait of its engine, so the copy is always mid-way.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import List
 
@@ -131,3 +133,53 @@ def test_a_signal_during_start_up_is_exit_20_without_traceback(tmp_path: Path, s
                        env=cli_env(), capture_output=True, text=True, timeout=60)
     assert (p.returncode, p.stderr) == (20, "pyuring-copy: interrupted\n")
     assert not (tmp_path / "dst").exists()  # (nothing begun)
+
+
+_FIFOS = r"""
+import os, sys
+from pyuring.copy import filecopy
+src, dst = sys.argv[1:3]
+real = filecopy.start_file
+started = set()
+
+def start_file(eng, job):
+    started.add(job.name)
+    if len(started) == 20:  # every file not started yet becomes a FIFO nobody writes
+        for n in os.listdir(src):
+            if n.encode() not in started:
+                os.unlink(os.path.join(src, n))
+                os.mkfifo(os.path.join(src, n))
+        os.write(1, b"swapped\n")
+    return real(eng, job)
+
+filecopy.start_file = start_file
+sys.argv = ["pyuring-copy", "-a", "--backend", "sync", src + "/", dst]
+from pyuring.copy.__main__ import run
+run()
+"""
+
+
+def test_sync_ctrl_c_ends_opens_blocked_on_fifos(tmp_path: Path) -> None:
+    """Source files swapped for FIFOs after their statx: each open blocks.  One
+    SIGINT ends the copy (exit 20): the sync backend makes no further source
+    open once stopping.  Before, each signal ended one open and the next
+    queued file blocked again, so only SIGKILL ended it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(200):
+        write(src / f"f{i:03d}", b"x" * 100)
+    p = subprocess.Popen([sys.executable, "-c", _FIFOS, str(src), str(tmp_path / "dst")],
+                         env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline() == b"swapped\n"
+        time.sleep(0.5)  # (blocked in an open by now)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 20, p.stderr.read() if p.stderr else b""
+    for f in (tmp_path / "dst").iterdir():
+        assert f.read_bytes() == b"x" * 100  # (only whole files)
