@@ -1006,3 +1006,27 @@ def test_only_the_copy_asks_for_its_operations(tmp_path: Path,
     with DirectoryFd.open(tmp_path, backend="uring") as d:
         assert d.backend == "uring"
         assert d.statx(b"f").size == 1
+
+
+def test_a_source_directory_removed_before_its_listing_has_vanished(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opened, then removed before getdents64 (which answers ENOENT): rsync's
+    "directory has vanished" and exit 24.  Before, exit 23 and a message
+    without the directory's name."""
+    from pyuring.copy import engine
+
+    src = tmp_path / "src"
+    (src / "gone").mkdir(parents=True)
+    write(src / "f", b"kept")
+    real = engine.Engine.list_src
+
+    def list_src(self: engine.Engine, d: engine.DirTask, fd: int) -> Any:
+        if d.rel == b"gone":
+            os.rmdir(src / "gone")
+        return real(self, d, fd)
+
+    monkeypatch.setattr(engine.Engine, "list_src", list_src)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+    assert (stats.exit_code, stats.vanished, stats.errors) == (24, 1, 0), msgs
+    assert msgs == ['directory has vanished: "gone"']
+    assert (tmp_path / "dst" / "f").read_bytes() == b"kept"

@@ -908,13 +908,7 @@ class Engine:
     def _on_src_dir(self, job: Job, res: int) -> None:
         if res < 0:
             job.src_fd = -2
-            if -res == errno.ENOENT:
-                self.stats.vanished += 1
-                self.report(f'directory has vanished: "{show(job.path)}"')
-            else:
-                self.stats.errors += 1
-                self.report(f'cannot open directory "{show(job.path)}": '
-                            f"{_errtext(-res)}")
+            self._dir_failed(job.path, -res, "open directory")
         else:
             job.src_fd = res
             # (reached for a directory that was statx'd by name: no d_type, a
@@ -997,7 +991,7 @@ class Engine:
             # (mkdir in a directory with a default ACL inherits it)
             child.acl_inherit = parent.acl_inherit
         self._item_dir_first(child)
-        child.entries = self.list_src(child.src_fd)
+        child.entries = self.list_src(child, child.src_fd)
         # the job is over as an entry; the directory stays pending in its parent
         job.parent.pending += 1
         self.finish(job)
@@ -1036,7 +1030,7 @@ class Engine:
 
     def _list_dst(self, d: DirTask) -> None:
         names: Set[bytes] = set()
-        for data, n in self._read_dirents(d.dst_fd):
+        for data, n in self._read_dirents(d, d.dst_fd):
             got = dirent_names(data, n)
             if _TMP_MARK in data:
                 for name in got:
@@ -1052,13 +1046,15 @@ class Engine:
         names.discard(b"..")
         d.dst_names = names
 
-    def list_src(self, fd: int) -> Iterator[DirEntry]:
-        for data, n in self._read_dirents(fd):
+    def list_src(self, d: DirTask, fd: int) -> Iterator[DirEntry]:
+        for data, n in self._read_dirents(d, fd, True):
             yield from parse_dirents(data, n)
 
-    def _read_dirents(self, fd: int) -> Iterator[Tuple[bytes, int]]:
+    def _read_dirents(self, d: DirTask, fd: int, source: bool = False
+                      ) -> Iterator[Tuple[bytes, int]]:
         """The directory's getdents64 answers, one buffer's worth at a time; a
-        failure is reported and ends the listing."""
+        failure is reported and ends the listing.  A source directory removed
+        since it was opened (ENOENT) has vanished, as rsync counts it (exit 24)."""
         buf = bytearray(_DIRENT_BUF)
         anchor = _syscall.ctypes.c_char.from_buffer(buf)
         addr = _syscall.ctypes.addressof(anchor)
@@ -1067,12 +1063,22 @@ class Engine:
             try:
                 n = ex.getdents(fd, _syscall.void_p(addr), _DIRENT_BUF)
             except OSError as exc:
-                self.stats.errors += 1
-                self.report(f"cannot read directory: {_errtext(exc.errno or errno.EIO)}")
+                self._dir_failed(d.rel or b".", exc.errno or errno.EIO,
+                                 "read directory" if source else "read destination directory")
                 return
             if n <= 0:
                 return
             yield bytes(buf[:n]), n
+
+    def _dir_failed(self, path: bytes, err: int, what: str) -> None:
+        """A source directory gone (ENOENT) has vanished, as rsync counts it
+        (exit 24); anything else is an error."""
+        if err == errno.ENOENT and "destination" not in what:
+            self.stats.vanished += 1
+            self.report(f'directory has vanished: "{show(path)}"')
+        else:
+            self.stats.errors += 1
+            self.report(f'cannot {what} "{show(path)}": {_errtext(err)}')
 
     def maybe_finish_dir(self, d: DirTask) -> None:
         while d.pending == 0 and d.listing_done:
