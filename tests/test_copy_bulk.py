@@ -74,8 +74,8 @@ def _big_first(monkeypatch: pytest.MonkeyPatch) -> None:
     """List every source directory with its entry ``big`` first."""
     real = engine.Engine.list_src
 
-    def list_src(self: engine.Engine, d: engine.DirTask, fd: int) -> Iterator[Any]:
-        return iter(sorted(real(self, d, fd), key=lambda e: e.name != b"big"))
+    def list_src(self: engine.Engine, d: engine.DirTask) -> Iterator[Any]:
+        return iter(sorted(real(self, d), key=lambda e: e.name != b"big"))
 
     monkeypatch.setattr(engine.Engine, "list_src", list_src)
 

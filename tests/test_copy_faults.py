@@ -1020,10 +1020,10 @@ def test_a_source_directory_removed_before_its_listing_has_vanished(
     write(src / "f", b"kept")
     real = engine.Engine.list_src
 
-    def list_src(self: engine.Engine, d: engine.DirTask, fd: int) -> Any:
+    def list_src(self: engine.Engine, d: engine.DirTask) -> Any:
         if d.rel == b"gone":
             os.rmdir(src / "gone")
-        return real(self, d, fd)
+        return real(self, d)
 
     monkeypatch.setattr(engine.Engine, "list_src", list_src)
     stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)

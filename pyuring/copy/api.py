@@ -515,7 +515,7 @@ class Copier:
                 eng.item(b"cd+++++++++ ", b"./")  # (rsync -i's line of a new DST)
             if not fresh and dst_fd >= 0:  # (-1: a dry run into a new destination)
                 eng._list_dst(task)
-            task.entries = eng.list_src(task, src_fd)
+            task.entries = eng.list_src(task)
             task.owns_fds = False
             try:
                 self._run_task(eng, task)

@@ -908,7 +908,7 @@ class Engine:
     def _on_src_dir(self, job: Job, res: int) -> None:
         if res < 0:
             job.src_fd = -2
-            self._dir_failed(job.path, -res, "open directory")
+            self._dir_failed(job.path, -res, "open directory", True)
         else:
             job.src_fd = res
             # (reached for a directory that was statx'd by name: no d_type, a
@@ -991,7 +991,7 @@ class Engine:
             # (mkdir in a directory with a default ACL inherits it)
             child.acl_inherit = parent.acl_inherit
         self._item_dir_first(child)
-        child.entries = self.list_src(child, child.src_fd)
+        child.entries = self.list_src(child)
         # the job is over as an entry; the directory stays pending in its parent
         job.parent.pending += 1
         self.finish(job)
@@ -1030,7 +1030,7 @@ class Engine:
 
     def _list_dst(self, d: DirTask) -> None:
         names: Set[bytes] = set()
-        for data, n in self._read_dirents(d, d.dst_fd):
+        for data, n in self._read_dirents(d, False):
             got = dirent_names(data, n)
             if _TMP_MARK in data:
                 for name in got:
@@ -1046,15 +1046,14 @@ class Engine:
         names.discard(b"..")
         d.dst_names = names
 
-    def list_src(self, d: DirTask, fd: int) -> Iterator[DirEntry]:
-        for data, n in self._read_dirents(d, fd, True):
+    def list_src(self, d: DirTask) -> Iterator[DirEntry]:
+        for data, n in self._read_dirents(d, True):
             yield from parse_dirents(data, n)
 
-    def _read_dirents(self, d: DirTask, fd: int, source: bool = False
-                      ) -> Iterator[Tuple[bytes, int]]:
-        """The directory's getdents64 answers, one buffer's worth at a time; a
-        failure is reported and ends the listing.  A source directory removed
-        since it was opened (ENOENT) has vanished, as rsync counts it (exit 24)."""
+    def _read_dirents(self, d: DirTask, source: bool) -> Iterator[Tuple[bytes, int]]:
+        """The getdents64 answers of d's source or destination directory, one
+        buffer's worth at a time; a failure is reported and ends the listing."""
+        fd = d.src_fd if source else d.dst_fd
         buf = bytearray(_DIRENT_BUF)
         anchor = _syscall.ctypes.c_char.from_buffer(buf)
         addr = _syscall.ctypes.addressof(anchor)
@@ -1064,16 +1063,18 @@ class Engine:
                 n = ex.getdents(fd, _syscall.void_p(addr), _DIRENT_BUF)
             except OSError as exc:
                 self._dir_failed(d.rel or b".", exc.errno or errno.EIO,
-                                 "read directory" if source else "read destination directory")
+                                 "read directory" if source else "read destination directory",
+                                 source)
                 return
             if n <= 0:
                 return
             yield bytes(buf[:n]), n
 
-    def _dir_failed(self, path: bytes, err: int, what: str) -> None:
-        """A source directory gone (ENOENT) has vanished, as rsync counts it
-        (exit 24); anything else is an error."""
-        if err == errno.ENOENT and "destination" not in what:
+    def _dir_failed(self, path: bytes, err: int, what: str, source: bool) -> None:
+        """A source directory gone (ENOENT: removed since it was listed, or
+        since it was opened) has vanished, as rsync counts it (exit 24);
+        anything else is an error."""
+        if err == errno.ENOENT and source:
             self.stats.vanished += 1
             self.report(f'directory has vanished: "{show(path)}"')
         else:
