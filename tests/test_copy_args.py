@@ -56,8 +56,8 @@ ordinary_word = st.one_of(
     st.lists(st.sampled_from(SHORT), min_size=1, max_size=4).map(
         lambda fs: "-" + "".join(f[1] for f in fs)),
     st.sampled_from(VALUED).flatmap(lambda o: st.sampled_from(
-        [f"{o.flags[0]}={c}" for c in o.choices] if o.kind == "choice"
-        else [f"{o.flags[0]}={n}" for n in ("0", "1", "64", "4096")])),
+        [f"{o.flags[-1]}={c}" for c in o.choices] if o.kind == "choice"
+        else [f"{o.flags[-1]}={n}" for n in ("0", "1", "64", "4096")])),
     path_names.filter(lambda p: not p.startswith("-")),
 )
 

@@ -384,16 +384,18 @@ def mounted(fstype: str, where: Path, options: str = "",
 
 
 @contextlib.contextmanager
-def loop_fs(tmp_path: Path, fstype: str, size: str = "320M") -> Iterator[Path]:
-    """A fresh ``fstype`` (mkfs.<fstype>) in a sparse image file, loop-mounted
-    under tmp_path; skip where mkfs, mount or the module are missing."""
+def loop_fs(tmp_path: Path, fstype: str, size: str = "320M",
+            mkfs_args: Sequence[str] = ()) -> Iterator[Path]:
+    """A fresh ``fstype`` (mkfs.<fstype> with ``mkfs_args``) in a sparse image
+    file, loop-mounted under tmp_path; skip where mkfs, mount or the module
+    are missing."""
     mkfs = shutil.which(f"mkfs.{fstype}")
     if mkfs is None:
         pytest.skip(f"mkfs.{fstype} is not installed")
     image = tmp_path / f"{fstype}.img"
     with open(image, "wb") as f:
         f.truncate(_size_bytes(size))
-    r = subprocess.run([mkfs, "-q", str(image)], capture_output=True, text=True)
+    r = subprocess.run([mkfs, "-q", *mkfs_args, str(image)], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"mkfs.{fstype} failed: {r.stderr.strip()}")
     with mounted(fstype, tmp_path / f"{fstype}-mnt", "loop", source=image) as where:

@@ -105,6 +105,10 @@ OPTIONS: Tuple[Opt, ...] = (
     Opt(("-n", "--dry-run"), "dry_run", "flag", BEHAVIOUR, "show what would be done"),
     Opt(("-I", "--ignore-times"), "ignore_times", "flag", BEHAVIOUR,
         "copy every file, not only those whose size or mtime differ"),
+    Opt(("-@", "--modify-window"), "modify_window", "value", BEHAVIOUR,
+        "mtimes at most NUM seconds apart are the same (1 for FAT); default -1: the same "
+        "nanosecond, or the source's time cut to the destination file system's precision",
+        default=-1, convert=number, metavar="NUM"),
     Opt(("--fsync",), "fsync", "flag", BEHAVIOUR, "fsync each file before publishing it"),
     Opt(("-v", "--verbose"), "verbose", "count", OUTPUT,
         "one itemized line per change (rsync -i style)", default=0),

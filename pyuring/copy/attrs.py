@@ -184,7 +184,8 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
             ex.fchmod(fd, want_mode)
         d.dst_mode_now = -1
         # mtime decides: our own getdents of the destination may move its atime
-        if opts.times and (have is None or d.touched or have.mtime_ns != md.mtime_ns):
+        if opts.times and (have is None or d.touched
+                           or not opts.same_mtime(md.mtime_ns, have.mtime_ns)):
             ex.futimens(fd, md.atime_ns, md.mtime_ns)
     except OSError as exc:
         eng.stats.errors += 1
@@ -202,7 +203,7 @@ def item_dir(eng: Engine, d: DirTask, md: Metadata, have: Metadata) -> None:
             _xattrs_would_change(eng, d.src_fd, d.dst_fd, names)
         except OSError:
             pass  # (apply_dir_meta reports it)
-    t = eng.opts.times and have.mtime_ns != md.mtime_ns
+    t = eng.opts.times_differ(md.mtime_ns, have.mtime_ns)
     p = final_mode(eng, md, have) != have.mode & 0o7777
     item_attrs(eng, b"d", (d.rel or b".") + b"/", md, have, t, p, names)
 
@@ -248,7 +249,7 @@ def item_made(eng: Engine, kind: bytes, path: bytes, md: Metadata,
     opts = eng.opts
     p = kind != b"L" and opts.perms and md.mode & 0o7777 != dm.mode & 0o7777
     eng.item(b"c" + kind + b"c."
-             + _tpog(eng, md, dm, opts.times and md.mtime_ns != dm.mtime_ns, p)
+             + _tpog(eng, md, dm, opts.times_differ(md.mtime_ns, dm.mtime_ns), p)
              + b"... ", path)
 
 
@@ -269,7 +270,8 @@ def item_sent(eng: Engine, job: Job) -> None:
         xnames = _xattrs_differ_by_name(eng, job) if eng.copies_xattrs else []
     eng.item(b">f."
              + (b"s" if md.size != dm.size else b".")
-             + ((b"t" if md.mtime_ns != dm.mtime_ns else b".") if opts.times else b"T")
+             + ((b"." if opts.same_mtime(md.mtime_ns, dm.mtime_ns) else b"t") if opts.times
+                else b"T")
              + (b"p" if opts.perms and md.mode & 0o7777 != dm.mode & 0o7777 else b".")
              + (b"o" if uid >= 0 and uid != dm.uid else b".")
              + (b"g" if gid >= 0 and gid != dm.gid else b".") + b"."

@@ -68,6 +68,7 @@ def options_from(ns: Any) -> Options:
     opts.small_file_max = ns.small_file_max
     opts.copy_threads = ns.copy_threads
     opts.io_workers = ns.io_workers
+    opts.modify_window = ns.modify_window
     return opts
 
 

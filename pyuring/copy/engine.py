@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _DIRENT_BUF = 32 * 1024
 _QUICK = QUICK_FIELDS.unpack_from
+_SECOND = 1_000_000_000
 #: Names that are not the file's own data, left out as coreutils' libattr
 #: leaves them out (its /etc/xattr.conf "skip" list): XFS shows root its ACLs
 #: and capabilities a second time as trusted.SGI_* -- copied, or removed as
@@ -306,7 +307,8 @@ def _unchanged(eng: Engine, mem: Any, off: int, dmem: Any, doff: int) -> int:
     general way (dispatch) decides -- reaching the same verdict on these."""
     a = _QUICK(mem, off)
     b = _QUICK(dmem, doff)
-    if a[2:] == b[2:] and a[3] & 0o170000 == 0o100000 \
+    if (a[2:] == b[2:] or (a[2:5] == b[2:5] and eng.opts.same_mtime(
+            a[5] * _SECOND + a[6], b[5] * _SECOND + b[6]))) and a[3] & 0o170000 == 0o100000 \
             and a[0] & QUICK_MASK == QUICK_MASK and b[0] & QUICK_MASK == QUICK_MASK \
             and (a[1] == 1 or not eng.opts.hard_links):
         return int(a[4])
@@ -1354,7 +1356,7 @@ class Engine:
                     self._copy_xattrs_by_name(self, job, True, changed, self.opts.dry_run)
                 if self.itemize is not None:
                     self._item_attrs(self, b"L", job.path + b" -> " + target, md, dm,
-                                     self.opts.times and dm.mtime_ns != md.mtime_ns, False,
+                                     self.opts.times_differ(md.mtime_ns, dm.mtime_ns), False,
                                      changed)
                 if self.opts.dry_run:  # (nothing is changed in a dry run, not even times)
                     self._group_first_done(job, -1)
@@ -1386,7 +1388,7 @@ class Engine:
         md, dm = job.meta, job.dmeta
         assert md is not None and dm is not None
         o = self.opts
-        if o.times and dm.mtime_ns != md.mtime_ns:
+        if o.times_differ(md.mtime_ns, dm.mtime_ns):
             return True
         uid, gid = self.owner_target(md)
         return (uid >= 0 and uid != dm.uid) or (gid >= 0 and gid != dm.gid)
@@ -1539,7 +1541,7 @@ class Engine:
                 self._copy_xattrs_by_name(self, job, True, changed, self.opts.dry_run)
             if self.itemize is not None:
                 self._item_attrs(self, self.item_kind(md), job.path, md, dm,
-                                 self.opts.times and dm.mtime_ns != md.mtime_ns,
+                                 self.opts.times_differ(md.mtime_ns, dm.mtime_ns),
                                  mode_differs, changed)
             if not self.opts.dry_run and (self._group_of(job) is not None or mode_differs
                                           or self._link_meta_differs(job)):

@@ -71,7 +71,8 @@ def start_file(eng: Engine, job: Job) -> None:
             return
         group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1, eng.first_name(job))
     if dm is not None and dm.mode & 0o170000 == 0o100000 and not opts.ignore_times \
-            and dm.size == md.size and dm.mtime_ns == md.mtime_ns \
+            and dm.size == md.size \
+            and (dm.mtime_ns == md.mtime_ns or opts.same_mtime(md.mtime_ns, dm.mtime_ns)) \
             and not (job.parent.shared and _attrs_would_change(eng, job)):
         eng.stats.unchanged += 1
         if group is None and not opts.dry_run and not (opts.xattrs or opts.acls) \

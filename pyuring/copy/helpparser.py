@@ -112,7 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_SHORT = {flag[1] for opt in OPTIONS for flag in opt.flags if flag[1] != "-"} | {"h"}
+_SHORT = {flag[1] for opt in OPTIONS for flag in opt.flags
+          if flag[1] != "-" and opt.kind in ("flag", "count")} | {"h"}
+#: short options that take a value, attached (-@1, -a@-1) or as the next argument
+_SHORT_VALUE = {flag[1] for opt in OPTIONS for flag in opt.flags
+                if flag[1] != "-" and opt.kind not in ("flag", "count")}
+
+
+def _bad_cluster(arg: str) -> bool:
+    """A cluster of short options with something else in it (-ax), where the
+    value of one that takes a value (-@-1) is not something else."""
+    if arg[:1] != "-" or arg[1:2] not in _SHORT | _SHORT_VALUE:
+        return False
+    for ch in arg[1:]:
+        if ch in _SHORT_VALUE:
+            return False
+        if ch not in _SHORT:
+            return True
+    return False
 
 
 def parse(argv: List[str]) -> argparse.Namespace:
@@ -129,7 +146,7 @@ def parse(argv: List[str]) -> argparse.Namespace:
         # into a path "- b", and shows help for "-hx"; 3.9's raises IndexError
         # on "-a="), and "--" as an option's value (3.9-3.12 store [] for
         # "--queue-depth=--")
-        if (arg[:1] == "-" and arg[1:2] in _SHORT and not set(arg[1:]) <= _SHORT) \
+        if _bad_cluster(arg) \
                 or (arg[:2] == "--" and arg.endswith("=--")):
             usage_error(f"unrecognized arguments: {arg}")
     ns = build_parser().parse_intermixed_args(argv)

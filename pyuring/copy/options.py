@@ -7,6 +7,8 @@ if TYPE_CHECKING:
     from typing import Any, Dict, Optional
 
 
+_SECOND = 1_000_000_000
+
 _DEFAULTS: Dict[str, Any] = {
     "recursive": False,
     "links": False,  # -l: copy symlinks as symlinks
@@ -23,6 +25,7 @@ _DEFAULTS: Dict[str, Any] = {
     "verbose": 0,
     "quiet": False,
     "ignore_times": False,  # -I: no quick check, copy every file
+    "modify_window": -1,  # --modify-window: how close two mtimes must be (same_mtime)
     "fsync": False,
     "numeric_ids": False,  # ids are always numeric for a local copy; accepted for rsync
     "backend": "auto",  # auto | uring | sync
@@ -59,6 +62,7 @@ class Options:
     verbose: int
     quiet: bool
     ignore_times: bool
+    modify_window: int
     fsync: bool
     numeric_ids: bool
     backend: str
@@ -97,6 +101,34 @@ class Options:
     def __repr__(self) -> str:
         changed = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items() if v != _DEFAULTS[k])
         return f"Options({changed})"
+
+    def same_mtime(self, src_ns: int, dst_ns: int) -> bool:
+        """Does a destination's mtime count as its source's?  (The quick check,
+        -v's ``t``, and whether times are set again.)
+
+        ``modify_window`` 0 or more is rsync's --modify-window: whole seconds at
+        most that many apart (1 for FAT's 2-second times).  Negative, the
+        default: the same nanosecond -- or the source's time cut to what the
+        destination's file system keeps, where that is coarser: whole seconds
+        (ext4 with 128-byte inodes, ext3), 10 ms (exFAT), 100 ns (NTFS, SMB).
+        That precision is read off the destination time's trailing decimal
+        zeros, as the kernel truncates (timestamp_truncate): without this, such
+        a destination is copied again on every run.  (rsync's default compares
+        whole seconds everywhere, and misses a change within the second.)"""
+        window = self.modify_window
+        if window >= 0:
+            return abs(src_ns // _SECOND - dst_ns // _SECOND) <= window
+        if src_ns == dst_ns:
+            return True
+        frac = dst_ns % _SECOND
+        unit = _SECOND
+        while frac % unit:
+            unit //= 10
+        return dst_ns == src_ns - src_ns % unit
+
+    def times_differ(self, src_ns: int, dst_ns: int) -> bool:
+        """-t is on and the destination's mtime does not count as the source's."""
+        return self.times and not self.same_mtime(src_ns, dst_ns)
 
     def validate(self) -> Optional[str]:
         """A one-line reason these options are unusable, or None."""
