@@ -413,3 +413,32 @@ def test_new_entries_in_a_setgid_directory_get_the_source_group(tmp_path: Path,
     for name in ("f", "sl", "fifo", "chr"):
         st = os.lstat(dst / "src" / name)
         assert (st.st_uid, st.st_gid) == (0, 0), name
+
+
+def test_hard_linked_symlinks_and_fifos_keep_their_times_on_rerun(tmp_path: Path,
+                                                                  backend: str) -> None:
+    """-H opens an existing hard-linked symlink or FIFO again for its group;
+    its times are set only when they differ (before, every re-run set them,
+    moving the ctime)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    os.mkfifo(src / "p1")
+    os.link(src / "p1", src / "p2")
+    os.symlink("target", src / "l1")
+    os.link(src / "l1", src / "l2", follow_symlinks=False)
+    fix_times(src)
+    dst = tmp_path / "dst"
+    _first_copy(src, dst, backend)
+    before = snapshot(dst)
+    stats, msgs = copy_api(src, dst, backend=backend, opts=archive_all())
+    assert stats.exit_code == 0, msgs
+    assert changes_between(before, snapshot(dst), dirs=False) == []
+    # a new mtime on the source: set on the copies (one inode each)
+    set_times(src / "p1", 1_500_000_000_000_000_001)
+    set_times(src / "l1", 1_500_000_000_000_000_002)
+    set_times(src, 1_600_000_000_123_456_789)
+    stats, msgs = copy_api(src, dst, backend=backend, opts=archive_all())
+    assert stats.exit_code == 0, msgs
+    assert_same_tree(src, dst)
+    assert os.lstat(dst / "p2").st_mtime_ns == 1_500_000_000_000_000_001
+    assert os.lstat(dst / "l2").st_mtime_ns == 1_500_000_000_000_000_002

@@ -1501,7 +1501,11 @@ class Engine:
                                         and bool(md.mode & 0o6000))
             if mode_off:
                 _chmod_o_path(ex, fd, md.mode & 0o7777)
-            if self.opts.times:
+            dm = job.dmeta
+            # (an existing one is opened for its hard-link group, or its mode
+            # or ids: its times may well be current)
+            if self.opts.times if not existing or dm is None \
+                    else self.opts.times_differ(md.mtime_ns, dm.mtime_ns):
                 ex.empty_path_utime(fd, md.atime_ns, md.mtime_ns)
         except OSError as exc:
             self.stats.errors += 1
