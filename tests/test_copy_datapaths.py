@@ -17,12 +17,14 @@ import pytest
 from pyuring.copy import api
 from pyuring.executor import make_executor
 
+from .conftest import requires_root
 from .test_copy_support import (
     RACE_ACTIONS,
     SMALL_FILE_MAX,
     copy_api,
     fix_times,
     install_statx_hook,
+    loop_fs,
     mounted,
     run_cli,
     tmp_names,
@@ -193,3 +195,30 @@ def test_fsync_on_the_ring_data_path(tmp_path: Path, backend: str) -> None:
     assert_same_tree(src, tmp_path / "dst")
     # the large file's fsync (the small one's is part of its publishing chain)
     assert stats.direct_syscalls.get("fsync", 0) == 1, stats.direct_syscalls
+
+
+@requires_root
+def test_xfs_sparse_file_whose_data_is_its_last_block(tmp_path: Path, backend: str) -> None:
+    """XFS to the same XFS: the data was copied (cloned) past the end of the
+    file and the truncate to its size came after, which left the copy with up
+    to 32 times the source's blocks and data where the source has a hole.
+    Now the size is set first: the copy has the source's blocks and holes."""
+    with loop_fs(tmp_path, "xfs") as xfs:
+        src = xfs / "src"
+        src.mkdir()
+        sizes = (20_000, 131_071, 200_000, 1_000_001)
+        for n in sizes:
+            fd = os.open(src / f"tail{n}", os.O_CREAT | os.O_WRONLY, 0o644)
+            os.pwrite(fd, b"T" * 10, n - 10)
+            os.close(fd)
+        fix_times(src)
+        stats, msgs = copy_api(src, xfs / "dst", backend=backend)
+        assert msgs == [] and stats.exit_code == 0
+        assert_same_tree(src, xfs / "dst")
+        os.sync()
+        for n in sizes:
+            a, b = src / f"tail{n}", xfs / "dst" / f"tail{n}"
+            assert os.stat(b).st_blocks == os.stat(a).st_blocks, n
+            with open(a, "rb") as fa, open(b, "rb") as fb:
+                assert os.lseek(fb.fileno(), 0, os.SEEK_DATA) == \
+                    os.lseek(fa.fileno(), 0, os.SEEK_DATA), n
