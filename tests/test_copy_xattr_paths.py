@@ -247,6 +247,22 @@ def test_a_destination_without_xattrs_is_one_error(tmp_path: Path, backend: str)
 
 
 @requires_root
+def test_the_destination_root_is_named_dot_in_its_xattr_message(tmp_path: Path,
+                                                               backend: str) -> None:
+    """Only the source root has an xattr, which ramfs refuses: the one
+    message names it "." (before: "")."""
+    src = tmp_path / "src"
+    src.mkdir()
+    os.setxattr(src, "user.k", b"v")
+    with mounted("ramfs", tmp_path / "ram") as ram:
+        r = run_cli(["-aX", "--backend", backend, f"{src}/", str(ram / "dst")])
+        assert r.returncode == 23, r
+        assert r.err_lines == ["pyuring-copy: extended attributes are not supported on the "
+                               'destination: those of "." and of any later file are not '
+                               "copied"], r
+
+
+@requires_root
 @pytest.mark.parametrize("with_acl", [True, False])
 def test_acls_onto_a_destination_without_them(tmp_path: Path, backend: str,
                                               with_acl: bool) -> None:

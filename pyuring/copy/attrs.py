@@ -179,7 +179,7 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
                     raise
         if opts.xattrs or opts.acls:
             # before the mode: a read-only mode would refuse user.* xattrs
-            copy_xattrs_fd(eng, d.src_fd, fd, d.rel, replace=True)
+            copy_xattrs_fd(eng, d.src_fd, fd, d.rel or b".", replace=True)
         if want_mode != cur_mode:
             ex.fchmod(fd, want_mode)
         d.dst_mode_now = -1
