@@ -1030,3 +1030,29 @@ def test_a_source_directory_removed_before_its_listing_has_vanished(
     assert (stats.exit_code, stats.vanished, stats.errors) == (24, 1, 0), msgs
     assert msgs == ['directory has vanished: "gone"']
     assert (tmp_path / "dst" / "f").read_bytes() == b"kept"
+
+
+def test_a_destination_made_by_another_copy_meanwhile(tmp_path: Path, backend: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two copies to one new DST at once: the one whose mkdir comes second goes
+    on into the directory the other made (rsync does); before, exit 11."""
+    from pyuring.copy import api
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    write(src / "d" / "f", b"data")
+    fix_times(src)
+    real_mkdir = os.mkdir
+    made: List[Any] = []
+
+    def other_copy_first(path: Any, mode: int = 0o777, **kw: Any) -> None:
+        if kw or made:  # (the sync backend's mkdirat of the entries below)
+            return real_mkdir(path, mode, **kw)
+        real_mkdir(path, 0o755)  # (the other copy's)
+        made.append(path)
+        raise FileExistsError(errno.EEXIST, "File exists", path)
+
+    monkeypatch.setattr(api.os, "mkdir", other_copy_first)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+    assert made and msgs == [] and stats.exit_code == 0
+    assert_same_tree(src, tmp_path / "dst")

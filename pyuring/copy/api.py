@@ -490,6 +490,8 @@ class Copier:
                 # the end); or, when it is only the parent of the copies, 0755
                 os.mkdir(dst, 0o700 if gets_meta else 0o755)
                 fresh = True
+            except FileExistsError:
+                pass  # made meanwhile (another copy to it, as rsync goes on): opened below
             except OSError as exc:
                 raise CopyError(f"cannot create destination directory {_q(dst)}: "
                                 f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})",
