@@ -1036,8 +1036,6 @@ def test_a_destination_made_by_another_copy_meanwhile(tmp_path: Path, backend: s
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Two copies to one new DST at once: the one whose mkdir comes second goes
     on into the directory the other made (rsync does); before, exit 11."""
-    from pyuring.copy import api
-
     src = tmp_path / "src"
     (src / "d").mkdir(parents=True)
     write(src / "d" / "f", b"data")
@@ -1052,7 +1050,7 @@ def test_a_destination_made_by_another_copy_meanwhile(tmp_path: Path, backend: s
         made.append(path)
         raise FileExistsError(errno.EEXIST, "File exists", path)
 
-    monkeypatch.setattr(api.os, "mkdir", other_copy_first)
+    monkeypatch.setattr(os, "mkdir", other_copy_first)
     stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
     assert made and msgs == [] and stats.exit_code == 0
     assert_same_tree(src, tmp_path / "dst")
