@@ -318,6 +318,9 @@ def test_enospc_stops_with_exit_11_and_no_partial_file(tmp_path: Path, backend: 
         nospace = [ln for ln in r.err_lines if "No space left on device" in ln]
         assert nospace, r
         assert 1 <= len(r.err_lines) <= 5, f"reported per file in flight: {r.err_lines}"
+        # (what holds: not "complete" -- a file in place may lack its xattrs)
+        assert any("no file in place is partly written, a re-run completes the copy" in ln
+                   for ln in r.err_lines), r
         _assert_only_whole_files(src, full / "dst")
         assert tmp_names(full / "dst") == []
 

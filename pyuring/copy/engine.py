@@ -713,7 +713,8 @@ class Engine:
             if self.fatal is not None:
                 return
             self.fatal = (f"stopping: the destination is unusable ({_errtext(err)}); "
-                          f"files already in place are complete")
+                          f"no file in place is partly written, a re-run completes the "
+                          f"copy")
         self.report(f'cannot {what} "{show(job.path)}": {_errtext(err)}')
 
     def close_job_fds(self, job: Job) -> None:
