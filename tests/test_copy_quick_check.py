@@ -173,6 +173,7 @@ def _statx_bytes(**fields: int) -> bytes:
     ({"stx_mask": STATX_WANTED & ~A.STATX_MTIME}, False),  # mtime not reported
     ({"stx_mask": STATX_WANTED & ~A.STATX_SIZE}, False),
     ({"stx_mtime__tv_nsec": 6}, False),
+    ({"stx_mtime__tv_nsec": 0}, True),  # a whole-second destination's copy (same_mtime)
     ({"stx_mtime__tv_sec": 1_600_000_001}, False),
     ({"stx_size": 11}, False),
     ({"stx_mode": 0o100600}, False),
@@ -196,7 +197,7 @@ def test_which_statx_fields_decide(dst_fields: Dict[str, int], short: bool, src_
 
     d = SimpleNamespace(pending=1, listing_done=False)
     eng = SimpleNamespace(
-        quick_skip=True, copies_xattrs=False, opts=SimpleNamespace(hard_links=hard_links),
+        quick_skip=True, copies_xattrs=False, opts=Options(hard_links=hard_links),
         stats=CopyStats(), active=1, maybe_finish_dir=lambda d: None, dispatch=dispatch,
     )
     calls = _count_parses(monkeypatch)
