@@ -25,6 +25,7 @@ from .test_copy_support import (
     build_mixed_tree,
     copy_api,
     fix_times,
+    linked_specials,
     one_file_tree,
     run_cli,
     set_times,
@@ -426,19 +427,14 @@ def test_hard_linked_symlinks_and_fifos_keep_their_times_on_rerun(tmp_path: Path
     """-H opens an existing hard-linked symlink or FIFO again for its group;
     its times are set only when they differ (before, every re-run set them,
     moving the ctime)."""
-    src = tmp_path / "src"
-    src.mkdir()
-    os.mkfifo(src / "p1")
-    os.link(src / "p1", src / "p2")
-    os.symlink("target", src / "l1")
-    os.link(src / "l1", src / "l2", follow_symlinks=False)
+    src = linked_specials(tmp_path / "src")
     dst = _copied_twice(src, tmp_path / "dst", backend)
     # a new mtime on the source: set on the copies (one inode each)
-    set_times(src / "p1", 1_500_000_000_000_000_001)
-    set_times(src / "l1", 1_500_000_000_000_000_002)
+    set_times(src / "fifo", 1_500_000_000_000_000_001)
+    set_times(src / "link", 1_500_000_000_000_000_002)
     set_times(src, 1_600_000_000_123_456_789)
     stats, msgs = copy_api(src, dst, backend=backend, opts=archive_all())
     assert stats.exit_code == 0, msgs
     assert_same_tree(src, dst)
-    assert os.lstat(dst / "p2").st_mtime_ns == 1_500_000_000_000_000_001
-    assert os.lstat(dst / "l2").st_mtime_ns == 1_500_000_000_000_000_002
+    assert os.lstat(dst / "fifo2").st_mtime_ns == 1_500_000_000_000_000_001
+    assert os.lstat(dst / "link2").st_mtime_ns == 1_500_000_000_000_000_002

@@ -31,6 +31,7 @@ from .test_copy_support import (
     copy_api,
     fix_times,
     install_statx_hook,
+    linked_specials,
     make_socket,
     make_sparse,
     run_cli,
@@ -255,12 +256,7 @@ def test_hard_links_without_H_are_separate_files(tmp_path: Path, backend: str) -
 
 
 def test_hard_linked_fifos_and_symlinks_with_H(tmp_path: Path, backend: str) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    os.mkfifo(src / "fifo")
-    os.link(src / "fifo", src / "fifo2")
-    os.symlink("target", src / "link")
-    os.link(src / "link", src / "link2", follow_symlinks=False)
+    src = linked_specials(tmp_path / "src")
     fix_times(src)
     stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, hard_links=True)
     assert stats.exit_code == 0, msgs

@@ -340,6 +340,17 @@ def one_file_tree(src: Path, data: bytes, **xattrs: bytes) -> Path:
     return src
 
 
+def linked_specials(src: Path) -> Path:
+    """src with a FIFO and a symlink, each with a second hard-linked name
+    (fifo, fifo2; link, link2)."""
+    src.mkdir()
+    os.mkfifo(src / "fifo")
+    os.link(src / "fifo", src / "fifo2")
+    os.symlink("target", src / "link")
+    os.link(src / "link", src / "link2", follow_symlinks=False)
+    return src
+
+
 def acl_blob(mode: int, users: Sequence[Tuple[int, int]] = (),
              groups: Sequence[Tuple[int, int]] = ()) -> bytes:
     """An ACL: owner/group/other from ``mode``, plus named (id, perm) entries."""

@@ -39,7 +39,7 @@ from ..dirfd import DirEntry, _chmod_o_path, _reopen_widened, dirent_names, pars
 from ..executor import RESOLVE_SAFE, SKIP, Executor
 from ..metadata import QUICK_FIELDS, QUICK_MASK, Metadata
 from .bulk import BulkPool, DataCopy
-from .options import Options
+from .options import SECOND_NS, Options
 from .stats import CopyStats
 from .text import show
 
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _DIRENT_BUF = 32 * 1024
 _QUICK = QUICK_FIELDS.unpack_from
-_SECOND = 1_000_000_000
 #: Names that are not the file's own data, left out as coreutils' libattr
 #: leaves them out (its /etc/xattr.conf "skip" list): XFS shows root its ACLs
 #: and capabilities a second time as trusted.SGI_* -- copied, or removed as
@@ -308,7 +307,7 @@ def _unchanged(eng: Engine, mem: Any, off: int, dmem: Any, doff: int) -> int:
     a = _QUICK(mem, off)
     b = _QUICK(dmem, doff)
     if (a[2:] == b[2:] or (a[2:5] == b[2:5] and eng.opts.same_mtime(
-            a[5] * _SECOND + a[6], b[5] * _SECOND + b[6]))) and a[3] & 0o170000 == 0o100000 \
+            a[5] * SECOND_NS + a[6], b[5] * SECOND_NS + b[6]))) and a[3] & 0o170000 == 0o100000 \
             and a[0] & QUICK_MASK == QUICK_MASK and b[0] & QUICK_MASK == QUICK_MASK \
             and (a[1] == 1 or not eng.opts.hard_links):
         return int(a[4])
@@ -1505,8 +1504,8 @@ class Engine:
             dm = job.dmeta
             # (an existing one is opened for its hard-link group, or its mode
             # or ids: its times may well be current)
-            if self.opts.times if not existing or dm is None \
-                    else self.opts.times_differ(md.mtime_ns, dm.mtime_ns):
+            if self.opts.times and (not existing or dm is None
+                                    or not self.opts.same_mtime(md.mtime_ns, dm.mtime_ns)):
                 ex.empty_path_utime(fd, md.atime_ns, md.mtime_ns)
         except OSError as exc:
             self.stats.errors += 1

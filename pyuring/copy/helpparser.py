@@ -117,12 +117,13 @@ _SHORT = {flag[1] for opt in OPTIONS for flag in opt.flags
 #: short options that take a value, attached (-@1, -a@-1) or as the next argument
 _SHORT_VALUE = {flag[1] for opt in OPTIONS for flag in opt.flags
                 if flag[1] != "-" and opt.kind not in ("flag", "count")}
+_SHORT_ANY = _SHORT | _SHORT_VALUE
 
 
 def _bad_cluster(arg: str) -> bool:
     """A cluster of short options with something else in it (-ax), where the
     value of one that takes a value (-@-1) is not something else."""
-    if arg[:1] != "-" or arg[1:2] not in _SHORT | _SHORT_VALUE:
+    if arg[:1] != "-" or arg[1:2] not in _SHORT_ANY:
         return False
     for ch in arg[1:]:
         if ch in _SHORT_VALUE:

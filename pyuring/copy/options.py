@@ -7,7 +7,7 @@ if TYPE_CHECKING:
     from typing import Any, Dict, Optional
 
 
-_SECOND = 1_000_000_000
+SECOND_NS = 1_000_000_000
 
 _DEFAULTS: Dict[str, Any] = {
     "recursive": False,
@@ -117,11 +117,11 @@ class Options:
         whole seconds everywhere, and misses a change within the second.)"""
         window = self.modify_window
         if window >= 0:
-            return abs(src_ns // _SECOND - dst_ns // _SECOND) <= window
+            return abs(src_ns // SECOND_NS - dst_ns // SECOND_NS) <= window
         if src_ns == dst_ns:
             return True
-        frac = dst_ns % _SECOND
-        unit = _SECOND
+        frac = dst_ns % SECOND_NS
+        unit = SECOND_NS
         while frac % unit:
             unit //= 10
         return dst_ns == src_ns - src_ns % unit
