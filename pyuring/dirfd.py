@@ -44,7 +44,18 @@ from .metadata import Metadata
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple, Union
+    from typing import (
+        Any,
+        Callable,
+        Iterable,
+        Iterator,
+        List,
+        NamedTuple,
+        Optional,
+        Set,
+        Tuple,
+        Union,
+    )
 
     Name = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 else:
@@ -118,6 +129,32 @@ def dirent_names(data: bytes, n: int) -> List[bytes]:
         add(data[pos + 19: end])
         pos += _HDR(data, pos)[2]  # d_reclen
     return out
+
+
+def unique_entries(answers: Iterable[Tuple[bytes, int]],
+                   parse: Callable[[bytes, int], List[DirEntry]] = parse_dirents
+                   ) -> Iterator[DirEntry]:
+    """The entries of a directory's getdents64 answers (``(data, n)`` each),
+    every name once.  One answer is read under the directory's lock; between
+    two, an entry removed and made again, or renamed away and back, may come
+    again at a later offset (tmpfs hands out new ones; ext4 orders by hash).
+    A copy must not take such a name twice (rsync, sorting its list, never
+    does).  The names are kept only from a second answer on: most
+    directories fit in one; a directory of 100,000 names keeps ~8 MB."""
+    it = iter(answers)
+    first = next(it, None)
+    if first is None:
+        return
+    yield from parse(*first)
+    seen: Optional[Set[bytes]] = None
+    for data, n in it:
+        if seen is None:
+            seen = set(dirent_names(*first))
+        add = seen.add
+        for entry in parse(data, n):
+            if entry.name not in seen:
+                add(entry.name)
+                yield entry
 
 
 class DirectoryFd:
@@ -274,6 +311,10 @@ class DirectoryFd:
 
     def entries(self) -> Iterator[DirEntry]:
         """Stream the directory's entries (without . and ..), 64 KiB of getdents64 at a time.
+
+        In bounded memory: so a name removed and made again while the listing
+        is under way may come twice (unique_entries leaves such repeats out,
+        keeping every name it has seen).
 
         Each call lists the directory from its start.  Iterations may overlap
         (``listdir()`` inside a loop over ``entries()``, say): while one is

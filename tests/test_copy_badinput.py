@@ -16,7 +16,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
-from typing import List
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 
@@ -27,6 +27,7 @@ from .test_copy_support import (
     acl_blob,
     assert_clean_failure,
     build_mixed_tree,
+    copy_api,
     fix_times,
     make_socket,
     mounted,
@@ -414,6 +415,41 @@ def _race_tree(root: Path) -> None:
     write(root / "victim-dir" / "x", b"x")
     write(root / "victim-file", b"v" * 100)
     fix_times(root)
+
+
+@pytest.mark.parametrize("rerun", [False, True])
+def test_a_name_listed_again_is_copied_once(tmp_path: Path, backend: str, rerun: bool,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory changed while it is listed can give a name again in a later
+    getdents64 answer (an entry removed and made again: tmpfs hands it a new
+    offset).  Before, the copy took such a name twice: "cannot create ...:
+    File exists", exit 23 (the FIFO-swap trial of 2026-12-05).  Here every
+    source answer comes twice."""
+    from pyuring.copy.engine import Engine
+
+    s = tmp_path / "src"
+    s.mkdir()
+    write(s / "f", b"data")
+    os.mkfifo(s / "fifo")
+    os.symlink("f", s / "link")
+    (s / "d").mkdir()
+    write(s / "d" / "g", b"more")
+    fix_times(s)
+    dst = tmp_path / "dst"
+    if rerun:
+        copy_api(s, dst, backend=backend)
+        write(s / "f", b"changed")
+    real = Engine._read_dirents
+
+    def twice(self: Engine, d: Any, source: bool) -> Iterator[Tuple[bytes, int]]:
+        answers = list(real(self, d, source))
+        return iter(answers + answers if source else answers)
+
+    monkeypatch.setattr(Engine, "_read_dirents", twice)
+    stats, msgs = copy_api(s, dst, backend=backend)
+    assert msgs == [] and stats.exit_code == 0, msgs
+    assert stats.transferred == (1 if rerun else 2) and stats.files == 5, vars(stats)
+    assert_same_tree(s, dst)
 
 
 @pytest.mark.parametrize("data_path", ["auto", "ring"])

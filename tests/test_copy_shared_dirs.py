@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, List
@@ -120,11 +122,86 @@ def test_the_same_swap_where_only_we_could_make_it(tmp_path: Path, backend: str,
     can change (0755, ours) nothing is checked -- nobody else can rename there --
     and the swapped name's data goes out with the first file's mode."""
     src = _tree(tmp_path, len(PUBLIC), 0o755)
+    write(src / "secret", (SECRET * 4)[:os.path.getsize(src / "public")], 0o600)  # same size
     dst = tmp_path / "dst"
     r = _copy_with_swap(src, dst, backend, monkeypatch,
                         {b"public": _swap(src, "public", "secret")})
     assert r.fired == [b"public"]
     assert _leaks(dst) == ["public: 0o100644"]
+
+
+@pytest.mark.parametrize("size, opts", [
+    (len(PUBLIC), {}), (len(PUBLIC), {"xattrs": True}), (BIG, {}), (BIG, {"data_path": "ring"}),
+])
+def test_a_shorter_file_swapped_in_where_only_we_could_is_not_copied(
+        tmp_path: Path, backend: str, size: int, opts: Dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same swap with a file shorter than the statx said: the short read
+    makes the copy open the name again and compare (filecopy._recheck), so
+    the other file has vanished from that name and is not copied."""
+    src = _tree(tmp_path, size, 0o755)
+    write(src / "secret", (SECRET * (size // len(SECRET)))[:size // 2], 0o600)
+    dst = tmp_path / "dst"
+    r = _copy_with_swap(src, dst, backend, monkeypatch,
+                        {b"public": _swap(src, "public", "secret")}, **opts)
+    assert r.fired == [b"public"]
+    assert _leaks(dst) == [] and not (dst / "public").exists()
+    assert r.stats.exit_code == 24 and r.stats.changed_during_copy == 0, r.msgs
+    assert sorted(r.msgs) == ['file has vanished: "public"', 'file has vanished: "secret"']
+
+
+def _fifo_for(src: Path, name: str, data: bytes, wrote: List[bytes]) -> Callable[[bytes], None]:
+    """The name now holds a FIFO, and a writer writes ``data`` into it as soon
+    as a reader has it open (the copy's read waits for one: rsync's open does)."""
+    def act(_path: bytes) -> None:
+        os.rename(src / name, src / (name + ".moved"))
+        os.mkfifo(src / name, 0o644)
+
+        def writer() -> None:
+            for _ in range(300):
+                try:
+                    fd = os.open(src / name, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:  # (ENXIO: no reader yet)
+                    time.sleep(0.02)
+                    continue
+                os.set_blocking(fd, True)
+                wrote.append(data)
+                try:
+                    os.write(fd, data)  # (all of it, or until the reader is gone)
+                except BrokenPipeError:
+                    pass
+                os.close(fd)
+                return
+        threading.Thread(target=writer, daemon=True).start()
+    return act
+
+
+@pytest.mark.parametrize("size, data_path", [(10, "auto"), (4000, "auto"), (BIG, "auto"),
+                                             (BIG, "ring")])
+@pytest.mark.parametrize("written", ["nothing", "less", "more"])
+def test_a_fifo_swapped_in_is_not_copied_as_a_file(
+        tmp_path: Path, backend: str, size: int, data_path: str, written: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a directory only we may change, a file swapped for a FIFO after its
+    statx: the copy's open (io_uring's first, non-blocking try; open(2) once a
+    writer comes) and read get what the writer wrote.  Before, that was
+    published under the file's name, with its metadata and a "changed size"
+    line (or failed with ESPIPE: pread, copy_file_range)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "f", b"d" * size, 0o644)
+    write(src / "other", b"o" * size, 0o644)
+    dst = tmp_path / "dst"
+    data = {"nothing": b"", "less": b"x" * (size // 2), "more": b"x" * (size + 7)}[written]
+    wrote: List[bytes] = []
+    r = _copy_with_swap(src, dst, backend, monkeypatch, {b"f": _fifo_for(src, "f", data, wrote)},
+                        data_path=data_path)
+    # (wrote stays empty where the copy's read failed before a writer came:
+    # copy_file_range and pread refuse a pipe with ESPIPE)
+    assert r.fired == [b"f"] and wrote in ([], [data]), r.msgs
+    assert not (dst / "f").exists() and (dst / "other").read_bytes() == b"o" * size
+    assert r.stats.exit_code == 24 and r.msgs == ['file has vanished: "f"'], r.msgs
+
 
 
 def test_shared_directory_files_are_checked_through_the_ring(tmp_path: Path, backend: str

@@ -9,7 +9,7 @@ import stat
 import tempfile
 import tracemalloc
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from pyuring import DirEntry, _syscall
 from pyuring import _abi as A
-from pyuring.dirfd import dirent_names, parse_dirents
+from pyuring.dirfd import dirent_names, parse_dirents, unique_entries
 
 from .test_dirfd_support import leaked_fds, open_fds, open_root
 
@@ -178,3 +178,29 @@ def test_dirent_names_reads_what_parse_dirents_reads(names: List[bytes]) -> None
         finally:
             os.close(fd)
         assert sorted(seen) == sorted([b".", b"..", *names])
+
+
+def _answer(names: List[bytes], first: bool) -> Tuple[bytes, int]:
+    """A getdents64 answer holding ``names`` (and . and .. when ``first``)."""
+    recs = []
+    for i, name in enumerate([b".", b"..", *names] if first else names):
+        reclen = (19 + len(name) + 1 + 7) // 8 * 8
+        recs.append(A.DIRENT64_HEADER.pack(i + 1, i + 1, reclen, A.DT_REG)
+                    + name.ljust(reclen - 19, b"\0"))
+    data = b"".join(recs)
+    return data, len(data)
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"b", b"c", b"dd", b"e" * 200, b".x"]), max_size=40),
+       st.integers(min_value=1, max_value=9))
+def test_unique_entries_gives_each_name_once_in_first_order(names: List[bytes],
+                                                            per: int) -> None:
+    """A name that comes again in a later answer (an entry made again between
+    two getdents64 calls) is left out; the order is the first answer's.  (One
+    answer never repeats a name: the kernel holds the directory's lock.)"""
+    chunks = [list(dict.fromkeys(names[at:at + per])) for at in range(0, len(names), per)]
+    answers = [_answer(c, first=i == 0) for i, c in enumerate(chunks)]
+    got = [e.name for e in unique_entries(iter(answers))]
+    assert got == list(dict.fromkeys(n for c in chunks for n in c))

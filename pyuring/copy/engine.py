@@ -35,7 +35,14 @@ from functools import partial
 from .. import _abi as A
 from .. import _syscall
 from .._mem import Buffer
-from ..dirfd import DirEntry, _chmod_o_path, _reopen_widened, dirent_names, parse_dirents
+from ..dirfd import (
+    DirEntry,
+    _chmod_o_path,
+    _reopen_widened,
+    dirent_names,
+    parse_dirents,
+    unique_entries,
+)
 from ..executor import RESOLVE_SAFE, SKIP, Executor
 from ..metadata import QUICK_FIELDS, QUICK_MASK, Metadata
 from .bulk import BulkPool, DataCopy
@@ -246,8 +253,8 @@ class Job:
     """One source entry on its way to the destination."""
 
     __slots__ = ("dmeta", "dst_err", "dst_fd", "dst_name", "dtype", "eng", "fresh",
-                 "item_xattrs", "meta", "name", "nread", "parent", "slot", "src_err", "src_fd",
-                 "tmpname", "waiting", "xattr_pairs", "xattrs")
+                 "item_xattrs", "meta", "name", "nread", "parent", "rechecked", "slot",
+                 "src_err", "src_fd", "tmpname", "waiting", "xattr_pairs", "xattrs")
 
     def __init__(self, eng: Engine, parent: DirTask, name: bytes, dtype: int,
                  dst_name: Optional[bytes] = None) -> None:
@@ -265,6 +272,7 @@ class Job:
         self.dst_err = 0  # a failed destination open, while the source side was in flight
         self.src_err = 0  # a directory's failed statx, while its destination's was in flight
         self.nread = 0
+        self.rechecked = False  # a short read's source compared with its statx
         self.tmpname = b""
         self.fresh = False  # a directory we created (so it starts empty)
         # -X / -A: xattrs to copy (False once the source is known to have none)
@@ -670,7 +678,10 @@ class Engine:
     def src_failed(self, job: Job, err: int, what: str) -> None:
         if err == errno.EINTR and self.interrupted:
             pass  # the stop ended a wait (an open of a FIFO): not an error of its own
-        elif err == errno.ENOENT and what in ("stat", "open"):
+        elif (err == errno.ENOENT and what in ("stat", "open")) or (
+                err == errno.ESPIPE and what == "read"):
+            # (ESPIPE: a pipe read by pread, where statx had seen a file: the
+            # file has left that name, for a FIFO)
             self.stats.vanished += 1
             self.report(f'file has vanished: "{show(job.path)}"')
         else:
@@ -1049,8 +1060,7 @@ class Engine:
         d.dst_names = names
 
     def list_src(self, d: DirTask) -> Iterator[DirEntry]:
-        for data, n in self._read_dirents(d, True):
-            yield from parse_dirents(data, n)
+        return unique_entries(self._read_dirents(d, True), parse_dirents)
 
     def _read_dirents(self, d: DirTask, source: bool) -> Iterator[Tuple[bytes, int]]:
         """The getdents64 answers of d's source or destination directory, one

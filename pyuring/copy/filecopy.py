@@ -337,7 +337,8 @@ def _on_small(eng: Engine, job: Job, idx: int, res: int, _extra: Any) -> None:
     _write_small(eng, job)
 
 
-def _verified(eng: Engine, job: Job, fd: int, then: Callable[[], None]) -> None:
+def _verified(eng: Engine, job: Job, fd: int, then: Callable[[], None],
+              always: bool = False) -> None:
     """The source is open as ``fd``: go on (``then``) once it is known to be the
     file its statx described.  Where only this copy's user or root can rename
     entries of the directory (not DirTask.shared) it cannot be another: at once.
@@ -348,7 +349,7 @@ def _verified(eng: Engine, job: Job, fd: int, then: Callable[[], None]) -> None:
     whose mode or owner changed meanwhile, is reported as vanished (the file
     statx saw did, from that name) and not copied."""
     job.src_fd = fd  # (closed with the job, whatever happens)
-    if not job.parent.shared:
+    if not job.parent.shared and not always:
         then()
         return
     md = job.meta
@@ -422,12 +423,16 @@ def _write_small(eng: Engine, job: Job) -> None:
         eng.free_slots.append(job.slot)
         job.slot = -1
         job.waiting = 1
-        if job.src_fd >= 0:  # (-X / -A kept it for the xattrs: the reopen gets a new one)
-            eng.ex.close_fd(0, 0, job.src_fd, SKIP)
-            job.src_fd = -1
-        _reopen_src_large(eng, job)
+        _reopen_checked(eng, job, lambda: _arrived(eng, job))
         return
     if n < md.size:
+        if not job.parent.shared and not job.rechecked:
+            # it shrank -- or its name holds something else now, such as a
+            # FIFO (io_uring's first, non-blocking try at the open opens one at
+            # once; its read waits for a writer and gets what that wrote)
+            job.waiting = 1
+            _reopen_checked(eng, job, lambda: _read_src(eng, job))
+            return
         _changed(eng, job, n)
     if needs_meta_before_publish(eng, job):
         if not _meta_in_chain(eng, job, n):
@@ -435,6 +440,37 @@ def _write_small(eng: Engine, job: Job) -> None:
     else:
         # the common case: WRITE -> LINKAT in one chain, times set right after
         _publish(eng, job, n)
+
+
+def _reopen_checked(eng: Engine, job: Job, then: Callable[[], None]) -> None:
+    """Open the source's name again and go on (``then``) only if the fd's
+    statx shows the file the first statx described, in any directory: a read
+    that did not give the size that statx said (short, or more: it grew) is
+    where a swap shows itself.  O_NONBLOCK: a FIFO must not wait for a
+    writer; taken off again (one fcntl, on this rare path only), since the
+    ring hands EAGAIN back for reads of files without non-blocking support."""
+    job.rechecked = True
+    if job.src_fd >= 0:  # (-X / -A kept it for the xattrs: the reopen gets a new one)
+        eng.ex.close_fd(0, 0, job.src_fd, SKIP)
+        job.src_fd = -1
+
+    def blocking() -> None:
+        try:
+            eng.ex.direct_syscalls["fcntl"] += 1
+            os.set_blocking(job.src_fd, True)
+        except OSError as exc:
+            _src_error(eng, job, exc.errno or errno.EIO, "read")
+            return
+        then()
+
+    def opened(idx: int, res: int, extra: Any) -> None:
+        if res < 0:
+            _src_error(eng, job, -res, "open")
+        else:
+            _verified(eng, job, res, blocking, always=True)
+
+    eng.ex.openat2(eng.ex.chain(opened), 0, job.parent.src_fd, job.name,
+                   os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, 0, RESOLVE_SAFE)
 
 
 def _meta_in_chain(eng: Engine, job: Job, n: int) -> bool:
@@ -575,14 +611,31 @@ def _large_done(eng: Engine, job: Job, task: DataTask) -> None:
     if task.error:
         eng.dst_failed(job, task.error, "write")
         return
+    _large_copied(eng, job, task.total)
+
+
+def _large_copied(eng: Engine, job: Job, total: int) -> None:
+    """A large file's data is in the new file.  A size other than the statx's
+    where nobody compared the opened file with it (_verified) is where a swap
+    shows itself: the fd's statx is compared now, and another file has
+    vanished from that name (its data is not published)."""
     md = job.meta
     assert md is not None
+    if total != md.size and not job.parent.shared and not job.rechecked:
+        job.rechecked = True
+        job.waiting = 1  # (for _src_error)
+
+        def same() -> None:
+            job.waiting = 0
+            _large_copied(eng, job, total)
+        _verified(eng, job, job.src_fd, same, always=True)
+        return
     if not job.xattrs:
         eng.ex.close_fd(0, 0, job.src_fd, SKIP)
         job.src_fd = -1  # (with -X/-A _finalize reads the xattrs from it, then closes it)
-    if task.total != md.size:
-        _changed(eng, job, task.total)
-    eng.stats.bytes_transferred += task.total
+    if total != md.size:
+        _changed(eng, job, total)
+    eng.stats.bytes_transferred += total
     _finalize(eng, job)
 
 
@@ -698,14 +751,7 @@ class _RingCopy:
             except OSError as exc:
                 eng.dst_failed(job, exc.errno or errno.EIO, "fsync")
                 return
-        md = job.meta
-        assert md is not None
-        eng.ex.close_fd(0, 0, job.src_fd, SKIP)
-        job.src_fd = -1
-        if self.total != md.size:
-            _changed(eng, job, self.total)
-        eng.stats.bytes_transferred += self.total
-        _finalize(eng, job)
+        _large_copied(eng, job, self.total)
 
 
 # --------------------------------------------------------------------------------------
