@@ -501,32 +501,19 @@ def test_sigint_while_an_open_waits_on_a_swapped_in_fifo(tmp_path: Path, backend
     assert not tmp_names(tmp_path / "dst")
 
 
-@pytest.mark.parametrize("how, victims", [("sync_msg_ring", 1), ("throwaway_ring", 1),
-                                          ("sync_msg_ring", 24)])
-def test_interrupt_from_another_thread_while_an_open_waits_on_a_fifo(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, victims: int) -> None:
-    """Copier.interrupt() from another thread is no signal: the ring's wait for
-    the FIFO's open must be ended by a completion posted to the ring (MSG_RING
-    without a ring of one's own, or from a throwaway ring on kernels before
-    6.13).  The copy ends as stopped (exit 20) within the stop grace period --
-    also with 24 opens blocked, when the wait in the kernel asks for several
-    completions."""
+def _interrupted_with_fifos(src: Path, dst: Path, victims: int,
+                            monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Copy 20 files and ``victims`` files swapped for FIFOs right after their
+    statx (io_uring, in a thread); Copier.interrupt() once the FIFOs wait.
+    Whatever still waits afterwards gets a writer."""
     import threading
     import time
+    from types import SimpleNamespace
 
-    from pyuring import register
-    from pyuring.copy import Copier, CopyStats, api
+    from pyuring.copy import Copier, api
     from pyuring.copy.engine import STOP_GRACE
-    from pyuring.errors import OpcodeUnsupported
     from pyuring.executor import make_executor
 
-    check_backend("uring")
-    if how == "throwaway_ring":
-        def unsupported(*_a: object) -> None:
-            raise OpcodeUnsupported(errno.EINVAL, "pretend: before Linux 6.13")
-
-        monkeypatch.setattr(register, "sync_msg_ring", unsupported)
-    src = tmp_path / "src"
     src.mkdir()
     for i in range(20):
         (src / f"f{i}").write_bytes(os.urandom(100 + i))
@@ -544,7 +531,7 @@ def test_interrupt_from_another_thread_while_an_open_waits_on_a_fifo(
 
     def copy() -> None:
         try:
-            result.append(copier.run([os.fsencode(src) + b"/"], tmp_path / "dst"))
+            result.append(copier.run([os.fsencode(src) + b"/"], dst))
         except BaseException as exc:
             result.append(exc)
 
@@ -565,9 +552,38 @@ def test_interrupt_from_another_thread_while_an_open_waits_on_a_fifo(
     finally:
         if worker.is_alive():  # free the opens (a writer arrives), then the thread
             for n in names:
-                fd = os.open(src / n, os.O_WRONLY | os.O_NONBLOCK)
-                os.close(fd)
+                try:
+                    os.close(os.open(src / n, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass  # (ENXIO: nobody waits on this one)
             worker.join(10)
+    return SimpleNamespace(alive=alive, took=took, result=result, msgs=msgs)
+
+
+@pytest.mark.parametrize("how, victims", [("sync_msg_ring", 1), ("throwaway_ring", 1),
+                                          ("sync_msg_ring", 24)])
+def test_interrupt_from_another_thread_while_an_open_waits_on_a_fifo(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, victims: int) -> None:
+    """Copier.interrupt() from another thread is no signal: the ring's wait for
+    the FIFO's open must be ended by a completion posted to the ring (MSG_RING
+    without a ring of one's own, or from a throwaway ring on kernels before
+    6.13).  The copy ends as stopped (exit 20) within the stop grace period --
+    also with 24 opens blocked, when the wait in the kernel asks for several
+    completions."""
+    from pyuring import register
+    from pyuring.copy import CopyStats
+    from pyuring.copy.engine import STOP_GRACE
+    from pyuring.errors import OpcodeUnsupported
+
+    check_backend("uring")
+    if how == "throwaway_ring":
+        def unsupported(*_a: object) -> None:
+            raise OpcodeUnsupported(errno.EINVAL, "pretend: before Linux 6.13")
+
+        monkeypatch.setattr(register, "sync_msg_ring", unsupported)
+    src = tmp_path / "src"
+    run = _interrupted_with_fifos(src, tmp_path / "dst", victims, monkeypatch)
+    alive, took, result, msgs = run.alive, run.took, run.result, run.msgs
     assert not alive, "interrupt() from another thread did not end the copy"
     assert took < STOP_GRACE + 5
     stats = result[0]
@@ -1057,3 +1073,32 @@ def test_a_destination_made_by_another_copy_meanwhile(tmp_path: Path, backend: s
     stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
     assert made and msgs == [] and stats.exit_code == 0
     assert_same_tree(src, tmp_path / "dst")
+
+
+def test_a_stop_that_gives_up_removes_the_temporary_names_it_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a destination without O_TMPFILE each new file gets a temporary name
+    as soon as its open is issued.  A stop that gives up on files whose source
+    waits on a FIFO swapped in (past the grace period) used to leave those
+    names behind; now it removes them."""
+    import pyuring.copy.engine as engine
+    from pyuring.copy import CopyStats
+
+    check_backend("uring")
+    monkeypatch.setattr(engine, "STOP_GRACE", 0.5)
+    real_init = engine.Engine.__init__
+
+    def no_tmpfile(self: engine.Engine, *a: Any, **k: Any) -> None:
+        real_init(self, *a, **k)
+        self.tmpfile_ok = False  # (as after the first EOPNOTSUPP)
+
+    monkeypatch.setattr(engine.Engine, "__init__", no_tmpfile)
+    src = tmp_path / "src"
+    run = _interrupted_with_fifos(src, tmp_path / "dst", 4, monkeypatch)
+    alive, result, msgs = run.alive, run.result, run.msgs
+    assert not alive
+    stats = result[0]
+    assert isinstance(stats, CopyStats) and stats.exit_code == 20, (result, msgs)
+    assert tmp_names(tmp_path / "dst") == []
+    for rel, full in regular_files(tmp_path / "dst"):
+        assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 from typing import Dict, List
 
@@ -289,17 +290,49 @@ def test_hard_links_on_rerun(tmp_path: Path, backend: str) -> None:
     assert os.lstat(dst / "h").st_nlink == 4
 
 
+def _ended_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
 def test_stale_temporary_names_are_removed(tmp_path: Path, backend: str) -> None:
     src = build_mixed_tree(tmp_path / "src")
     dst = tmp_path / "dst"
     _first_copy(src, dst, backend)
+    pid = _ended_pid()
     for d in (dst, dst / "d1" / "d2"):
-        write(d / (".small" + TMP_MARK.decode() + "4242-1"), b"left by a killed run")
-    os.symlink("x", dst / "d1" / (".l" + TMP_MARK.decode() + "4242-2"))
+        write(d / f".small{TMP_MARK.decode()}{pid}-1", b"left by a killed run")
+    os.symlink("x", dst / "d1" / f".l{TMP_MARK.decode()}{pid}-2")
     stats, msgs = copy_api(src, dst, backend=backend, opts=archive_all())
     assert stats.exit_code == 0, msgs
     assert tmp_names(dst) == []
     assert_same_tree(src, dst)
+
+
+def test_temporary_names_of_a_running_copy_are_left_alone(tmp_path: Path,
+                                                          backend: str) -> None:
+    """Another copy into the same directory, running now, still needs its
+    names (before, a re-run removed every name shaped like one)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "f", b"data")
+    dst = tmp_path / "dst"
+    copy_api(src, dst, backend=backend)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        live = f".g{TMP_MARK.decode()}{other.pid}-7"
+        write(dst / live, b"being written by the other copy")
+        ended = f".h{TMP_MARK.decode()}{_ended_pid()}-1"
+        write(dst / ended, b"left by a killed run")
+        write(src / "f", b"changed")
+        stats, msgs = copy_api(src, dst, backend=backend)
+        assert stats.exit_code == 0 and stats.transferred == 1, msgs
+        assert (dst / live).read_bytes() == b"being written by the other copy"
+        assert not (dst / ended).exists()
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_source_names_that_look_temporary_survive_reruns(tmp_path: Path,

@@ -16,6 +16,7 @@ import sys
 import types
 import typing
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -206,7 +207,8 @@ def test_tmp_name_check_is_the_regular_expression_it_replaced(name: bytes) -> No
 def test_tmp_names_the_engine_makes_are_recognised() -> None:
     eng = Engine.__new__(Engine)
     eng.tmp_counter = 41
+    eng.tmp_jobs = {}
     for base in (b"f", b".hidden", b"x.pyuring-tmp-1-2", b"\xff\n" * 150):
-        made = eng.tmp_name(base)
+        made = eng.tmp_name(SimpleNamespace(dst_name=base))  # type: ignore[arg-type]
         assert is_tmp_name(made), made
     assert not is_tmp_name(b"f") and not is_tmp_name(b".f.pyuring-tmp-1-")

@@ -82,6 +82,23 @@ def is_tmp_name(name: bytes) -> bool:
     pid, dash, n = name[at + len(_TMP_MARK):].partition(b"-")
     return bool(dash) and pid.isdigit() and n.isdigit()
 
+
+def tmp_owner_gone(name: bytes) -> bool:
+    """Has the process whose PID a temporary name (is_tmp_name) carries ended?
+    A copy running now into the same directory (this one, or another) still
+    needs its names.  (A process of another PID namespace or host -- a
+    container, an NFS client -- looks gone, or like another process.)"""
+    pid = int(name[name.rfind(_TMP_MARK) + len(_TMP_MARK):].partition(b"-")[0])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # (EPERM: there, another user's)
+    return pid <= 0  # (0 would be our process group)
+
 _IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _PIPE_POS = (1 << 64) - 1  # offset -1: a pipe has no position
@@ -388,6 +405,9 @@ class Engine:
         self.opened: Dict[int, DirTask] = {}  # directories opened up (_open_up), by id
         self.tmpfile_ok = bool(O_TMPFILE)
         self.tmp_counter = 0
+        # jobs that made a temporary name, until they finish: a stop that gives
+        # up on operations in flight removes the names they leave (_abandon_stack)
+        self.tmp_jobs: Dict[int, Job] = {}
         self.xattr_warned = False
         self.on_progress: Optional[Callable[[], None]] = None
         #: raises the io-wq cap if the loop keeps waiting (api sets it; see governor.py)
@@ -669,6 +689,8 @@ class Engine:
         d = job.parent
         d.pending -= 1
         self.active -= 1
+        if self.tmp_jobs:
+            self.tmp_jobs.pop(id(job), None)
         if d.pending == 0 and d.listing_done:
             self.maybe_finish_dir(d)
 
@@ -1047,7 +1069,7 @@ class Engine:
             got = dirent_names(data, n)
             if _TMP_MARK in data:
                 for name in got:
-                    if _TMP_MARK in name and is_tmp_name(name):
+                    if _TMP_MARK in name and is_tmp_name(name) and tmp_owner_gone(name):
                         # a temporary name left by an interrupted run: removed when
                         # the directory is done, unless the source has an entry so named
                         if d.stale is None:
@@ -1135,6 +1157,12 @@ class Engine:
             if not self.abandoned:
                 self.maybe_finish_dir(d)
         if self.abandoned:  # (the directories stay open: their modes can be given back)
+            # the temporary names of files whose source open still waited (on
+            # a FIFO): nothing will rename them now
+            for job in self.tmp_jobs.values():
+                if job.tmpname:
+                    self.unlink_tmp(job.parent, job.tmpname)
+                    job.tmpname = b""
             for d in list(self.opened.values()):
                 self._give_back(d)
 
@@ -1390,7 +1418,7 @@ class Engine:
             # to a temporary name, then renamed over the old entry once it exists
             # (not linked: a failing SYMLINKAT does not break a link, and the
             # rename would then move whatever has that name)
-            tmp = self.tmp_name(job.dst_name)
+            tmp = self.tmp_name(job)
             job.tmpname = tmp
             ex.symlinkat(cid, 0, target, d.dst_fd, tmp)
 
@@ -1579,7 +1607,7 @@ class Engine:
                 # under a temporary name, renamed over the old entry once it
                 # exists: a node that cannot be made (a device, as non-root)
                 # leaves the old entry in place
-                tmp = self.tmp_name(job.dst_name)
+                tmp = self.tmp_name(job)
                 ex.mknodat(d.dst_fd, tmp, mode, md.rdev)
                 try:
                     ex.direct_syscalls["renameat"] += 1
@@ -1710,10 +1738,12 @@ class Engine:
             return bool(md.mode & 0o040)
         return bool(md.mode & 0o004)
 
-    def tmp_name(self, name: bytes) -> bytes:
+    def tmp_name(self, job: Job) -> bytes:
+        """A new temporary name for ``job``'s entry (``job.tmpname`` is the
+        caller's to set), unique to this run."""
         self.tmp_counter += 1
-        base = name[:200]
-        return b"." + base + _TMP_MARK + str(os.getpid()).encode() + b"-" + \
+        self.tmp_jobs[id(job)] = job
+        return b"." + job.dst_name[:200] + _TMP_MARK + str(os.getpid()).encode() + b"-" + \
             str(self.tmp_counter).encode()
 
     def item(self, code: bytes, path: bytes) -> None:

@@ -155,7 +155,7 @@ def _open_dst(eng: Engine, job: Job) -> None:
     if eng.tmpfile_ok:
         ex.openat2(cid, 0, d.dst_fd, b".", os.O_WRONLY | O_TMPFILE, mode, RESOLVE_SAFE)
     else:
-        job.tmpname = eng.tmp_name(job.dst_name)
+        job.tmpname = eng.tmp_name(job)
         ex.openat2(cid, 0, d.dst_fd, job.tmpname, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode,
                    RESOLVE_SAFE)
 
@@ -822,7 +822,7 @@ def _replace_by_link(eng: Engine, job: Job, cid: int, fd: int, name: bytes, lfla
     the existing entry (atomic).  Not linked: a failing LINKAT does not break a
     link, and the RENAMEAT would then move whatever has that name."""
     d, ex = job.parent, eng.ex
-    job.tmpname = eng.tmp_name(job.dst_name)
+    job.tmpname = eng.tmp_name(job)
     ex.linkat(cid, _TMPLINK, fd, name, d.dst_fd, job.tmpname, lflags)
 
 
