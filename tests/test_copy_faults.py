@@ -39,6 +39,7 @@ from .test_copy_support import (
     copy_api,
     fix_times,
     install_statx_hook,
+    loop_fs,
     mounted,
     regular_files,
     run_cli,
@@ -1102,3 +1103,50 @@ def test_a_stop_that_gives_up_removes_the_temporary_names_it_made(
     assert tmp_names(tmp_path / "dst") == []
     for rel, full in regular_files(tmp_path / "dst"):
         assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()
+
+
+@requires_root
+@pytest.mark.parametrize("when", ["mid-copy", "before a re-run that changes modes"])
+def test_a_destination_remounted_read_only_stops_the_copy_with_one_message(
+        tmp_path: Path, backend: str, when: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ext4 with errors=remount-ro: after a file system error every change
+    fails with EROFS -- creating files, and setting attributes.  Before, each
+    failure to set attributes was listed (26 lines in the trial of 2026-12-05;
+    here one per file of the re-run, exit 23) and the copy went on; now the
+    first EROFS of either kind stops it, as a full disk does: exit 11, one
+    line and the closing one."""
+    from pyuring.copy import api
+    from pyuring.executor import make_executor
+
+    src = tmp_path / "src"
+    for d in range(4):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(60):
+            write(src / f"d{d}" / f"f{i:03}", os.urandom(i * 37), 0o640)
+    fix_times(src)
+    with loop_fs(tmp_path, "ext4", "64M", ["-e", "remount-ro"]) as fs:
+        dev = subprocess.run(["findmnt", "-no", "SOURCE", str(fs)], capture_output=True,
+                             text=True).stdout.strip()
+        trigger = Path("/sys/fs/ext4") / os.path.basename(dev) / "trigger_fs_error"
+        if not trigger.exists():
+            pytest.skip(f"no {trigger} on this kernel")
+
+        def fs_error(_path: bytes = b"") -> None:
+            trigger.write_text("1\n")
+
+        if when == "mid-copy":
+            monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+            fired = install_statx_hook(api, os.fsencode(src / "d2"), {b"f030": fs_error})
+        else:
+            copy_api(src, fs / "dst", backend=backend)
+            for p in src.rglob("f*"):
+                p.chmod(0o600)
+            fs_error()
+            fired = [b"f030"]
+        stats, msgs = copy_api(src, fs / "dst", backend=backend)
+        assert fired == [b"f030"]
+        assert stats.exit_code == 11, msgs
+        assert len(msgs) <= 2, msgs
+        assert msgs[-1].startswith("stopping: the destination is unusable (Read-only"), msgs
+        for rel, full in regular_files(fs / "dst"):  # (whole files only)
+            assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()

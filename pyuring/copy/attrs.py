@@ -188,9 +188,7 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
                            or not opts.same_mtime(md.mtime_ns, have.mtime_ns)):
             ex.futimens(fd, md.atime_ns, md.mtime_ns)
     except OSError as exc:
-        eng.stats.errors += 1
-        eng.report(f'cannot set attributes of directory "{show(d.rel or b".")}": '
-                   f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+        eng.attr_error(f'cannot set attributes of directory "{show(d.rel or b".")}"', exc)
 
 
 def item_dir(eng: Engine, d: DirTask, md: Metadata, have: Metadata) -> None:
@@ -369,9 +367,7 @@ def _fix_with_fd(eng: Engine, job: Job, fd: int, want_ids: bool, changed: List[s
         if eng.opts.perms:
             _chmod_o_path(ex, fd, md.mode & 0o7777)  # (with the fallback before 6.6)
     except OSError as exc:
-        eng.stats.errors += 1
-        eng.report(f'cannot set attributes of "{show(job.path)}": '
-                   f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+        eng.attr_error(f'cannot set attributes of "{show(job.path)}"', exc)
     finally:
         if fd >= 0:
             ex.close_fd(0, 0, fd, SKIP)
@@ -512,9 +508,7 @@ def xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
             eng.report(f'extended attributes are not supported on the destination: '
                        f'those of "{show(path)}" and of any later file are not copied')
         return
-    eng.stats.errors += 1
-    eng.report(f'cannot copy extended attributes of "{show(path)}": '
-               f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+    eng.attr_error(f'cannot copy extended attributes of "{show(path)}"', exc)
 
 
 _ACL_PREFIX = "system.posix_acl_"

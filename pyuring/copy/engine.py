@@ -744,10 +744,27 @@ class Engine:
         if err in _FATAL_ERRNOS:
             if self.fatal is not None:
                 return
-            self.fatal = (f"stopping: the destination is unusable ({_errtext(err)}); "
-                          f"no file in place is partly written, a re-run completes the "
-                          f"copy")
+            self._stop_for(err)
         self.report(f'cannot {what} "{show(job.path)}": {_errtext(err)}')
+
+    def attr_error(self, message: str, exc: OSError) -> None:
+        """Count and report a failure to set attributes (``message`` says of
+        what; the error is added).  EROFS -- a file system remounted read-only
+        after an error -- stops the copy as in dst_error, and later failures of
+        that kind are not listed one by one.  (Not ENOSPC: ext4 says it of an
+        xattr too big for the inode, not only of a full disk.)"""
+        err = exc.errno or errno.EIO
+        self.stats.errors += 1
+        if err == errno.EROFS:
+            self.stats.io_errors += 1
+            if self.fatal is not None:
+                return
+            self._stop_for(err)
+        self.report(f"{message}: {_errtext(err)}")
+
+    def _stop_for(self, err: int) -> None:
+        self.fatal = (f"stopping: the destination is unusable ({_errtext(err)}); "
+                      f"no file in place is partly written, a re-run completes the copy")
 
     def close_job_fds(self, job: Job) -> None:
         if job.src_fd >= 0:
@@ -1059,9 +1076,7 @@ class Engine:
         try:
             self.ex.fchmod(d.dst_fd, d.dst_mode_back)
         except OSError as exc:
-            self.stats.errors += 1
-            self.report(f'cannot set attributes of directory "{show(d.rel or b".")}": '
-                        f"{_errtext(exc.errno or errno.EIO)}")
+            self.attr_error(f'cannot set attributes of directory "{show(d.rel or b".")}"', exc)
 
     def _list_dst(self, d: DirTask) -> None:
         names: Set[bytes] = set()
@@ -1496,9 +1511,7 @@ class Engine:
             if self.opts.times:
                 ex.utime_at(d.dst_fd, job.dst_name, md.atime_ns, md.mtime_ns)
         except OSError as exc:
-            self.stats.errors += 1
-            self.report(f'cannot set attributes of "{show(job.path)}": '
-                        f"{_errtext(exc.errno or errno.EIO)}")
+            self.attr_error(f'cannot set attributes of "{show(job.path)}"', exc)
         if xattrs and (self.opts.xattrs or self.opts.acls):
             self._copy_xattrs_by_name(self, job, False)
         self.finish(job)
@@ -1546,9 +1559,7 @@ class Engine:
                                     or not self.opts.same_mtime(md.mtime_ns, dm.mtime_ns)):
                 ex.empty_path_utime(fd, md.atime_ns, md.mtime_ns)
         except OSError as exc:
-            self.stats.errors += 1
-            self.report(f'cannot set attributes of "{show(job.path)}": '
-                        f"{_errtext(exc.errno or errno.EIO)}")
+            self.attr_error(f'cannot set attributes of "{show(job.path)}"', exc)
         if xattrs and (self.opts.xattrs or self.opts.acls):
             # (replace: a FIFO or device made in a directory with a default ACL
             # has an access ACL of its own, which the source may lack)

@@ -773,9 +773,7 @@ def _finalize(eng: Engine, job: Job) -> None:
 
 
 def _attrs_failed(eng: Engine, job: Job, exc: OSError) -> None:
-    eng.stats.errors += 1
-    eng.report(f'cannot set attributes of "{show(job.path)}": '
-               f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+    eng.attr_error(f'cannot set attributes of "{show(job.path)}"', exc)
 
 
 # Indexes of the operations in a publishing chain.
@@ -888,9 +886,7 @@ def _on_published(eng: Engine, job: Job, write_n: int, idx: int, res: int, _extr
             try:
                 ex.futimens(job.dst_fd, md.atime_ns, md.mtime_ns)
             except OSError as exc:
-                eng.stats.errors += 1
-                eng.report(f'cannot set times of "{show(job.path)}": '
-                           f"{os.strerror(exc.errno or errno.EIO)} ({exc.errno})")
+                eng.attr_error(f'cannot set times of "{show(job.path)}"', exc)
     eng.stats.transferred += 1
     if eng.itemize is not None:
         item_sent(eng, job)
