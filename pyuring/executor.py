@@ -996,7 +996,9 @@ class SyncExecutor(Executor):
                 resolve: int, flags: int = 0, slot: int = -1) -> None:
         if self._cancelled(cid, idx, flags):
             return
-        if self._stopped and not _creates(oflags):
+        if self._stopped and not _creates(oflags) and not oflags & os.O_DIRECTORY:
+            # (a directory's open cannot wait on a FIFO: O_DIRECTORY refuses
+            # one at once; made, the copy's new directory gets its attributes)
             self._complete(cid, idx, flags, -errno.EINTR)
             return
         self.ops["openat2"] += 1

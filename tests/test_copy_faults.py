@@ -1150,3 +1150,42 @@ def test_a_destination_remounted_read_only_stops_the_copy_with_one_message(
         assert msgs[-1].startswith("stopping: the destination is unusable (Read-only"), msgs
         for rel, full in regular_files(fs / "dst"):  # (whole files only)
             assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()
+
+
+def test_a_stopped_copy_gives_its_directories_their_modes(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copier.interrupt() mid-copy (as the CLI's SIGINT handler calls it):
+    what is in flight finishes, and every directory the copy made gets the
+    source's mode and mtime -- before, the unfinished ones kept 0700 (as cp
+    leaves them; rsync gives the mode at once).  A re-run completes the copy."""
+    from pyuring.copy import Copier, api
+    from pyuring.executor import make_executor
+
+    src = tmp_path / "src"
+    for d in range(4):
+        (src / f"d{d}" / "sub").mkdir(parents=True)
+        for i in range(40):
+            write(src / f"d{d}" / f"f{i:03}", b"x" * i)
+        os.chmod(src / f"d{d}" / "sub", 0o750)
+        os.chmod(src / f"d{d}", 0o755)
+    fix_times(src)
+    dst = tmp_path / "dst"
+    opts = archive_all()
+    opts.backend = backend
+    msgs: List[str] = []
+    copier = Copier(opts, msgs.append)
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(src / "d1"),
+                               {b"f020": lambda _p: copier.interrupt()})
+    stats = copier.run([os.fsencode(src) + b"/"], dst)
+    assert fired == [b"f020"] and stats.exit_code == 20 and msgs == [], msgs
+    made = [Path(p) for p, _d, _f in os.walk(dst)]
+    assert len(made) >= 3 and len(list(regular_files(dst))) < 160
+    for p in made:
+        s = os.lstat(src / p.relative_to(dst))
+        assert stat.S_IMODE(os.lstat(p).st_mode) == stat.S_IMODE(s.st_mode), p
+        assert os.lstat(p).st_mtime_ns == s.st_mtime_ns, p
+    for rel, full in regular_files(dst):  # (whole files only)
+        assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()
+    assert run_cli(["-a", "--backend", backend, f"{src}/", str(dst)]).returncode == 0
+    assert_same_tree(src, dst)

@@ -1123,6 +1123,8 @@ class Engine:
         """A source directory gone (ENOENT: removed since it was listed, or
         since it was opened) has vanished, as rsync counts it (exit 24);
         anything else is an error."""
+        if err == errno.EINTR and self.interrupted:
+            return  # the stop ended a wait: not an error of its own
         if err == errno.ENOENT and source:
             self.stats.vanished += 1
             self.report(f'directory has vanished: "{show(path)}"')
@@ -1149,8 +1151,13 @@ class Engine:
                 except OSError:
                     pass
         md = d.meta
+        # (also after a clean stop -- Ctrl-C, whose entries in flight have all
+        # ended: a directory the copy made keeps 0700 only while it works
+        # there.  Not after a full disk or a read-only remount: each
+        # directory would only fail again; nor once requests were given up:
+        # a late one might still change it.)
         if d.apply_meta and md is not None and not self.opts.dry_run and d.dst_fd >= 0 \
-                and self.fatal is None and not self.interrupted:
+                and self.fatal is None and not self.abandoned:
             self._apply_dir_meta(self, d, md)
         self._give_back(d)
         if d.owns_fds:
