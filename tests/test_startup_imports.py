@@ -206,7 +206,6 @@ def test_tmp_name_check_is_the_regular_expression_it_replaced(name: bytes) -> No
 
 def test_tmp_names_the_engine_makes_are_recognised() -> None:
     eng = Engine.__new__(Engine)
-    eng.tmp_counter = 41
     eng.tmp_jobs = {}
     for base in (b"f", b".hidden", b"x.pyuring-tmp-1-2", b"\xff\n" * 150):
         made = eng.tmp_name(SimpleNamespace(dst_name=base))  # type: ignore[arg-type]

@@ -71,6 +71,12 @@ _XATTR_SKIP_PREFIXES = ("trusted.SGI_DMI_", "xfsroot.", "afs.")
 _PROBE_BATCH = 32
 _from_statx = Metadata.from_statx
 _TMP_MARK = b".pyuring-tmp-"
+# The N of this process's temporary names: one count for every copy it runs,
+# from a number its start time makes (microseconds).  A process that gets a
+# PID an ended one had -- PID 1 in each new container -- neither meets that
+# one's leftovers under its own names nor takes them for its own.
+_TMP_FIRST = time.time_ns() // 1000
+_tmp_next = [_TMP_FIRST]
 
 
 def is_tmp_name(name: bytes) -> bool:
@@ -88,13 +94,14 @@ def tmp_owner_gone(name: bytes) -> bool:
     A copy running now into the same directory (this one, or another) still
     needs its names.  (A process of another PID namespace or host -- a
     container, an NFS client -- looks gone, or like another process.)"""
-    pid = int(name[name.rfind(_TMP_MARK) + len(_TMP_MARK):].partition(b"-")[0])
+    pid_text, _dash, n = name[name.rfind(_TMP_MARK) + len(_TMP_MARK):].partition(b"-")
+    pid = int(pid_text)
     if pid == os.getpid():
-        return False
+        return int(n) < _TMP_FIRST  # (made before this process started)
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
+    except (ProcessLookupError, OverflowError):
+        return True  # (OverflowError: no PID is that large)
     except OSError:
         return False  # (EPERM: there, another user's)
     return pid <= 0  # (0 would be our process group)
@@ -404,7 +411,6 @@ class Engine:
         self.dst_root_fd = -1  # the destination root: where a group's home is from
         self.opened: Dict[int, DirTask] = {}  # directories opened up (_open_up), by id
         self.tmpfile_ok = bool(O_TMPFILE)
-        self.tmp_counter = 0
         # jobs that made a temporary name, until they finish: a stop that gives
         # up on operations in flight removes the names they leave (_abandon_stack)
         self.tmp_jobs: Dict[int, Job] = {}
@@ -700,10 +706,7 @@ class Engine:
     def src_failed(self, job: Job, err: int, what: str) -> None:
         if err == errno.EINTR and self.interrupted:
             pass  # the stop ended a wait (an open of a FIFO): not an error of its own
-        elif (err == errno.ENOENT and what in ("stat", "open")) or (
-                err == errno.ESPIPE and what == "read"):
-            # (ESPIPE: a pipe read by pread, where statx had seen a file: the
-            # file has left that name, for a FIFO)
+        elif err == errno.ENOENT and what in ("stat", "open"):
             self.stats.vanished += 1
             self.report(f'file has vanished: "{show(job.path)}"')
         else:
@@ -1759,10 +1762,11 @@ class Engine:
     def tmp_name(self, job: Job) -> bytes:
         """A new temporary name for ``job``'s entry (``job.tmpname`` is the
         caller's to set), unique to this run."""
-        self.tmp_counter += 1
+        n = _tmp_next[0]
+        _tmp_next[0] = n + 1
         self.tmp_jobs[id(job)] = job
         return b"." + job.dst_name[:200] + _TMP_MARK + str(os.getpid()).encode() + b"-" + \
-            str(self.tmp_counter).encode()
+            str(n).encode()
 
     def item(self, code: bytes, path: bytes) -> None:
         if self.itemize is not None:

@@ -404,6 +404,11 @@ def _on_read(eng: Engine, job: Job, res: int) -> None:
     if job.src_fd >= 0 and not job.xattrs:
         eng.ex.close_fd(0, 0, job.src_fd, SKIP)
         job.src_fd = -1  # (with -X/-A it stays open until the xattrs are copied)
+    if res == -errno.ESPIPE and not job.rechecked:
+        # pread of a pipe: a FIFO swapped in for the file (or a file system's
+        # non-seekable file, which fails again after the check)
+        _reopen_checked(eng, job, lambda: _read_src(eng, job))
+        return
     if res < 0:
         _src_error(eng, job, -res, "read")
         return
@@ -605,6 +610,9 @@ def _large_done(eng: Engine, job: Job, task: DataTask) -> None:
     if task.stopped:
         eng.drop_job(job)  # the copy is stopping: no message, nothing published
         return
+    if task.error == errno.ESPIPE and task.src_side and not job.rechecked:
+        _pipe_read(eng, job)
+        return
     if task.error and task.src_side:
         eng.src_failed(job, task.error, "read")  # (closes both fds, drops a temporary name)
         return
@@ -612,6 +620,16 @@ def _large_done(eng: Engine, job: Job, task: DataTask) -> None:
         eng.dst_failed(job, task.error, "write")
         return
     _large_copied(eng, job, task.total)
+
+
+def _pipe_read(eng: Engine, job: Job) -> None:
+    """A large file's read said ESPIPE: a FIFO swapped in for the file (which
+    has vanished from that name), or a file system's non-seekable file (the
+    same file: then the error stands)."""
+    job.rechecked = True
+    job.waiting = 1  # (for _src_error)
+    _verified(eng, job, job.src_fd, lambda: eng.src_failed(job, errno.ESPIPE, "read"),
+              always=True)
 
 
 def _large_copied(eng: Engine, job: Job, total: int) -> None:
@@ -736,7 +754,9 @@ class _RingCopy:
         eng.release_chunks(self.bufs)
         if self.failed:
             err, what, src = self.error
-            if src:
+            if src and err == errno.ESPIPE and not job.rechecked:
+                _pipe_read(eng, job)
+            elif src:
                 eng.src_failed(job, err, what)
             else:
                 eng.dst_failed(job, err, what)
