@@ -296,7 +296,9 @@ class Job:
         self.dst_err = 0  # a failed destination open, while the source side was in flight
         self.src_err = 0  # a directory's failed statx, while its destination's was in flight
         self.nread = 0
-        self.rechecked = False  # a short read's source compared with its statx
+        # the source compared with its statx again, after a read of another
+        # size than it said, or ESPIPE (filecopy._reopen_checked, _compare_fd)
+        self.rechecked = False
         self.tmpname = b""
         self.fresh = False  # a directory we created (so it starts empty)
         # -X / -A: xattrs to copy (False once the source is known to have none)

@@ -626,10 +626,19 @@ def _pipe_read(eng: Engine, job: Job) -> None:
     """A large file's read said ESPIPE: a FIFO swapped in for the file (which
     has vanished from that name), or a file system's non-seekable file (the
     same file: then the error stands)."""
+    _compare_fd(eng, job, lambda: eng.src_failed(job, errno.ESPIPE, "read"))
+
+
+def _compare_fd(eng: Engine, job: Job, then: Callable[[], None]) -> None:
+    """Go on (``then``) only if the open source fd is still the file its
+    statx described, in any directory; another has vanished from that name."""
     job.rechecked = True
-    job.waiting = 1  # (for _src_error)
-    _verified(eng, job, job.src_fd, lambda: eng.src_failed(job, errno.ESPIPE, "read"),
-              always=True)
+    job.waiting = 1  # (for _src_error, should it be another)
+
+    def same() -> None:
+        job.waiting = 0
+        then()
+    _verified(eng, job, job.src_fd, same, always=True)
 
 
 def _large_copied(eng: Engine, job: Job, total: int) -> None:
@@ -640,13 +649,7 @@ def _large_copied(eng: Engine, job: Job, total: int) -> None:
     md = job.meta
     assert md is not None
     if total != md.size and not job.parent.shared and not job.rechecked:
-        job.rechecked = True
-        job.waiting = 1  # (for _src_error)
-
-        def same() -> None:
-            job.waiting = 0
-            _large_copied(eng, job, total)
-        _verified(eng, job, job.src_fd, same, always=True)
+        _compare_fd(eng, job, lambda: _large_copied(eng, job, total))
         return
     if not job.xattrs:
         eng.ex.close_fd(0, 0, job.src_fd, SKIP)
