@@ -177,7 +177,10 @@ def apply_dir_meta(eng: Engine, d: DirTask, md: Metadata) -> None:
             except OSError as exc:
                 if exc.errno != errno.EPERM or eng.is_root:
                     raise
-        if opts.xattrs or opts.acls:
+        # (not after a full disk stopped the copy: an xattr may need a block,
+        # and its failure would leave the mode and times unset; a re-run
+        # gives them)
+        if (opts.xattrs or opts.acls) and eng.fatal is None:
             # before the mode: a read-only mode would refuse user.* xattrs
             copy_xattrs_fd(eng, d.src_fd, fd, d.rel or b".", replace=True)
         if want_mode != cur_mode:

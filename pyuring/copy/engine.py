@@ -385,6 +385,7 @@ class Engine:
         self.interrupted = False
         self.abandoned = False  # operations were given up in flight (after STOP_GRACE)
         self.fatal: Optional[str] = None
+        self.fatal_errno = 0  # (of the stop above)
         self.is_root = os.geteuid() == 0
         self.euid = os.geteuid()
         # does a WRITE leave a setuid/setgid bit set before it in place?
@@ -755,19 +756,22 @@ class Engine:
     def attr_error(self, message: str, exc: OSError) -> None:
         """Count and report a failure to set attributes (``message`` says of
         what; the error is added).  EROFS -- a file system remounted read-only
-        after an error -- stops the copy as in dst_error, and later failures of
-        that kind are not listed one by one.  (Not ENOSPC: ext4 says it of an
-        xattr too big for the inode, not only of a full disk.)"""
+        after an error -- stops the copy as in dst_error.  (Not ENOSPC: ext4
+        says it of an xattr too big for the inode, not only of a full disk.)
+        Once the copy has stopped for one of dst_error's reasons, later
+        failures of those kinds are counted, not listed one by one."""
         err = exc.errno or errno.EIO
         self.stats.errors += 1
+        if err in _FATAL_ERRNOS and self.fatal is not None:
+            self.stats.io_errors += 1
+            return  # (the stop's own cause, said once)
         if err == errno.EROFS:
             self.stats.io_errors += 1
-            if self.fatal is not None:
-                return
             self._stop_for(err)
         self.report(f"{message}: {_errtext(err)}")
 
     def _stop_for(self, err: int) -> None:
+        self.fatal_errno = err
         self.fatal = (f"stopping: the destination is unusable ({_errtext(err)}); "
                       f"no file in place is partly written, a re-run completes the copy")
 
@@ -1156,13 +1160,13 @@ class Engine:
                 except OSError:
                     pass
         md = d.meta
-        # (also after a clean stop -- Ctrl-C, whose entries in flight have all
-        # ended: a directory the copy made keeps 0700 only while it works
-        # there.  Not after a full disk or a read-only remount: each
+        # (also after a stop -- Ctrl-C or a full disk, once the entries in
+        # flight have all ended: a directory the copy made keeps 0700 only
+        # while it works there.  Not after a read-only remount: each
         # directory would only fail again; nor once requests were given up:
         # a late one might still change it.)
         if d.apply_meta and md is not None and not self.opts.dry_run and d.dst_fd >= 0 \
-                and self.fatal is None and not self.abandoned:
+                and self.fatal_errno != errno.EROFS and not self.abandoned:
             self._apply_dir_meta(self, d, md)
         self._give_back(d)
         if d.owns_fds:
