@@ -326,6 +326,47 @@ def test_enospc_stops_with_exit_11_and_no_partial_file(tmp_path: Path, backend: 
         assert tmp_names(full / "dst") == []
 
 
+def test_a_stop_ends_the_hard_link_groups_waiting_for_a_copy(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-H into an existing destination: groups whose other names are outside
+    the tree wait (filecopy.start_file) until nothing else is in flight.  A
+    stop meanwhile ends them unsent: exit 20, no message, no temporary name,
+    and the directories get their attributes; a re-run sends them."""
+    from pyuring.copy import Copier, api
+    from pyuring.executor import make_executor
+
+    src, outside, dst = tmp_path / "src", tmp_path / "outside", tmp_path / "dst"
+    (src / "l").mkdir(parents=True)
+    outside.mkdir()
+    fix_times(src)
+    assert copy_api(src, dst, backend=backend, opts=archive_all())[0].exit_code == 0
+    for i in range(10):
+        write(src / "l" / f"lone{i}", b"lone %d" % i)
+        os.link(src / "l" / f"lone{i}", outside / f"lone{i}")
+    fix_times(src / "l")
+    opts = archive_all()
+    opts.backend = backend
+    msgs: List[str] = []
+    copier = Copier(opts, msgs.append)
+    seen: List[bytes] = []
+
+    def tenth(_p: bytes) -> None:
+        seen.append(_p)
+        if len(seen) == 10:
+            copier.interrupt()
+
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(src / "l"),
+                               {b"lone%d" % i: tenth for i in range(10)})
+    stats = copier.run([os.fsencode(src) + b"/"], dst)
+    assert len(fired) == 10 and stats.exit_code == 20 and msgs == [], (stats, msgs)
+    assert stats.transferred == 0 and not list((dst / "l").iterdir())
+    assert tmp_names(dst) == []
+    assert os.lstat(dst / "l").st_mtime_ns == os.lstat(src / "l").st_mtime_ns
+    assert copy_api(src, dst, backend=backend, opts=archive_all())[0].transferred == 10
+    assert_same_tree(src, dst)
+
+
 @requires_root
 def test_a_full_disk_gives_the_directories_it_made_their_attributes(
         tmp_path: Path, backend: str) -> None:

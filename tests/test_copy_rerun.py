@@ -290,6 +290,104 @@ def test_hard_links_on_rerun(tmp_path: Path, backend: str) -> None:
     assert os.lstat(dst / "h").st_nlink == 4
 
 
+def _new_names_tree(src: Path, groups: int) -> None:
+    """Files in x/ and y/, each of them also linked under a second name to
+    come: half of the groups get it in x/, half in y/ (so that, whichever of
+    the two the walk meets first, some groups meet their new name first)."""
+    for sub in ("x", "y"):
+        (src / sub).mkdir(parents=True)
+    for i in range(groups):
+        write(src / ("x" if i % 2 else "y") / f"old{i:02d}", b"%d" % i * (100 + 500 * i))
+
+
+def _add_new_names(src: Path, groups: int) -> None:
+    for i in range(groups):
+        os.link(src / ("x" if i % 2 else "y") / f"old{i:02d}",
+                src / ("y" if i % 2 else "x") / f"new{i:02d}")
+    for sub in ("x", "y"):
+        set_times(src / sub, 1_000_000_000_000_000_000)
+
+
+@pytest.mark.parametrize("dry", [False, True], ids=["real", "dry-run"])
+def test_a_new_name_of_a_copied_file_is_linked_to_its_copy(tmp_path: Path, backend: str,
+                                                          dry: bool) -> None:
+    """-H: a file copied before gets a second name.  Whichever name the walk
+    meets first, the new one is linked to the existing copy and no data is
+    sent -- as rsync, which has its whole file list before it starts.  Before,
+    a new name met first was copied again and the old one relinked to it."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _new_names_tree(src, 24)
+    fix_times(src)
+    _first_copy(src, dst, backend)
+    inodes = {p.name: os.lstat(p).st_ino for p in dst.glob("*/old*")}
+    _add_new_names(src, 24)
+    lines: List[str] = []
+    stats, msgs = copy_api(src, dst, backend=backend, opts=archive_all(dry_run=dry),
+                           itemized=lines)
+    assert stats.exit_code == 0, msgs
+    assert stats.transferred == 0 and stats.bytes_transferred == 0, stats
+    assert stats.hardlinks == 24 and stats.unchanged == 24, stats
+    links = sorted(ln for ln in lines if ln.startswith("hf"))
+    want = sorted(f"hf+++++++++ {'y' if i % 2 else 'x'}/new{i:02d} => "
+                  f"{'x' if i % 2 else 'y'}/old{i:02d}" for i in range(24))
+    assert links == want, lines
+    assert not [ln for ln in lines if ln.startswith(">f")], lines
+    if dry:
+        assert not list(dst.glob("*/new*"))
+        return
+    for i in range(24):
+        old = dst / ("x" if i % 2 else "y") / f"old{i:02d}"
+        new = dst / ("y" if i % 2 else "x") / f"new{i:02d}"
+        assert os.lstat(old).st_ino == inodes[old.name] == os.lstat(new).st_ino, i
+    assert_same_tree(src, dst)
+
+
+def test_new_names_with_no_copy_to_link_to(tmp_path: Path, backend: str) -> None:
+    """-H into an existing destination: groups of new names only (every name
+    seen, or names outside the tree), and more of them than may wait at once
+    (the cap: a quarter of the files in flight), are each sent once."""
+    src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
+    src.mkdir()
+    write(src / "keep", b"already there")
+    fix_times(src)
+    _first_copy(src, dst, backend)
+    for sub in (src / "a", src / "b", src / "l", outside):
+        sub.mkdir()
+    for i in range(40):
+        write(src / "a" / f"f{i:02d}", b"%d" % i * 300)
+        os.link(src / "a" / f"f{i:02d}", src / "b" / f"g{i:02d}")
+        if i % 3 == 0:
+            os.link(src / "a" / f"f{i:02d}", src / "b" / f"h{i:02d}")
+        if i % 4 == 0:
+            os.link(src / "a" / f"f{i:02d}", outside / f"o{i:02d}")
+    for i in range(10):  # (groups whose other name is outside only)
+        write(src / "l" / f"lone{i}", b"lone %d" % i)
+        os.link(src / "l" / f"lone{i}", outside / f"lone{i}")
+    for part in ("a", "b", "l"):  # (not the root: keep's times stay as copied)
+        fix_times(src / part)
+    for files in (0, 8):
+        opts = archive_all()
+        if files:
+            opts.max_files_in_flight = files
+        stats, msgs = copy_api(src, dst, backend=backend, opts=opts)
+        assert stats.exit_code == 0, msgs
+        if not files:
+            assert stats.transferred == 50 and stats.hardlinks == 54, stats
+        else:  # (nothing left to do)
+            assert stats.transferred == stats.hardlinks == 0, stats
+        assert_same_tree(src, dst)
+        for i in range(40):
+            assert os.lstat(dst / "a" / f"f{i:02d}").st_ino == \
+                os.lstat(dst / "b" / f"g{i:02d}").st_ino
+    shutil.rmtree(dst / "a")
+    shutil.rmtree(dst / "b")
+    os.utime(dst, ns=(os.lstat(src).st_atime_ns, os.lstat(src).st_mtime_ns))
+    stats, msgs = copy_api(src, dst, backend=backend, opts=archive_all(),
+                           max_files_in_flight=8)
+    assert stats.exit_code == 0 and stats.transferred == 40, (stats, msgs)
+    assert_same_tree(src, dst)
+
+
 def _ended_pid() -> int:
     p = subprocess.Popen(["true"])
     p.wait()

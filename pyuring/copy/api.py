@@ -566,6 +566,9 @@ class Copier:
             os.close(src_fd)
 
     def _run_task(self, eng: Engine, task: DirTask) -> None:
+        # -H: another name's copy may already be there (filecopy.start_file)
+        eng.defer_groups = eng.opts.hard_links and task.dst_fd >= 0 \
+            and (task.dst_meta is not None or task.probe_dst or task.dst_names is not None)
         eng.init_root(task)
         eng.stack.append(task)
         eng.run()

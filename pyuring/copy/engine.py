@@ -349,8 +349,8 @@ def _unchanged(eng: Engine, mem: Any, off: int, dmem: Any, doff: int) -> int:
 
 
 class HardlinkGroup:
-    __slots__ = ("dst_dev", "dst_ino", "dst_mtime", "failed", "fd", "first", "handle",
-                 "home", "linking", "ready", "remaining", "waiters")
+    __slots__ = ("deferred", "dst_dev", "dst_ino", "dst_mtime", "failed", "fd", "first",
+                 "handle", "home", "linking", "ready", "remaining", "waiters")
 
     def __init__(self, remaining: int, first: bytes) -> None:
         self.remaining = remaining  # names of this inode not seen yet
@@ -364,7 +364,11 @@ class HardlinkGroup:
         # ... and its file handle (root: Engine.find_group_fd opens it by that)
         self.handle: Optional[bytes] = None
         self.failed = False
+        # the names waiting for the first copy (the first name too while deferred)
         self.waiters: List[Job] = []
+        # the first name's data waits for a later name with an up-to-date copy
+        # (filecopy.start_file)
+        self.deferred = False
         # where the first copy is (destination directory, name) while fd is
         # held: found again by name if the fd is let go (Engine.hold_group_fd)
         self.home: Optional[Tuple[bytes, bytes]] = None
@@ -412,6 +416,12 @@ class Engine:
         # None for all once opening one is refused (no CAP_DAC_READ_SEARCH)
         self.handle_devs: Optional[Dict[int, bool]] = {} if self.is_root else None
         self.dst_root_fd = -1  # the destination root: where a group's home is from
+        # -H into a destination that existed: groups whose first name's data
+        # waits for a later name that may have an up-to-date copy (by id,
+        # oldest first); each holds its names' directories open, hence a cap
+        self.deferred: Dict[int, HardlinkGroup] = {}
+        self.defer_groups = False  # (set by the caller when a root existed)
+        self.defer_max = self.max_active // 4
         self.opened: Dict[int, DirTask] = {}  # directories opened up (_open_up), by id
         self.tmpfile_ok = bool(O_TMPFILE)
         # jobs that made a temporary name, until they finish: a stop that gives
@@ -456,11 +466,12 @@ class Engine:
             item_dir,
             item_made,
         )
-        from .filecopy import link_to_group, release_waiters, start_file
+        from .filecopy import link_to_group, release_waiters, send_deferred, start_file
 
         self._start_file = start_file
         self._link_to_group = link_to_group
         self._release_waiters = release_waiters
+        self._send_deferred = send_deferred
         self._apply_dir_meta = apply_dir_meta
         self._item_attrs = item_attrs
         self._item_dir = item_dir
@@ -520,6 +531,11 @@ class Engine:
                 ex.run(wait=True, timeout=0.25)
                 continue
             if not ex.busy():
+                if self.deferred:
+                    # the walk has nothing more in flight: the names still to
+                    # come (if any) wait for these, or are outside the tree
+                    self._end_deferred(stopping)
+                    continue
                 if stopping or not self.stack:
                     break
                 if self.active >= self.max_active:
@@ -1222,6 +1238,31 @@ class Engine:
             return True
         self.hardlinks[key] = HardlinkGroup(md.nlink - 1, self.first_name(job))
         return False
+
+    def may_defer(self) -> bool:
+        return self.defer_groups and len(self.deferred) < self.defer_max \
+            and not self.opts.ignore_times
+
+    def defer(self, group: HardlinkGroup) -> None:
+        group.deferred = True
+        self.deferred[id(group)] = group
+
+    def undefer(self, group: HardlinkGroup) -> None:
+        group.deferred = False
+        del self.deferred[id(group)]
+
+    def _end_deferred(self, stopping: bool) -> None:
+        """Send the deferred groups' data (their names waiting are linked to
+        it); after a stop, only end their jobs."""
+        for group in list(self.deferred.values()):
+            if stopping:
+                self.undefer(group)
+                waiters, group.waiters = group.waiters, []
+                group.failed = True
+                for job in waiters:
+                    self.finish(job)
+            else:
+                self._send_deferred(self, group)
 
     def _group_of(self, job: Job) -> Optional[HardlinkGroup]:
         md = job.meta

@@ -60,20 +60,54 @@ _XATTRAT_TRIAL = 64
 
 
 def start_file(eng: Engine, job: Job) -> None:
-    md, dm, opts = job.meta, job.dmeta, eng.opts
+    md, opts = job.meta, eng.opts
     assert md is not None
-    group = None
-    if opts.hard_links and md.nlink > 1:
-        key = (md.dev, md.ino)
-        group = eng.hardlinks.get(key)
-        if group is not None and not group.failed:
+    if not (opts.hard_links and md.nlink > 1):
+        copy_first(eng, job, None, _up_to_date(eng, job))
+        return
+    key = (md.dev, md.ino)
+    group = eng.hardlinks.get(key)
+    if group is not None and not group.failed:
+        if not (group.deferred and _up_to_date(eng, job)):
             link_to_group(eng, job, group)
             return
-        group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1, eng.first_name(job))
-    if dm is not None and dm.mode & 0o170000 == 0o100000 and not opts.ignore_times \
-            and dm.size == md.size \
-            and (dm.mtime_ns == md.mtime_ns or opts.same_mtime(md.mtime_ns, dm.mtime_ns)) \
-            and not (job.parent.shared and _attrs_would_change(eng, job)):
+        # a name whose copy is up to date, in a group whose first name has
+        # none: the names waiting are linked to this copy, nothing is sent
+        eng.undefer(group)
+        group.first = eng.first_name(job)
+        copy_first(eng, job, group, True)
+        return
+    renewed = group is not None
+    group = eng.hardlinks[key] = HardlinkGroup(md.nlink - 1, eng.first_name(job))
+    same = _up_to_date(eng, job)
+    if not same and not renewed and eng.may_defer():
+        # Another name's copy may be up to date, later in the walk (a re-run
+        # after a name was added): the data waits until the names have come
+        # (link_to_group) or the walk idles (Engine.run).  rsync, which has
+        # the whole file list first, links a new name to the existing copy.
+        eng.defer(group)
+        group.waiters.append(job)
+        return
+    copy_first(eng, job, group, same)
+
+
+def _up_to_date(eng: Engine, job: Job) -> bool:
+    """The quick check: does the destination have the source's size and mtime?"""
+    md, dm, opts = job.meta, job.dmeta, eng.opts
+    assert md is not None
+    return dm is not None and dm.mode & 0o170000 == 0o100000 and not opts.ignore_times \
+        and dm.size == md.size \
+        and (dm.mtime_ns == md.mtime_ns or opts.same_mtime(md.mtime_ns, dm.mtime_ns)) \
+        and not (job.parent.shared and _attrs_would_change(eng, job))
+
+
+def copy_first(eng: Engine, job: Job, group: Optional[HardlinkGroup], same: bool) -> None:
+    """A regular file, alone or its group's first name: its data (unless
+    ``same``: the destination's quick check says it is up to date)."""
+    md, dm, opts = job.meta, job.dmeta, eng.opts
+    assert md is not None
+    if same:
+        assert dm is not None
         eng.stats.unchanged += 1
         if group is None and not opts.dry_run and not (opts.xattrs or opts.acls) \
                 and not any(unchanged_fixes(eng, md, dm)):
@@ -957,6 +991,14 @@ def _on_group_fd(eng: Engine, job: Job, group: HardlinkGroup, res: int) -> None:
     eng.finish(job)
 
 
+def send_deferred(eng: Engine, group: HardlinkGroup) -> None:
+    """No name of a deferred group (start_file) has an up-to-date copy: its
+    first name's data is sent after all, and the others are linked to it."""
+    eng.undefer(group)
+    first = group.waiters.pop(0)
+    copy_first(eng, first, group, False)
+
+
 def release_waiters(eng: Engine, group: HardlinkGroup) -> None:
     """The group's first name is in place (or failed): serve the names waiting."""
     waiters, group.waiters = group.waiters, []
@@ -971,7 +1013,9 @@ def release_waiters(eng: Engine, group: HardlinkGroup) -> None:
 
 def link_to_group(eng: Engine, job: Job, group: HardlinkGroup) -> None:
     if not group.ready:
-        group.waiters.append(job)  # the first copy is still in flight
+        group.waiters.append(job)  # the first copy is still in flight (or deferred)
+        if group.deferred and len(group.waiters) > group.remaining:
+            send_deferred(eng, group)  # every name has come, none up to date
         return
     dm = job.dmeta
     if group.fd < 0 and group.home is not None and not eng.opts.dry_run \
