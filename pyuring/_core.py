@@ -350,7 +350,7 @@ class RingCore:
                     return _syscall.io_uring_setup(entries, addr)
                 except OSError as exc:
                     err = exc.errno or 0
-                    if err in (errno.ENOSYS, errno.EPERM, errno.EACCES):
+                    if err in (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.ENOMEM):
                         raise UringUnavailable(err, unavailable_reason(err)) from None
                     if err != errno.EINVAL or not extra:
                         raise UringError(

@@ -6,8 +6,9 @@ The hierarchy is small on purpose:
   carrying ``errno``.
 * ``UringUnavailable(UringError)`` -- io_uring cannot be used in this process
   at all: the kernel has no io_uring (ENOSYS), a sandbox blocks it (EPERM from
-  seccomp or ``kernel.io_uring_disabled``), the platform is not Linux or the
-  CPU architecture is unknown.  Catch it to fall back to synchronous calls.
+  seccomp or ``kernel.io_uring_disabled``), the ring's memory is over the
+  locked-memory limit (ENOMEM), the platform is not Linux or the CPU
+  architecture is unknown.  Catch it to fall back to synchronous calls.
 * ``OpcodeUnsupported(UringUnavailable)`` -- the ring works but the kernel
   lacks the opcode a call needs (found by ``probe()``).  Being a subclass of
   ``UringUnavailable`` means one ``except`` clause covers both fallbacks.
@@ -85,4 +86,8 @@ def unavailable_reason(err: int) -> str:
         )
     if err == _errno.EACCES:
         return "io_uring is restricted to a group this process is not in (EACCES)"
+    if err == _errno.ENOMEM:
+        # (the rings count against RLIMIT_MEMLOCK without CAP_IPC_LOCK)
+        return ("no memory for the ring (ENOMEM: its pages count against the locked-memory "
+                "limit, ulimit -l, for processes without CAP_IPC_LOCK)")
     return os.strerror(err)

@@ -448,6 +448,8 @@ class UringExecutor(Executor):
         # submit; statx buffers (the pool) and data buffers (owned by the
         # caller for the chain's life) until completion.
         self._push_sqe = self.ring._push_raw
+        if required_ops:
+            self._check_workers()
         self._wait_nr = 1  # completions the current (or last) wait asks for
         self._src_async = 0  # IOSQE_ASYNC on open_read_tmpfile's source open (offload())
         self._woken = False  # wake() was called: waits ask for one completion
@@ -536,6 +538,19 @@ class UringExecutor(Executor):
         self._next_chain = cid + 1
         self._chains[cid] = callback
         return cid
+
+    def _check_workers(self) -> None:
+        """Most of a copy's operations run on io-wq's worker threads; where
+        none can start (a process limit, ``ulimit -u``, reached by the user's
+        other processes) the kernel cancels each of them.  One NOP sent to
+        io-wq tells, before any work, so that ``auto`` can fall back."""
+        self._push_sqe(A.IORING_OP_NOP, 0, 0, 0, 0, 0, 0, A.IOSQE_ASYNC)
+        self.ring.submit_and_wait(1)
+        if any(res == -errno.ECANCELED for _ud, res, _fl in self.ring.reap_raw()):
+            if self._own_ring:
+                self.ring.close()
+            raise UringUnavailable(errno.EAGAIN, "io_uring cannot start a worker thread "
+                                   "here (the process limit, ulimit -u, is reached)")
 
     def busy(self) -> bool:
         return len(self._chains) > 1 or self.ring.pending() > 0

@@ -30,12 +30,14 @@ def run() -> NoReturn:
             sigs.signal(sig, sigs.default_int_handler)
     try:
         from .cli import EXIT_OUTPUT, main
-    except KeyboardInterrupt:  # (while starting: nothing begun, nothing to undo)
+    except (KeyboardInterrupt, MemoryError) as exc:  # (nothing begun, nothing to undo)
+        stop = isinstance(exc, KeyboardInterrupt)
         try:
-            os.write(2, b"pyuring-copy: interrupted\n")
+            os.write(2, b"pyuring-copy: interrupted\n" if stop else
+                     b"pyuring-copy: out of memory while starting\n")
         except OSError:
             pass
-        os._exit(20)
+        os._exit(20 if stop else 22)
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:

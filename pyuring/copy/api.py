@@ -428,7 +428,16 @@ class Copier:
         old_umask = os.umask(0)  # modes are given exactly at creation
         eng: Optional[Engine] = None
         try:
-            eng = Engine(ex, self.opts, stats, self.report, self.itemize)
+            try:
+                eng = Engine(ex, self.opts, stats, self.report, self.itemize)
+            except (MemoryError, OSError) as exc:
+                err = getattr(exc, "errno", None) or errno.ENOMEM
+                if err != errno.ENOMEM:
+                    raise
+                raise CopyError(
+                    f"cannot allocate the buffers for {self.opts.max_files_in_flight} files "
+                    f"in flight of up to {self.opts.small_file_max} bytes: "
+                    f"{os.strerror(err)} ({err})", 22) from None
             eng.umask = old_umask
             eng.governor = governor
             if self.on_progress is not None:

@@ -224,16 +224,25 @@ class BulkPool:
         self.peak = 0  # most tasks copying at once (for the tests and --stats)
         self._running = 0
 
-    def submit(self, task: DataTask) -> None:
-        self.outstanding.append(task)
+    def submit(self, task: DataTask) -> bool:
+        """Hand ``task`` to a worker; False if there is none and none can start
+        (a low ``ulimit -u``): the caller copies it itself."""
         with self._cv:
-            self._queue.append(task)
             if not self._idle and len(self._threads) < self.max_threads:
                 t = self._thread_class(target=self._work, name="pyuring-copy-data", daemon=True)
-                self._threads.append(t)
-                t.start()
+                try:
+                    t.start()
+                except RuntimeError:  # ("can't start new thread")
+                    self.max_threads = len(self._threads)
+                else:
+                    self._threads.append(t)
+            if not self._threads:
+                return False
+            self._queue.append(task)
             self._cv.notify()
+        self.outstanding.append(task)
         self._rearm()
+        return True
 
     def _rearm(self) -> None:
         if not self._armed and self.outstanding:

@@ -182,9 +182,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # never a traceback for users; PYURING_DEBUG=1 shows it
         if os.environ.get("PYURING_DEBUG"):
             raise
-        _Output(sys.stderr).write(f"{PROG}: internal error: {type(exc).__name__}: {exc} "
-                                  f"(set PYURING_DEBUG=1 for details)\n")
-        return 1
+        return _failed(exc)
+
+
+def _failed(exc: Exception) -> int:
+    """A failure outside any one file's copy (the engine reports those per
+    file, and goes on): a resource limit is said in a line with rsync's exit
+    code; anything else is a bug of ours."""
+    no = exc.errno if isinstance(exc, OSError) else None
+    if isinstance(exc, MemoryError) or no == errno.ENOMEM:
+        _Output(sys.stderr).write(f"{PROG}: out of memory\n")
+        return 22
+    if no in (errno.EMFILE, errno.ENFILE):
+        limit = ""
+        try:
+            import resource
+
+            limit = f" (ulimit -n is {resource.getrlimit(resource.RLIMIT_NOFILE)[0]})"
+        except (ImportError, OSError):
+            pass
+        _Output(sys.stderr).write(f"{PROG}: cannot go on: {os.strerror(no)} ({no}){limit}\n")
+        return 11
+    _Output(sys.stderr).write(f"{PROG}: internal error: {type(exc).__name__}: {exc} "
+                              f"(set PYURING_DEBUG=1 for details)\n")
+    return 1
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:

@@ -950,8 +950,9 @@ class Engine:
         if res == -errno.EACCES and idx == _DIR_OPEN:
             res = self._open_unreadable_dir(job)
         if res < 0:
-            what = {_DIR_UNLINK: "replace", _DIR_MKDIR: "mkdir", _DIR_OPEN: "open"}[idx]
-            self.dst_error(job, -res, what + " directory")
+            what = {_DIR_UNLINK: "replace directory", _DIR_MKDIR: "mkdir directory",
+                    _DIR_OPEN: "open destination directory"}[idx]
+            self.dst_error(job, -res, what)
             job.dst_fd = -2  # failed
         else:
             job.dst_fd = res
@@ -1779,7 +1780,12 @@ class Engine:
     def bulk_pool(self) -> Optional[BulkPool]:
         """The worker threads for large files' data (None: copy inline)."""
         if self.bulk is None and self.bulk_threads > 0 and self.opts.data_path != "ring":
-            self.bulk = BulkPool(self.bulk_threads, self._arm_wake)
+            try:
+                self.bulk = BulkPool(self.bulk_threads, self._arm_wake)
+            except OSError:
+                # no fds for its pipe (a low ulimit -n): this thread copies
+                # large files itself, as the sync backend does
+                self.bulk_threads = 0
         return self.bulk
 
     def _arm_wake(self, fd: int, buf: Buffer, cb: Callable[[int], None]) -> None:

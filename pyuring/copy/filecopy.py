@@ -628,9 +628,8 @@ def _copy_large(eng: Engine, job: Job) -> None:
     task = DataTask(job.src_fd, job.dst_fd, md.size, md.is_sparse, eng.opts.fsync,
                     lambda t: _large_done(eng, job, t))
     pool = eng.bulk_pool()
-    if pool is not None:
+    if pool is not None and pool.submit(task):
         job.src_fd = job.dst_fd = -1  # the worker's until it reports back
-        pool.submit(task)
         return
     eng.data.run(task)
     _large_done(eng, job, task)
