@@ -770,3 +770,49 @@ def test_acls_to_a_filesystem_without_them(tmp_path: Path, backend: str) -> None
         assert len(r.err_lines) == 1, r
         assert (mnt / "dst" / "f").read_bytes() == b"f"
 
+
+
+# --------------------------------------------------------------------------------------
+# found by the trial of 2026-12-06
+# --------------------------------------------------------------------------------------
+def test_a_symlink_source_to_the_destination_file_is_refused(tmp_path: Path) -> None:
+    """``-a lf d/f`` where lf -> d/f would replace d/f by the link, whose data
+    would then be gone (rsync does it; cp refuses, "are the same file").
+    A new name for the link is fine."""
+    (tmp_path / "d").mkdir()
+    write(tmp_path / "d" / "f", b"only copy")
+    os.symlink("d/f", tmp_path / "lf")
+    r = run_cli(["-a", "lf", "d/f"], cwd=tmp_path)
+    assert_clean_failure(r, 1, "is a symlink to the destination file")
+    assert (tmp_path / "d" / "f").read_bytes() == b"only copy"
+    assert not (tmp_path / "d" / "f").is_symlink()
+    r = run_cli(["-a", "lf", "d/"], cwd=tmp_path)
+    assert r.returncode == 0 and os.readlink(tmp_path / "d" / "lf") == "d/f", r
+
+
+def test_a_single_file_into_a_missing_directory_is_exit_3(tmp_path: Path) -> None:
+    write(tmp_path / "f", b"x")
+    r = run_cli(["-a", "f", "nope/x"], cwd=tmp_path)
+    assert_clean_failure(r, 3, "nope")  # (rsync: "change_dir#3 ... failed", exit 3)
+
+
+@requires_root
+def test_devices_are_skipped_without_root(tmp_path: Path) -> None:
+    """Only root makes device nodes: as rsync, a copy by another user skips
+    them (one line each) and exits 0, where it tried and failed (exit 23)."""
+    work = tmp_path / "work"
+    src = work / "src"
+    src.mkdir(parents=True)
+    write(src / "f", b"data", 0o644)
+    os.mknod(src / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mkfifo(src / "fifo")
+    for p in (work, src, src / "f", src / "fifo"):
+        os.chown(p, 65534, 65534, follow_symlinks=False)
+    dst = work / "dst"
+    with traversable(work):
+        r = run_cli(["-a", f"{src}/", str(dst)], prelude=UNPRIV_PRELUDE, cwd="/")
+    _no_traceback(r)
+    assert r.returncode == 0, r
+    assert r.err_lines == ['pyuring-copy: skipping non-regular file "null"'], r
+    assert sorted(os.listdir(dst)) == ["f", "fifo"]
+    assert stat.S_ISFIFO(os.lstat(dst / "fifo").st_mode)

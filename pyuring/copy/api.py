@@ -265,9 +265,9 @@ def plan(sources: Sequence[bytes], dest: bytes, opts: Options,
     return roots
 
 
-def _identity(path: bytes) -> Optional[Tuple[int, int]]:
+def _identity(path: bytes, follow: bool = False) -> Optional[Tuple[int, int]]:
     try:
-        st = os.lstat(path)
+        st = os.stat(path) if follow else os.lstat(path)
     except OSError:
         return None
     return st.st_dev, st.st_ino
@@ -289,8 +289,15 @@ def _check_nesting(roots: List[_Root], dest: bytes, dest_is_dir: bool) -> None:
             continue  # (gone since plan(): the copy reports it)
         src_id = (st.st_dev, st.st_ino)
         if not stat.S_ISDIR(st.st_mode):
-            if _identity(target) == src_id:
+            here_id = _identity(target)
+            if here_id == src_id:
                 raise CopyError(f"source and destination are the same file: {_q(r.src)}")
+            if stat.S_ISLNK(st.st_mode) and here_id is not None and _identity(r.src, True) \
+                    == here_id:
+                # the link would replace the file it points to, whose data
+                # would be lost (cp refuses too: "are the same file")
+                raise CopyError(f"source {_q(r.src)} is a symlink to the destination "
+                                "file, which the copy would replace")
             continue
         here = target
         while True:
@@ -560,7 +567,8 @@ class Copier:
             try:
                 dst_fd = _open_dir(dparent, holder=True)
             except _CannotOpen as exc:
-                raise CopyError(exc.message("destination directory "), 11) from None
+                # (3: rsync's change_dir failure, "errors selecting input/output files")
+                raise CopyError(exc.message("destination directory "), 3) from None
             try:
                 task = DirTask(None, src_fd, dst_fd, b"", None)
                 eng.judge_src(task, Metadata.from_stat(os.fstat(src_fd)))

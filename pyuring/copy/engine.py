@@ -897,12 +897,14 @@ class Engine:
                 self.start_special(job)
 
     def _skipped(self, t: int) -> bool:
-        """Does -l / --devices / --specials leave out a non-directory of type ``t``?"""
+        """Does -l / --devices / --specials leave out a non-directory of type
+        ``t``?  (Devices also without root, which alone may make them: rsync
+        skips them then too, and exits 0.)"""
         o = self.opts
         if t == stat.S_IFLNK:
             return not o.links
         if t in (stat.S_IFCHR, stat.S_IFBLK):
-            return not o.devices
+            return not (o.devices and self.is_root)
         return t != stat.S_IFREG and not o.specials
 
     # ======================================================================
