@@ -388,6 +388,50 @@ def test_new_names_with_no_copy_to_link_to(tmp_path: Path, backend: str) -> None
     assert_same_tree(src, dst)
 
 
+@pytest.mark.parametrize("flags", [["-aHAX"], ["-a"]], ids=["aHAX", "a"])
+def test_a_no_change_rerun_leaves_the_copys_atimes(tmp_path: Path, backend: str,
+                                                   flags: List[str]) -> None:
+    """Under relatime the first read of an entry whose atime is a day old (or
+    not after its mtime) moves it.  A re-run lists every destination
+    directory (O_NOATIME now) and read every destination symlink's target
+    (now only where its length or mtime differ from the source's): the
+    atimes the copy gave stayed in place only where the mount is noatime."""
+    if "noatime" in _mount_options(tmp_path):
+        pytest.skip("the file system is mounted noatime: nothing to see")
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d" / "e").mkdir(parents=True)
+    write(src / "d" / "f", b"x")
+    os.symlink("f", src / "d" / "l")
+    os.symlink("e", src / "d" / "le")
+    old = 978_307_200_000_000_000  # 2001-01-01
+    for p in (src / "d" / "e", src / "d" / "f", src / "d" / "l", src / "d" / "le",
+              src / "d", src):
+        os.utime(p, ns=(old + 123, old), follow_symlinks=False)
+    assert run_cli([*flags, "--backend", backend, f"{src}/", str(dst)]).returncode == 0
+    names = ("", "d", "d/e", "d/f", "d/l", "d/le")
+    # (lstat only: a snapshot reads the links' targets, which moves their atimes)
+    before = {rel: os.lstat(dst / rel) for rel in names}
+    r = run_cli([*flags, "-v", "--backend", backend, f"{src}/", str(dst)])
+    assert r.returncode == 0 and r.err_lines == [] and r.stdout.splitlines()[:-1] == [], r
+    for rel in names:
+        now = os.lstat(dst / rel)
+        assert now.st_atime_ns == old + 123, rel
+        assert (now.st_mtime_ns, now.st_ctime_ns) == \
+            (before[rel].st_mtime_ns, before[rel].st_ctime_ns), rel
+
+
+def _mount_options(path: Path) -> str:
+    best = ""
+    opts = ""
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            mnt = fields[1].replace("\\040", " ")
+            if str(path.resolve()).startswith(mnt.rstrip("/") + "/") and len(mnt) > len(best):
+                best, opts = mnt, fields[3]
+    return opts
+
+
 def _ended_pid() -> int:
     p = subprocess.Popen(["true"])
     p.wait()

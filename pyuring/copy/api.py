@@ -19,7 +19,7 @@ from .. import _syscall
 from ..dirfd import DirEntry
 from ..executor import COPY_OPS, Executor, make_executor
 from ..metadata import Metadata
-from .engine import DirTask, Engine, fd_budget
+from .engine import O_NOATIME, DirTask, Engine, fd_budget
 from .governor import WorkerGovernor
 from .options import Options
 from .stats import CopyStats
@@ -167,11 +167,19 @@ class _CannotOpen(Exception):
                 f"{os.strerror(self.errno)} ({self.errno})")
 
 
-def _open_dir(path: bytes, holder: bool = False) -> int:
+def _open_dir(path: bytes, holder: bool = False, noatime: bool = False) -> int:
     """Open a root directory.  ``holder``: it only holds the entry to copy and
     is never listed, so a searchable but unreadable one (mode 0111, 0333)
     serves as well opened O_PATH -- rsync, working by path, copies from and
-    into such directories."""
+    into such directories.  ``noatime``: a destination, whose listing must not
+    move the atime a copy gave it (its owner and root only)."""
+    if noatime and not holder:
+        try:
+            return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | O_NOATIME)
+        except PermissionError:
+            pass  # (not ours)
+        except OSError as exc:
+            raise _CannotOpen(path, exc) from None
     try:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except PermissionError as exc:
@@ -514,7 +522,7 @@ class Copier:
                                 11) from None
         try:
             # (the parent of the copies only: never listed, O_PATH will do)
-            fd = _open_dir(dst, holder=not gets_meta)
+            fd = _open_dir(dst, holder=not gets_meta, noatime=True)
         except _CannotOpen as exc:
             raise CopyError(exc.message("destination "), 11) from None
         return fd, fresh

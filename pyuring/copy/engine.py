@@ -111,6 +111,7 @@ _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _PIPE_POS = (1 << 64) - 1  # offset -1: a pipe has no position
 _DIR_UNLINK, _DIR_MKDIR, _DIR_OPEN = 0, 1, 2  # steps to a destination directory
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+O_NOATIME = getattr(os, "O_NOATIME", 0o1000000)
 
 if TYPE_CHECKING:
     Reporter = Callable[[str], None]
@@ -424,6 +425,7 @@ class Engine:
         self.defer_max = self.max_active // 4
         self.opened: Dict[int, DirTask] = {}  # directories opened up (_open_up), by id
         self.tmpfile_ok = bool(O_TMPFILE)
+        self.noatime = True  # (until an O_NOATIME open is refused: _on_dst_dir)
         # jobs that made a temporary name, until they finish: a stop that gives
         # up on operations in flight removes the names they leave (_abandon_stack)
         self.tmp_jobs: Dict[int, Job] = {}
@@ -943,11 +945,25 @@ class Engine:
         elif step == _DIR_MKDIR:
             ex.mkdirat(cid, 0, d.dst_fd, job.dst_name, 0o700)
         else:
-            ex.openat2(cid, 0, d.dst_fd, job.dst_name, _DIR_FLAGS, 0, RESOLVE_SAFE)
+            ex.openat2(cid, 0, d.dst_fd, job.dst_name, _DIR_FLAGS | self._dst_noatime(job), 0,
+                       RESOLVE_SAFE)
+
+    def _dst_noatime(self, job: Job) -> int:
+        """O_NOATIME for an existing destination directory the copy lists: a
+        re-run must not move the atime the copy gave it (relatime would, on
+        the first read a day later).  For its owner and root only."""
+        dm = job.dmeta
+        if self.noatime and dm is not None and (self.is_root or dm.uid == self.euid):
+            return O_NOATIME
+        return 0
 
     def _on_dst_dir(self, job: Job, idx: int, res: int) -> None:
         if res >= 0 and idx != _DIR_OPEN:
             self._dst_dir_step(job, idx + 1)
+            return
+        if res == -errno.EPERM and idx == _DIR_OPEN and self._dst_noatime(job):
+            self.noatime = False  # (root of a user namespace that does not map the owner)
+            self._dst_dir_step(job, _DIR_OPEN)
             return
         if res == -errno.EACCES and idx == _DIR_OPEN:
             res = self._open_unreadable_dir(job)
@@ -977,8 +993,7 @@ class Engine:
         try:
             return _reopen_widened(
                 self.ex, fd, (dm.ino, dm.dev), 0o700,
-                lambda: self._open_in(d.dst_fd, job.dst_name,
-                                      os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW))[0]
+                lambda: self._open_in(d.dst_fd, job.dst_name, _DIR_FLAGS | O_NOATIME))[0]
         except OSError as exc:
             return -(exc.errno or errno.EACCES)
         finally:
@@ -1458,10 +1473,17 @@ class Engine:
         # (-I is about regular files' data, as rsync's: a link with the same
         # target is kept)
         if dm is not None and dm.is_symlink():
-            try:
-                same = ex.readlinkat(d.dst_fd, job.dst_name) == target
-            except OSError:
-                same = False
+            o = self.opts
+            if dm.size == len(target) and o.times and not o.ignore_times \
+                    and o.same_mtime(md.mtime_ns, dm.mtime_ns):
+                # the quick check, as for files: the target's length and the
+                # mtime (a readlink would move the copy's atime under relatime)
+                same = True
+            else:
+                try:
+                    same = ex.readlinkat(d.dst_fd, job.dst_name) == target
+                except OSError:
+                    same = False
             if same:
                 self.stats.unchanged += 1
                 changed: List[str] = []  # (xattr names, for the itemized line)
