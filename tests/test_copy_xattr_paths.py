@@ -643,3 +643,58 @@ def test_acls_onto_xfs_stay_on_every_rerun(tmp_path: Path, backend: str) -> None
                 os.getxattr(src / "f", "system.posix_acl_access")
             assert os.getxattr(xfs / "dst" / "d", "system.posix_acl_default") == \
                 os.getxattr(src / "d", "system.posix_acl_default")
+
+
+@requires_root
+def test_a_name_only_its_file_system_knows_is_one_line_per_file(
+        tmp_path: Path, backend: str) -> None:
+    """btrfs.compression has no meaning on ext4 (EOPNOTSUPP for that name):
+    the other xattrs of the file and of later files are copied, and each
+    file that loses it says so.  Before, the first refusal said that the
+    destination had no xattrs at all, and later losses went unsaid."""
+    with loop_fs(tmp_path, "btrfs", "200M") as fs:
+        src = fs / "src"
+        src.mkdir()
+        for i in range(3):
+            write(src / f"f{i}", b"x" * (i + 1))
+            os.setxattr(src / f"f{i}", "user.keep", b"%d" % i)
+            try:
+                os.setxattr(src / f"f{i}", "btrfs.compression", b"zstd")
+            except OSError as exc:
+                pytest.skip(f"no btrfs.compression here: {exc}")
+        fix_times(src)
+        dst = tmp_path / "dst"
+        stats, msgs = copy_api(src, dst, backend=backend, xattrs=True)
+    assert stats.exit_code == 23, msgs
+    assert sorted(msgs) == [f'cannot copy extended attribute "btrfs.compression" of "f{i}": '
+                            f"Operation not supported (95)" for i in range(3)], msgs
+    for i in range(3):
+        assert os.getxattr(dst / f"f{i}", "user.keep") == b"%d" % i
+
+
+def test_a_file_whose_xattrs_are_refused_is_two_lines(tmp_path: Path, backend: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A destination that refuses each of a file's many xattrs (ENOSPC, as
+    ext4's full xattr block): the first refusal with its name, then how many
+    more -- not one identical line per name (1,200 in a trial)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "f", b"data")
+    for i in range(40):  # (more than a publishing chain takes: set one by one)
+        os.setxattr(src / "f", f"user.n{i:02d}", b"v")
+    fix_times(src)
+    real = os.setxattr
+
+    def full(path: Any, name: Any, value: bytes, *a: Any, **k: Any) -> None:
+        if isinstance(path, int) and os.fsencode(name).startswith(b"user.n"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, name, value, *a, **k)
+
+    monkeypatch.setattr(os, "setxattr", full)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend, xattrs=True)
+    assert stats.exit_code == 23 and stats.errors == 2, msgs
+    assert len(msgs) == 2, msgs
+    assert msgs[0].startswith('cannot copy extended attribute "user.n') and \
+        msgs[0].endswith('of "f": No space left on device (28)'), msgs
+    assert msgs[1] == 'cannot copy 39 more extended attributes of "f"', msgs
+    assert (tmp_path / "dst" / "f").read_bytes() == b"data"

@@ -20,7 +20,7 @@ from .text import show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import AnyStr, Callable, List, Optional, Sequence, Tuple
+    from typing import AnyStr, Callable, List, Optional, Sequence, Tuple, Union
 
     from .engine import DirTask, Engine, Job
 
@@ -500,8 +500,19 @@ def _xattrs_would_change(eng: Engine, src: int, dst: int,
 # --------------------------------------------------------------------------------------
 # extended attributes (-X) and ACLs (-A, as system.posix_acl_* xattrs)
 # --------------------------------------------------------------------------------------
-def xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
-    if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+#: the namespaces every file system with xattrs knows: "not supported" for one
+#: of their names means none is (a file system without xattrs: ramfs); for
+#: another name (btrfs.compression onto ext4) only that name is refused
+_COMMON_NAMESPACES = (b"user.", b"trusted.", b"security.", b"system.")
+
+
+def common_xattr(name: Union[str, bytes]) -> bool:
+    return os.fsencode(name).startswith(_COMMON_NAMESPACES)
+
+
+def xattr_error(eng: Engine, path: bytes, exc: OSError,
+                name: Optional[Union[str, bytes]] = None) -> None:
+    if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) and (name is None or common_xattr(name)):
         # xattrs or ACLs asked for (-X / -A) and lost are a partial transfer, as
         # rsync has it (exit 23; cp -a fails too): one message and one error for
         # the run, not one per file
@@ -511,7 +522,11 @@ def xattr_error(eng: Engine, path: bytes, exc: OSError) -> None:
             eng.report(f'extended attributes are not supported on the destination: '
                        f'those of "{show(path)}" and of any later file are not copied')
         return
-    eng.attr_error(f'cannot copy extended attributes of "{show(path)}"', exc)
+    if name is None:
+        eng.attr_error(f'cannot copy extended attributes of "{show(path)}"', exc)
+    else:
+        eng.attr_error(f'cannot copy extended attribute "{show(os.fsencode(name))}" of '
+                       f'"{show(path)}"', exc)
 
 
 _ACL_PREFIX = "system.posix_acl_"
@@ -566,6 +581,7 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
     acl_set = False
     # (``changed``, for the itemized line: what was changed, or failed to be --
     # not what the destination's file system cannot hold, which -n leaves out too)
+    failed = [0]
     for name in drop:
         try:
             count["fremovexattr"] += 1
@@ -574,7 +590,7 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
             # (ENODATA: gone already -- with another name that was the same
             # data, as a file system's alias of an ACL)
             if exc.errno != errno.ENODATA:
-                xattr_error(eng, path, exc)
+                _xattr_failed(eng, path, exc, name, failed)
                 if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                     continue
         if changed is not None:
@@ -585,11 +601,12 @@ def copy_xattrs_fd(eng: Engine, src: int, dst: int, path: bytes,
             os.setxattr(dst, name, value)
             acl_set = acl_set or name == "system.posix_acl_access"
         except OSError as exc:
-            xattr_error(eng, path, exc)
+            _xattr_failed(eng, path, exc, name, failed)
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 continue
         if changed is not None:
             changed.append(name)
+    _more_failed(eng, path, failed)
     # (a new access ACL has set the mode to its own, the source's: that one stays)
     if unlock >= 0 and not acl_set:
         try:
@@ -644,16 +661,36 @@ def _set_pairs(eng: Engine, dst: int, path: bytes, pairs: List[Tuple[bytes, byte
     ACL was among them (it set the permission bits)."""
     count = eng.ex.direct_syscalls
     acl_set = False
+    failed = [0]
     for name, value in pairs:
         try:
             count["fsetxattr"] += 1
             os.setxattr(dst, name, value)
             acl_set = acl_set or name == b"system.posix_acl_access"
         except OSError as exc:
-            xattr_error(eng, path, exc)
-            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-                break
+            _xattr_failed(eng, path, exc, name, failed)
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) and common_xattr(name):
+                break  # (none will go)
+    _more_failed(eng, path, failed)
     return acl_set
+
+
+def _xattr_failed(eng: Engine, path: bytes, exc: OSError, name: Union[str, bytes],
+                  failed: List[int]) -> None:
+    """One of a file's xattrs could not be set or removed: the first such is
+    said with its name, the others counted (a file may have thousands)."""
+    if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) and common_xattr(name):
+        xattr_error(eng, path, exc)  # (the run's one line for a file system without)
+        return
+    failed[0] += 1
+    if failed[0] == 1:
+        xattr_error(eng, path, exc, name)
+
+
+def _more_failed(eng: Engine, path: bytes, failed: List[int]) -> None:
+    if failed[0] > 1 and eng.fatal is None:
+        eng.stats.errors += 1
+        eng.report(f'cannot copy {failed[0] - 1} more extended attributes of "{show(path)}"')
 
 
 def _drop_inherited_acl(eng: Engine, fd: int, path: bytes) -> bool:

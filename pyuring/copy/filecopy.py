@@ -28,6 +28,7 @@ from .attrs import (
     UnsafeToPublish,
     acls_last,
     apply_file_meta,
+    common_xattr,
     final_mode,
     fix_unchanged,
     item_sent,
@@ -534,8 +535,11 @@ def _meta_in_chain(eng: Engine, job: Job, n: int) -> bool:
         if job.src_fd < 0:
             return False
         pairs = read_xattrs(eng, job.src_fd, job.path)
-    if pairs and not _chain_holds(eng, len(pairs)):
-        job.xattr_pairs = pairs  # (the old way sets these, one by one)
+    if pairs and (not _chain_holds(eng, len(pairs))
+                  or not all(common_xattr(name) for name, _v in pairs)):
+        # (the old way sets these, one by one; and names the one refused
+        # where only it may be, btrfs.* onto another file system)
+        job.xattr_pairs = pairs
         return False
     try:
         set_owner_mode(eng, job, job.dst_fd)
