@@ -217,32 +217,3 @@ def test_which_statx_fields_decide(dst_fields: Dict[str, int], short: bool, src_
         [job] = jobs
         assert job.meta == Metadata.from_statx(src) and job.dmeta == Metadata.from_statx(dst)
 
-
-def test_symlinks_take_the_quick_check(tmp_path: Path, backend: str) -> None:
-    """A destination symlink whose target has the source's length and whose
-    mtime is the source's is kept without reading it (a readlink would move
-    its atime), as a file of the same size and mtime is; another length or
-    mtime is read and compared; -I compares every one."""
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    os.symlink("aaaa", src / "same")
-    os.symlink("bbbb", src / "longer")
-    os.symlink("cccc", src / "touched")
-    fix_times(src)
-    stats, msgs = copy_api(src, dst, backend=backend)
-    assert stats.exit_code == 0, msgs
-    for name, target in (("same", "zzzz"), ("longer", "bbbbbbbb"), ("touched", "yyyy")):
-        ns = os.lstat(dst / name).st_mtime_ns
-        os.unlink(dst / name)
-        os.symlink(target, dst / name)  # (forged: as if someone changed it)
-        if name != "touched":
-            os.utime(dst / name, ns=(ns, ns), follow_symlinks=False)
-    stats, msgs = copy_api(src, dst, backend=backend)
-    assert stats.exit_code == 0, msgs
-    assert os.readlink(dst / "same") == "zzzz"  # (the quick check passes it)
-    assert os.readlink(dst / "longer") == "bbbb"
-    assert os.readlink(dst / "touched") == "cccc"
-    stats, msgs = copy_api(src, dst, backend=backend, ignore_times=True)
-    assert stats.exit_code == 0, msgs
-    assert os.readlink(dst / "same") == "aaaa"
-    assert_same_tree(src, dst)

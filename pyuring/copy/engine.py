@@ -1185,14 +1185,20 @@ class Engine:
             d = parent
 
     def _finish_dir(self, d: DirTask) -> None:
-        if d.stale and d.dst_fd >= 0 and not self.opts.dry_run:
-            d.touched = True
-            for name in d.stale:
+        if d.stale and d.dst_fd >= 0:
+            # (-v lists them as rsync lists what it deletes: a name of that
+            # shape that is not a leftover of ours is at least not lost unsaid)
+            for name in sorted(d.stale):
+                if self.opts.dry_run:
+                    self.item(b"*deleting   ", d.path(name))
+                    continue
+                d.touched = True
                 try:
                     self.ex.direct_syscalls["unlinkat"] += 1
                     os.unlink(name, dir_fd=d.dst_fd)
                 except OSError:
-                    pass
+                    continue
+                self.item(b"*deleting   ", d.path(name))
         md = d.meta
         # (also after a stop -- Ctrl-C or a full disk, once the entries in
         # flight have all ended: a directory the copy made keeps 0700 only
@@ -1473,17 +1479,13 @@ class Engine:
         # (-I is about regular files' data, as rsync's: a link with the same
         # target is kept)
         if dm is not None and dm.is_symlink():
-            o = self.opts
-            if dm.size == len(target) and o.times and not o.ignore_times \
-                    and o.same_mtime(md.mtime_ns, dm.mtime_ns):
-                # the quick check, as for files: the target's length and the
-                # mtime (a readlink would move the copy's atime under relatime)
-                same = True
-            else:
-                try:
-                    same = ex.readlinkat(d.dst_fd, job.dst_name) == target
-                except OSError:
-                    same = False
+            # (every target is read and compared, as rsync does: a link made
+            # in the same clock tick as another, with a target as long, has
+            # its mtime; under relatime this read may move the atime)
+            try:
+                same = ex.readlinkat(d.dst_fd, job.dst_name) == target
+            except OSError:
+                same = False
             if same:
                 self.stats.unchanged += 1
                 changed: List[str] = []  # (xattr names, for the itemized line)
