@@ -448,7 +448,7 @@ class UringExecutor(Executor):
         # submit; statx buffers (the pool) and data buffers (owned by the
         # caller for the chain's life) until completion.
         self._push_sqe = self.ring._push_raw
-        if required_ops:
+        if required_ops and self._own_ring:  # (a caller's ring may have work in flight)
             self._check_workers()
         self._wait_nr = 1  # completions the current (or last) wait asks for
         self._src_async = 0  # IOSQE_ASYNC on open_read_tmpfile's source open (offload())

@@ -9,9 +9,11 @@ without copying data.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -24,6 +26,7 @@ from .test_copy_support import (
     TMP_MARK,
     archive_all,
     build_mixed_tree,
+    cli_env,
     copy_api,
     fix_times,
     linked_specials,
@@ -418,6 +421,30 @@ def test_a_no_change_rerun_leaves_the_copys_atimes(tmp_path: Path, backend: str,
         assert now.st_atime_ns == old + 123, rel
         assert (now.st_mtime_ns, now.st_ctime_ns) == \
             (before[rel].st_mtime_ns, before[rel].st_ctime_ns), rel
+
+
+@requires_root
+@pytest.mark.skipif(shutil.which("capsh") is None, reason="needs capsh (libcap2-bin)")
+def test_o_noatime_refused_for_every_directory_is_retried(tmp_path: Path,
+                                                          backend: str) -> None:
+    """Root without CAP_FOWNER may not open another user's directory with
+    O_NOATIME (EPERM): every such open in flight is made again without it.
+    (A first version retried only the first one to fail; the other
+    directories failed with "Operation not permitted": found by a review.)"""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(20):
+        (src / f"d{i}").mkdir(parents=True)
+        write(src / f"d{i}" / "f", b"x")
+    fix_times(src)
+    assert run_cli(["-a", "--backend", backend, f"{src}/", str(dst)]).returncode == 0
+    for p in (src, dst):
+        subprocess.run(["chown", "-R", "1234:1234", str(p)], check=True)
+    argv = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "pyuring.copy", "-a",
+                                              "--backend", backend, f"{src}/", str(dst)])
+    r = subprocess.run(["capsh", "--drop=cap_fowner", "--", "-c", argv],
+                       capture_output=True, text=True, env=cli_env())
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert_same_tree(src, dst)
 
 
 def _mount_options(path: Path) -> str:

@@ -575,8 +575,11 @@ class Copier:
             try:
                 dst_fd = _open_dir(dparent, holder=True)
             except _CannotOpen as exc:
-                # (3: rsync's change_dir failure, "errors selecting input/output files")
-                raise CopyError(exc.message("destination directory "), 3) from None
+                # (3 where it is not there: rsync's change_dir failure, "errors
+                # selecting input/output files"; 11 for a failure to open it)
+                raise CopyError(exc.message("destination directory "),
+                                3 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 11
+                                ) from None
             try:
                 task = DirTask(None, src_fd, dst_fd, b"", None)
                 eng.judge_src(task, Metadata.from_stat(os.fstat(src_fd)))

@@ -939,13 +939,14 @@ class Engine:
     def _dst_dir_step(self, job: Job, step: int) -> None:
         """Replace what is in the way (rsync does), make the directory, open it."""
         d, ex = job.parent, self.ex
-        cid = ex.chain(lambda idx, res, extra: self._on_dst_dir(job, step, res))
+        noat = self._dst_noatime(job) if step == _DIR_OPEN else 0
+        cid = ex.chain(lambda idx, res, extra: self._on_dst_dir(job, step, res, noat))
         if step == _DIR_UNLINK:
             ex.unlinkat(cid, 0, d.dst_fd, job.dst_name, 0)
         elif step == _DIR_MKDIR:
             ex.mkdirat(cid, 0, d.dst_fd, job.dst_name, 0o700)
         else:
-            ex.openat2(cid, 0, d.dst_fd, job.dst_name, _DIR_FLAGS | self._dst_noatime(job), 0,
+            ex.openat2(cid, 0, d.dst_fd, job.dst_name, _DIR_FLAGS | noat, 0,
                        RESOLVE_SAFE)
 
     def _dst_noatime(self, job: Job) -> int:
@@ -957,11 +958,11 @@ class Engine:
             return O_NOATIME
         return 0
 
-    def _on_dst_dir(self, job: Job, idx: int, res: int) -> None:
+    def _on_dst_dir(self, job: Job, idx: int, res: int, noat: int = 0) -> None:
         if res >= 0 and idx != _DIR_OPEN:
             self._dst_dir_step(job, idx + 1)
             return
-        if res == -errno.EPERM and idx == _DIR_OPEN and self._dst_noatime(job):
+        if res == -errno.EPERM and idx == _DIR_OPEN and noat:
             self.noatime = False  # (root of a user namespace that does not map the owner)
             self._dst_dir_step(job, _DIR_OPEN)
             return
