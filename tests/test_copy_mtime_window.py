@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -24,7 +24,15 @@ from pyuring.copy.cli import options_from
 from pyuring.copy.helpparser import parse
 
 from .conftest import requires_root
-from .test_copy_support import copy_api, fix_times, loop_fs, run_cli, set_times, write
+from .test_copy_support import (
+    copy_api,
+    fix_times,
+    loop_fs,
+    mounted,
+    run_cli,
+    set_times,
+    write,
+)
 
 SECOND = 10**9
 #: 2020-09-13 12:26:40.123456789 (before 2038: ext4's 128-byte inodes end there)
@@ -37,9 +45,19 @@ def _kept_digits(ns: int) -> str:
     return f"{ns % SECOND:09d}".rstrip("0")
 
 
+#: where file systems clamp times (measured: ext4 -I 128 and XFS without bigtime,
+#: ext4, XFS bigtime; and all of them below)
+LIMITS = [2**31 - 1, 15_032_385_535, 16_299_260_424]
+
+
 def _default_oracle(src: int, dst: int) -> bool:
     """The same second, and the source's fraction starts with the digits the
-    destination's fraction has (its time is the source's cut to them)."""
+    destination's fraction has (its time is the source's cut to them); or a
+    source time beyond a limit a file system clamps to, found as that limit."""
+    if dst in [x * SECOND for x in LIMITS] and src > dst:
+        return True
+    if dst == -(2**31) * SECOND and src < dst:
+        return True
     return src // SECOND == dst // SECOND and \
         f"{src % SECOND:09d}".startswith(_kept_digits(dst))
 
@@ -61,6 +79,14 @@ def test_a_destination_time_cut_to_any_decimal_precision_is_the_same(
 @given(times, times)
 def test_unrelated_times_agree_with_the_oracle(src: int, dst: int) -> None:
     assert Options().same_mtime(src, dst) == _default_oracle(src, dst)
+
+
+@settings(max_examples=300, deadline=None)
+@given(times, st.sampled_from([*LIMITS, -(2**31)]), st.integers(min_value=-2, max_value=2))
+def test_times_near_a_clamping_limit_agree_with_the_oracle(src: int, limit: int,
+                                                          nudge: int) -> None:
+    dst = limit * SECOND + nudge
+    assert Options().same_mtime(src, dst) == _default_oracle(src, dst), (src, dst)
 
 
 @pytest.mark.parametrize("src, dst, same", [
@@ -205,3 +231,40 @@ def test_a_whole_second_destination_is_current_on_a_rerun(tmp_path: Path,
             == [">f..t...... f0"], r
         assert stat.S_ISREG(os.lstat(dst / "f0").st_mode)
         assert os.stat(dst / "f0").st_mtime_ns == T + SECOND - T % SECOND
+
+
+@requires_root
+@pytest.mark.parametrize("fs", [("ext4", ("-I", "128")), ("ext4", ()), ("xfs", ())],
+                         ids=["ext4-128", "ext4", "xfs"])
+def test_times_beyond_the_destinations_range_count_as_the_same(
+        tmp_path: Path, backend: str, fs: Tuple[str, Tuple[str, ...]]) -> None:
+    """A time the destination cannot hold is clamped to its limit (2038 on
+    ext4 with 128-byte inodes, 2446 with 256, 2486 on XFS bigtime, 1901 below):
+    that limit counts as the source's time, so a re-run copies nothing again
+    (before: every run sent the file again and set the times of its links and
+    directories)."""
+    with mounted("tmpfs", tmp_path / "t") as t:  # (64-bit times: nothing clamped)
+        _beyond_the_range(t / "src", tmp_path, backend, fs)
+
+
+def _beyond_the_range(src: Path, tmp_path: Path, backend: str,
+                      fs: Tuple[str, Tuple[str, ...]]) -> None:
+    (src / "d").mkdir(parents=True)
+    write(src / "d" / "late", b"from the future")
+    write(src / "d" / "early", b"from the past")
+    os.symlink("late", src / "d" / "l")
+    late, early = 20_000_000_000 * SECOND, -3_000_000_000 * SECOND  # (2603, 1874)
+    os.utime(src / "d" / "late", ns=(late, late))
+    os.utime(src / "d" / "early", ns=(early, early))
+    os.utime(src / "d" / "l", ns=(late, late), follow_symlinks=False)
+    os.utime(src / "d", ns=(late, late))
+    assert os.lstat(src / "d" / "late").st_mtime_ns == late
+    with loop_fs(tmp_path, fs[0], "400M", fs[1]) as mnt:
+        dst = mnt / "dst"
+        stats, msgs = copy_api(src, dst, backend=backend)
+        assert stats.exit_code == 0 and stats.transferred == 2, msgs
+        assert os.lstat(dst / "d" / "late").st_mtime_ns < late  # (clamped)
+        lines: List[str] = []
+        stats, msgs = copy_api(src, dst, backend=backend, itemized=lines)
+        assert stats.exit_code == 0 and stats.transferred == 0, msgs
+        assert stats.unchanged == 3 and lines == [], lines

@@ -9,6 +9,15 @@ if TYPE_CHECKING:
 
 SECOND_NS = 1_000_000_000
 
+#: The times file systems clamp to (timestamp_truncate: the second, nanoseconds
+#: 0): a source time beyond one of them, found as that limit in the destination,
+#: is the same time -- or every re-run would copy such a file again.  The 32-bit
+#: limits (ext4 with 128-byte inodes, XFS without bigtime, ...), ext4's with extra
+#: time bits (2446-05-10), XFS bigtime's (2486-07-02): each measured on Linux 6.18.
+_CLAMPED_TO = frozenset(sec * 1_000_000_000 for sec in (
+    -(1 << 31), (1 << 31) - 1, 15_032_385_535, 16_299_260_424))
+
+
 _DEFAULTS: Dict[str, Any] = {
     "recursive": False,
     "links": False,  # -l: copy symlinks as symlinks
@@ -120,6 +129,8 @@ class Options:
             return abs(src_ns // SECOND_NS - dst_ns // SECOND_NS) <= window
         if src_ns == dst_ns:
             return True
+        if dst_ns in _CLAMPED_TO and (src_ns > dst_ns) == (dst_ns > 0):
+            return True  # (beyond what the destination can hold: clamped to its limit)
         frac = dst_ns % SECOND_NS
         unit = SECOND_NS
         while frac % unit:
