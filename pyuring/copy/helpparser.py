@@ -32,11 +32,13 @@ EPILOG = """\
 exit status (as rsync):
   0   success
   1   syntax or usage error
-  3   DST cannot take the sources (a file where a directory is needed)
+  3   DST cannot take the sources (a file where a directory is needed, a
+      missing directory for a single file)
   11  error in file I/O (e.g. no space left on the destination)
   13  the copy went on, but its output could not be written (-v, --stats,
       --json into a full disk, a closed pipe, a closed stdout)
   20  interrupted (SIGINT, SIGTERM, SIGHUP); no partial file is left
+  22  out of memory (e.g. the buffers --small-file-max asks for)
   23  partial transfer: some entries could not be copied (see the messages)
   24  partial transfer: some source files vanished during the copy
 
