@@ -612,6 +612,11 @@ def test_unreadable_source_entries_as_non_root(tmp_path: Path, backend: str) -> 
     assert (dst / "open-dir" / "f").read_bytes() == b"f"
     assert not (dst / "secret").exists() and not (dst / "secret-big").exists()
     assert not (dst / "closed-dir" / "hidden").exists()
+    # (made empty, with the source's mode and times, as cp and rsync give it;
+    # before, 0700 and the time of the copy)
+    got, want = os.lstat(dst / "closed-dir"), os.lstat(s / "closed-dir")
+    assert (stat.S_IMODE(got.st_mode), got.st_mtime_ns) == \
+        (stat.S_IMODE(want.st_mode), want.st_mtime_ns)
 
 
 @requires_root

@@ -1046,6 +1046,8 @@ class Engine:
                         self.ex.fchmod(job.dst_fd, dm.mode & 0o7777)
                     except OSError:
                         pass
+                elif job.src_fd == -2 and job.meta is not None and job.fresh:
+                    self._unlisted_dir_meta(job, job.meta)
                 self.ex.close_fd(0, 0, job.dst_fd, SKIP)
             job.src_fd = job.dst_fd = -1
             self.finish(job)
@@ -1092,6 +1094,17 @@ class Engine:
         job.parent.pending += 1
         self.finish(job)
         self.stack.append(child)
+
+    def _unlisted_dir_meta(self, job: Job, md: Metadata) -> None:
+        """A source directory its statx showed but that could not be opened
+        (a non-root copy of mode 0311, say: reported): the copy made is empty,
+        and gets the source's mode and times, as cp and rsync give it."""
+        try:
+            self.ex.fchmod(job.dst_fd, self._final_mode(self, md, None))
+            if self.opts.times:
+                self.ex.futimens(job.dst_fd, md.atime_ns, md.mtime_ns)
+        except OSError as exc:
+            self.attr_error(f'cannot set attributes of directory "{show(job.path)}"', exc)
 
     def _open_up(self, d: DirTask, mode: int, uid: int) -> None:
         """Without root's override nothing can be added to a directory that
