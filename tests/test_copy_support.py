@@ -479,7 +479,13 @@ def _to_fifo(p: bytes) -> None:
     os.mkfifo(p)
 
 
+def _link_to_file(p: bytes) -> None:
+    os.unlink(p)
+    write(p, b"a file now")
+
+
 RACE_ACTIONS: Dict[str, Callable[[bytes], None]] = {
+    "link_to_file": _link_to_file,
     "to_fifo": _to_fifo,
     "grow": _grow,
     "shrink": _shrink,

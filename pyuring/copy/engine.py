@@ -108,6 +108,11 @@ def tmp_owner_gone(name: bytes) -> bool:
 
 _IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+#: (errno, step) of a source entry that is no longer what its statx saw under
+#: that name: gone, or another type now (a symlink's readlink finds a file, a
+#: file's O_NOFOLLOW open a symlink, its READ a directory) -- rsync's "vanished"
+_VANISHED = {(errno.ENOENT, "stat"), (errno.ENOENT, "open"), (errno.ENOENT, "readlink"),
+             (errno.EINVAL, "readlink"), (errno.ELOOP, "open"), (errno.EISDIR, "read")}
 _PIPE_POS = (1 << 64) - 1  # offset -1: a pipe has no position
 _DIR_UNLINK, _DIR_MKDIR, _DIR_OPEN = 0, 1, 2  # steps to a destination directory
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -727,7 +732,7 @@ class Engine:
     def src_failed(self, job: Job, err: int, what: str) -> None:
         if err == errno.EINTR and self.interrupted:
             pass  # the stop ended a wait (an open of a FIFO): not an error of its own
-        elif err == errno.ENOENT and what in ("stat", "open"):
+        elif (err, what) in _VANISHED:
             self.stats.vanished += 1
             self.report(f'file has vanished: "{show(job.path)}"')
         else:
@@ -1178,11 +1183,13 @@ class Engine:
 
     def _dir_failed(self, path: bytes, err: int, what: str, source: bool) -> None:
         """A source directory gone (ENOENT: removed since it was listed, or
-        since it was opened) has vanished, as rsync counts it (exit 24);
-        anything else is an error."""
+        since it was opened; or another type at its name when opened) has
+        vanished, as rsync counts it (exit 24); anything else is an error."""
         if err == errno.EINTR and self.interrupted:
             return  # the stop ended a wait: not an error of its own
-        if err == errno.ENOENT and source:
+        if source and (err == errno.ENOENT or (err in (errno.ENOTDIR, errno.ELOOP)
+                                               and what == "open directory")):
+            # (ENOTDIR, ELOOP: another type under the name now, a file or a symlink)
             self.stats.vanished += 1
             self.report(f'directory has vanished: "{show(path)}"')
         else:
