@@ -1157,6 +1157,40 @@ def test_a_destination_made_by_another_copy_meanwhile(tmp_path: Path, backend: s
     assert_same_tree(src, tmp_path / "dst")
 
 
+def test_a_symlink_or_fifo_made_by_another_copy_meanwhile_is_replaced(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another copy into the same destination makes a name after this one's
+    listing: a file is replaced atomically (as before); a symlink and a FIFO
+    are now too (before: "cannot create symlink ...: File exists", exit 23,
+    found by a trial of two copies at once)."""
+    from pyuring.copy import api
+    from pyuring.executor import make_executor
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    write(src / "f", b"data")
+    os.symlink("f", src / "l")
+    os.mkfifo(src / "p")
+    fix_times(src)
+    dst.mkdir()
+
+    def other_copy(path: bytes) -> None:
+        name = os.path.basename(path)
+        if name == b"l":
+            os.symlink("elsewhere", dst / "l")
+        else:
+            write(dst / os.fsdecode(name), b"the other copy's")
+
+    monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
+    fired = install_statx_hook(api, os.fsencode(src), {b"l": other_copy, b"p": other_copy})
+    stats, msgs = copy_api(src, dst, backend=backend)
+    assert sorted(fired) == [b"l", b"p"] and msgs == [] and stats.exit_code == 0, msgs
+    assert os.readlink(dst / "l") == "f"
+    assert stat.S_ISFIFO(os.lstat(dst / "p").st_mode)
+    assert tmp_names(dst) == []
+    assert_same_tree(src, dst)
+
+
 def test_a_stop_that_gives_up_removes_the_temporary_names_it_made(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a destination without O_TMPFILE each new file gets a temporary name

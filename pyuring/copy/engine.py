@@ -1552,6 +1552,14 @@ class Engine:
         return (uid >= 0 and uid != dm.uid) or (gid >= 0 and gid != dm.gid)
 
     def _on_symlinked(self, job: Job, target: bytes, idx: int, res: int) -> None:
+        if res == -errno.EEXIST and idx == 0 and not job.tmpname:
+            # the name appeared since the destination was listed (another copy
+            # into it): replaced atomically, as a file's publication does
+            ex, d = self.ex, job.parent
+            job.tmpname = self.tmp_name(job)
+            cid = ex.chain(lambda i, r, extra: self._on_symlinked(job, target, i, r))
+            ex.symlinkat(cid, 0, target, d.dst_fd, job.tmpname)
+            return
         if res >= 0 and idx == 0 and job.tmpname:
             ex, d = self.ex, job.parent
             cid = ex.chain(lambda i, r, extra: self._on_symlinked(job, target, 1, r))
@@ -1717,9 +1725,14 @@ class Engine:
         mode = md.mode & 0o170000 | self._final_mode(self, md, dm, d.dst_gid_new)
         d.touched = True
         try:
+            made = False
             if dm is None:
-                ex.mknodat(d.dst_fd, job.dst_name, mode, md.rdev)
-            else:
+                try:
+                    ex.mknodat(d.dst_fd, job.dst_name, mode, md.rdev)
+                    made = True
+                except FileExistsError:
+                    pass  # (appeared since the listing: replaced, as below)
+            if not made:
                 # under a temporary name, renamed over the old entry once it
                 # exists: a node that cannot be made (a device, as non-root)
                 # leaves the old entry in place
