@@ -592,7 +592,7 @@ def _interrupted_with_fifos(src: Path, dst: Path, victims: int,
     import time
     from types import SimpleNamespace
 
-    from pyuring.copy import Copier, api
+    from pyuring.copy import Copier, Options, api
     from pyuring.copy.engine import STOP_GRACE
     from pyuring.executor import make_executor
 
@@ -605,7 +605,11 @@ def _interrupted_with_fifos(src: Path, dst: Path, victims: int,
     monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
     install_statx_hook(api, os.fsencode(src),
                        {os.fsencode(n): RACE_ACTIONS["to_fifo"] for n in names})
-    opts = archive_all()
+    # (not -X: it sends the small files' opens to io-wq, where a FIFO's open
+    # blocks a worker, and the later victims' STATX could wait behind it for
+    # longer than the race's deadline -- 1 run in ~8 here; without it the open
+    # succeeds at once and the READ waits in the ring)
+    opts = Options.archive(hard_links=True)
     opts.backend = "uring"
     msgs: List[str] = []
     copier = Copier(opts, msgs.append)
