@@ -1195,6 +1195,49 @@ def test_a_symlink_or_fifo_made_by_another_copy_meanwhile_is_replaced(
     assert_same_tree(src, dst)
 
 
+def test_a_hard_link_group_whose_first_copy_another_copy_replaced(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-H, two copies at once: the other renames its copy of a group's first
+    name over this one's before the later names are linked.  The LINKAT of
+    the unlinked inode fails (ENOENT); the next name is now copied on its own
+    and the rest linked to it, where before each said "cannot hard link ...:
+    No such file or directory" (exit 23, found by a trial of two copies)."""
+    from pyuring.copy import filecopy
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    write(src / "a", b"data")
+    for n in "bcd":
+        os.link(src / "a", src / n)
+    fix_times(src)
+    real = filecopy.link_to_group
+    fired: List[str] = []
+
+    def other_copy_first(eng: Any, job: Any, group: Any) -> None:
+        if group.ready and not fired:
+            first = os.fsdecode(group.home[1])  # (rel, name) of the held first copy
+            st = os.lstat(src / first)
+            write(tmp_path / "other", b"data")
+            os.utime(tmp_path / "other", ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.rename(tmp_path / "other", dst / first)
+            fired.append(first)
+        real(eng, job, group)
+
+    monkeypatch.setattr(filecopy, "link_to_group", other_copy_first)
+    stats, msgs = copy_api(src, dst, backend=backend, hard_links=True)
+    assert fired and msgs == [] and (stats.exit_code, stats.errors) == (0, 0), msgs
+    rest = sorted(set("abcd") - set(fired))
+    assert [(dst / n).read_bytes() for n in "abcd"] == [b"data"] * 4
+    assert tmp_names(dst) == []
+    # the names after the replacement share one inode again, a new one
+    inodes = {os.lstat(dst / n).st_ino for n in rest}
+    assert len(inodes) == 1 and os.lstat(dst / fired[0]).st_ino not in inodes
+    assert os.lstat(dst / rest[0]).st_nlink == 3
+    # and a re-run finds every name up to date (nothing sent, nothing refused)
+    stats, msgs = copy_api(src, dst, backend=backend, hard_links=True)
+    assert msgs == [] and stats.exit_code == 0 and stats.transferred == 0
+
+
 def test_a_stop_that_gives_up_removes_the_temporary_names_it_made(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a destination without O_TMPFILE each new file gets a temporary name

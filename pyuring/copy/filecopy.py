@@ -1069,6 +1069,9 @@ def _on_linked(eng: Engine, job: Job, group: HardlinkGroup, idx: int, res: int) 
         if job.tmpname and idx == _RENAME:
             eng.unlink_tmp(d, job.tmpname)
         job.tmpname = b""
+        if res == -errno.ENOENT and idx != _RENAME and _first_gone(eng, group):
+            _copy_alone(eng, job, group)
+            return
         _group_done(eng, group)
         eng.dst_failed(job, -res, "hard link")
         return
@@ -1078,6 +1081,34 @@ def _on_linked(eng: Engine, job: Job, group: HardlinkGroup, idx: int, res: int) 
     _item_link(eng, job, group)
     _group_done(eng, group)
     eng.finish(job)
+
+
+def _first_gone(eng: Engine, group: HardlinkGroup) -> bool:
+    """Has the group's first copy lost its last name?  Another copy of the
+    same tree into the same destination renamed its own file over it (or
+    someone removed it): a LINKAT of an unlinked inode fails with ENOENT."""
+    if group.fd < 0:
+        return False
+    try:
+        eng.ex.direct_syscalls["fstat"] += 1
+        return os.fstat(group.fd).st_nlink == 0
+    except OSError:
+        return False
+
+
+def _copy_alone(eng: Engine, job: Job, group: HardlinkGroup) -> None:
+    """The first copy is gone: this name is copied on its own (it becomes the
+    first of a new group, which later names link to), as rsync's hard-link
+    fallback does; not "cannot hard link" (exit 23).  The names already
+    linked keep the old inode: a later run finds them up to date."""
+    group.failed = True
+    eng.let_go_group(group)
+    _group_done(eng, group)
+    md = job.meta
+    if md is not None and md.is_file():
+        start_file(eng, job)
+    else:
+        eng.dispatch_unlinked(job)
 
 
 def _item_link(eng: Engine, job: Job, group: HardlinkGroup) -> None:
@@ -1092,9 +1123,10 @@ def _item_link(eng: Engine, job: Job, group: HardlinkGroup) -> None:
 
 
 def _group_done(eng: Engine, group: HardlinkGroup) -> None:
-    # Close the first copy's fd only when no name is left to link *and* no
-    # LINKAT using it is still in flight (io-wq resolves the fd when it runs).
-    if group.remaining <= 0 and group.linking == 0 and group.fd >= 0:
+    # Close the first copy's fd only when no name is left to link (or it is
+    # gone: _copy_alone) *and* no LINKAT using it is still in flight (io-wq
+    # resolves the fd when it runs).
+    if (group.remaining <= 0 or group.failed) and group.linking == 0 and group.fd >= 0:
         eng.ex.close_fd(0, 0, group.fd, SKIP)
         group.fd = -1
         group.failed = True  # nothing more will link to it
