@@ -1314,6 +1314,65 @@ def test_a_destination_remounted_read_only_stops_the_copy_with_one_message(
             assert Path(os.fsdecode(full)).read_bytes() == (src / os.fsdecode(rel)).read_bytes()
 
 
+@requires_root
+def test_a_read_only_mount_below_the_destination_refuses_only_what_goes_there(
+        tmp_path: Path, backend: str) -> None:
+    """A read-only bind mount (or snapshot) inside a writable DST: the
+    entries that go there fail one by one (exit 23), everything else is
+    copied and its directories get their modes, as rsync.  Before, the first
+    EROFS stopped the whole copy (exit 11) as if the destination had been
+    remounted read-only -- on every run, so it never completed (found by a
+    trial on other file systems)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for d in "amz":
+        (src / d).mkdir(parents=True)
+        for i in range(40):
+            write(src / d / f"f{i:02}", b"%d" % i)
+    (src / "a").chmod(0o750)
+    (src / "z").chmod(0o705)
+    fix_times(src)
+    (dst / "m").mkdir(parents=True)
+    with mounted("bind", dst / "m", bind=dst / "m") as ro:
+        r = subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot make a bind mount read-only here: {r.stderr.strip()}")
+        stats, msgs = copy_api(src, dst, backend=backend)
+        assert stats.exit_code == 23, msgs
+        assert not any(m.startswith("stopping") for m in msgs), msgs
+        assert len(msgs) >= 40 and all("Read-only file system" in m and "\"m" in m
+                                       for m in msgs), msgs
+        for d in "az":
+            assert sorted(os.listdir(dst / d)) == sorted(os.listdir(src / d))
+            assert os.lstat(dst / d).st_mode == os.lstat(src / d).st_mode
+            assert os.lstat(dst / d).st_mtime_ns == os.lstat(src / d).st_mtime_ns
+        assert os.listdir(dst / "m") == []
+    assert_same_tree(src / "a", dst / "a")
+    assert_same_tree(src / "z", dst / "z")
+
+
+def test_an_entry_the_destination_cannot_create_is_exit_23_not_11(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """exfat-fuse answers mknod of a FIFO with EIO.  rsync's exit 11 is for
+    data it could not write; an entry it could not create is 23, as here
+    now (before: 11, "error in file I/O", for a run whose only failure was a
+    file type the destination lacks; found by a trial on exFAT)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "f", b"data")
+    os.mkfifo(src / "p")
+    fix_times(src)
+
+    def no_fifos(*_a: Any, **_kw: Any) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "mknod", no_fifos)
+    stats, msgs = copy_api(src, tmp_path / "dst", backend=backend)
+    assert msgs == ['cannot create "p": Input/output error (5)']
+    assert (stats.exit_code, stats.errors, stats.io_errors) == (23, 1, 0)
+    assert (tmp_path / "dst" / "f").read_bytes() == b"data"
+
+
 def test_a_stopped_copy_gives_its_directories_their_modes(
         tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Copier.interrupt() mid-copy (as the CLI's SIGINT handler calls it):

@@ -768,12 +768,18 @@ class Engine:
         fail the same way and are not reported one by one."""
         job.parent.touched = True  # a failed change may still have changed it
         self.stats.errors += 1
-        if err in _IO_ERRNOS:
-            self.stats.io_errors += 1
         if err in _FATAL_ERRNOS:
             if self.fatal is not None:
+                self.stats.io_errors += 1
                 return
-            self._stop_for(err)
+            if self._stops(err):
+                self.stats.io_errors += 1
+                self._stop_for(err)
+        elif err in _IO_ERRNOS and what in ("write", "fsync"):
+            # (exit 11 is rsync's for data it could not write; a mknod or an
+            # open that fails with EIO -- a FUSE file system without FIFOs --
+            # is an entry not copied, 23)
+            self.stats.io_errors += 1
         self.report(f'cannot {what} "{show(job.path)}": {_errtext(err)}')
 
     def attr_error(self, message: str, exc: OSError) -> None:
@@ -788,10 +794,32 @@ class Engine:
         if err in _FATAL_ERRNOS and self.fatal is not None:
             self.stats.io_errors += 1
             return  # (the stop's own cause, said once)
-        if err == errno.EROFS:
+        if err == errno.EROFS and self._stops(err):
             self.stats.io_errors += 1
             self._stop_for(err)
         self.report(f"{message}: {_errtext(err)}")
+
+    def _stops(self, err: int) -> bool:
+        """Does this ENOSPC / EDQUOT / EROFS end the copy?  A full disk or
+        quota does.  EROFS only where the destination root's own file system
+        refuses writes too (a remount after an error): a read-only bind mount
+        or snapshot somewhere below DST refuses only what goes there, and the
+        rest is copied (rsync: one line per entry, exit 23) -- stopping would
+        leave every later run stopping at the same place.  Asked by opening
+        an O_TMPFILE in the root (nothing is left behind; nothing else tells:
+        ext4's errors=remount-ro no longer sets the read-only flag statvfs
+        shows, since Linux 6.10)."""
+        if err != errno.EROFS or self.dst_root_fd < 0:
+            return True
+        self.ex.direct_syscalls["openat"] += 1
+        try:
+            fd = os.open(".", O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600,
+                         dir_fd=self.dst_root_fd)
+        except OSError as exc:
+            return exc.errno == errno.EROFS
+        self.ex.direct_syscalls["close"] += 1
+        os.close(fd)
+        return False
 
     def _stop_for(self, err: int) -> None:
         self.fatal_errno = err

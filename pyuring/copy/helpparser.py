@@ -34,7 +34,9 @@ exit status (as rsync):
   1   syntax or usage error
   3   DST cannot take the sources (a file where a directory is needed, a
       missing directory for a single file)
-  11  error in file I/O (e.g. no space left on the destination)
+  11  error in file I/O: data could not be written, or the destination is
+      full or read-only (the copy stops; a read-only mount below DST only
+      fails what goes there: 23)
   13  the copy went on, but its output could not be written (-v, --stats,
       --json into a full disk, a closed pipe, a closed stdout)
   20  interrupted (SIGINT, SIGTERM, SIGHUP); no partial file is left
