@@ -831,7 +831,14 @@ class Engine:
             self.ex.close_fd(0, 0, job.src_fd, SKIP)
             job.src_fd = -1
         if job.dst_fd >= 0:
-            self.ex.close_fd(0, 0, job.dst_fd, SKIP)
+            if job.tmpname:
+                # closed before its name goes: FUSE (libfuse) keeps an open
+                # file's unlinked name under another (.fuse_hidden*), which a
+                # full disk refuses -- exfat-fuse then answers the unlink ENOSPC
+                self.ex.direct_syscalls["close"] += 1
+                os.close(job.dst_fd)
+            else:
+                self.ex.close_fd(0, 0, job.dst_fd, SKIP)
             job.dst_fd = -1
         if job.tmpname:
             self.unlink_tmp(job.parent, job.tmpname)
@@ -999,8 +1006,21 @@ class Engine:
             self.noatime = False  # (root of a user namespace that does not map the owner)
             self._dst_dir_step(job, _DIR_OPEN)
             return
+        if res == -errno.EEXIST and idx == _DIR_MKDIR:
+            # A directory of that name came after the listing -- another
+            # copy's mkdir -- or the listing had it under another case (a
+            # case-insensitive destination: exFAT, NTFS, ext4 casefold): it
+            # is gone into as one that was there, as rsync and cp do.  (A
+            # non-directory there fails the open: ENOTDIR.)
+            job.fresh = False
+            self._dst_dir_step(job, _DIR_OPEN)
+            return
         if res == -errno.EACCES and idx == _DIR_OPEN:
             res = self._open_unreadable_dir(job)
+        if res >= 0 and job.dmeta is None and not job.fresh:
+            # (the one above: its owner, mode and setgid bit, as a listed one's)
+            self.ex.direct_syscalls["fstat"] += 1
+            job.dmeta = Metadata.from_stat(os.fstat(res))
         if res < 0:
             what = {_DIR_UNLINK: "replace directory", _DIR_MKDIR: "mkdir directory",
                     _DIR_OPEN: "open destination directory"}[idx]
