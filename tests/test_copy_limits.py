@@ -165,3 +165,59 @@ def test_buffers_past_the_address_space_limit_are_one_line(tmp_path: Path) -> No
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r
     assert r.returncode == 22, r
     assert len(r.err_lines) == 1 and "cannot allocate the buffers" in r.err_lines[0], r
+
+
+def test_a_chain_of_directories_past_path_max_costs_memory_in_step_with_its_depth(
+        tmp_path: Path, backend: str) -> None:
+    """Every directory level on the walk's stack kept its whole path from the
+    root: memory in the square of the depth (a trial: 1 GB for 2,000 levels
+    of 255-byte names; here 300 levels took 12.4 MB).  Past PATH_MAX a level
+    keeps its name only, and its path is made when a message or a -v line
+    asks for one -- which must still be the whole path."""
+    import tracemalloc
+
+    from pyuring.copy import Copier
+    from pyuring.copy.options import Options
+
+    depth, name = 300, b"n" * 250
+    src = tmp_path / "src"
+    src.mkdir()
+    fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir(name, dir_fd=fd)
+        down = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = down
+    leaf = os.open(b"leaf", os.O_WRONLY | os.O_CREAT, 0o640, dir_fd=fd)
+    os.write(leaf, b"deep")
+    os.close(leaf)
+    os.close(fd)
+    opts = Options.archive()
+    opts.backend, opts.verbose = backend, 1
+    lines, msgs = [], []
+
+    def item(line: str) -> None:
+        if line.endswith("leaf"):
+            lines.append(line)
+
+    tracemalloc.start()
+    try:
+        stats = Copier(opts, msgs.append, item).run([os.fsencode(src) + b"/"],
+                                                      os.fsencode(tmp_path / "dst"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (stats.exit_code, msgs) == (0, [])
+    assert peak < 6_000_000, peak  # (~3.8 MB measured; 12.4 MB before)
+    assert lines == [">f+++++++++ " + "/".join([name.decode()] * depth) + "/leaf"]
+    fd = os.open(tmp_path / "dst", os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        down = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = down
+    try:
+        leaf = os.open(b"leaf", os.O_RDONLY, dir_fd=fd)
+        assert os.read(leaf, 10) == b"deep" and os.fstat(leaf).st_mode & 0o7777 == 0o640
+        os.close(leaf)
+    finally:
+        os.close(fd)

@@ -165,10 +165,15 @@ def fd_budget(wanted: int) -> int:
     return max(1, min(wanted, room // 3))
 
 
+#: (PATH_MAX) a directory's path from the root is kept while no longer than this
+_REL_KEPT = 4096
+
+
 class DirTask:
     """One source directory being copied into one destination directory."""
 
     __slots__ = (
+        "_rel",
         "acl_inherit",
         "apply_meta",
         "dst_dev",
@@ -184,11 +189,11 @@ class DirTask:
         "itemized",
         "listing_done",
         "meta",
+        "name",
         "owns_fds",
         "parent",
         "pending",
         "probe_dst",
-        "rel",
         "rename",
         "shared",
         "src_dev",
@@ -199,11 +204,20 @@ class DirTask:
     )
 
     def __init__(self, parent: Optional[DirTask], src_fd: int, dst_fd: int, rel: bytes,
-                 meta: Optional[Metadata]) -> None:
+                 meta: Optional[Metadata], name: bytes = b"") -> None:
+        """``rel``: its path from the root; or, with ``name`` (its name in
+        ``parent``), made from the parent's."""
         self.parent = parent
         self.src_fd = src_fd
         self.dst_fd = dst_fd
-        self.rel = rel
+        self.name = name
+        if name and parent is not None:
+            up = parent._rel
+            rel = b"" if up is None or len(up) + len(name) > _REL_KEPT else parent.path(name)
+        # (None: past PATH_MAX, made when asked -- every level of a chain
+        # thousands deep keeping its whole path would cost memory in the
+        # square of the depth: 1 GB at 2,000 levels of 255-byte names)
+        self._rel: Optional[bytes] = rel if rel or not name else None
         self.meta = meta  # source metadata to apply at the end (None: leave as is)
         self.apply_meta = meta is not None
         self.entries: Iterator[DirEntry] = iter(())
@@ -239,8 +253,24 @@ class DirTask:
         self.dst_private = False
         self.dst_dev = -1  # st_dev of the destination directory, where dst_private asks
 
+    @property
+    def rel(self) -> bytes:
+        """Its path from the root (b"" for the root)."""
+        rel = self._rel
+        if rel is not None:
+            return rel
+        names = []
+        d: Optional[DirTask] = self
+        while d is not None and d._rel is None:
+            names.append(d.name)
+            d = d.parent
+        if d is not None and d._rel:
+            names.append(d._rel)
+        return b"/".join(reversed(names))
+
     def path(self, name: bytes) -> bytes:
-        return self.rel + b"/" + name if self.rel else name
+        rel = self._rel if self._rel is not None else self.rel
+        return rel + b"/" + name if rel else name
 
 
 def _fsetid_in_initial_userns() -> bool:
@@ -1105,8 +1135,8 @@ class Engine:
             job.src_fd = job.dst_fd = -1
             self.finish(job)
             return
-        child = DirTask(job.parent, job.src_fd, max(job.dst_fd, -1),
-                        job.parent.path(job.dst_name), job.meta)
+        child = DirTask(job.parent, job.src_fd, max(job.dst_fd, -1), b"", job.meta,
+                        job.dst_name)
         if job.meta is not None:  # (the opened directory's own statx)
             self.judge_src(child, job.meta, job.parent)
         if job.fresh:  # (made 0700 by the copy, in its parent)
