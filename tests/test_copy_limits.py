@@ -13,7 +13,7 @@ import random
 import resource
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
 import pytest
 
@@ -194,7 +194,8 @@ def test_a_chain_of_directories_past_path_max_costs_memory_in_step_with_its_dept
     os.close(fd)
     opts = Options.archive()
     opts.backend, opts.verbose = backend, 1
-    lines, msgs = [], []
+    lines: List[str] = []
+    msgs: List[str] = []
 
     def item(line: str) -> None:
         if line.endswith("leaf"):
