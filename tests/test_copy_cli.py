@@ -263,6 +263,23 @@ def test_json_statistics(tmp_path: Path, tree: Path, backend: str) -> None:
     assert_same_tree(tree, tmp_path / "dst")
 
 
+def test_json_with_verbose_and_stats_keeps_stdout_for_the_json(tmp_path: Path,
+                                                               tree: Path) -> None:
+    """--json -v --stats: stdout is the JSON object alone, which a script
+    parses; the itemized lines, the summary and "sent ..." go to stderr.
+    (Before, they came first on stdout, and json.loads failed.)"""
+    import json
+
+    r = run_cli(["-av", "--json", "--stats", f"{tree}/", str(tmp_path / "dst")])
+    assert r.returncode == 0, r
+    st = json.loads(r.stdout)
+    assert st["files"] == len(_entries(tree)) and st["exit_code"] == 0
+    assert "cd+++++++++ ./" in r.err_lines
+    assert sum(line.startswith(">f+++++++++ ") for line in r.err_lines) == st["transferred"]
+    assert any(line.startswith("Number of files:") for line in r.err_lines)
+    assert any(line.startswith("sent ") for line in r.err_lines)
+
+
 @pytest.mark.parametrize("case", ["dst-is-a-file", "inside-source", "only-missing"])
 def test_json_when_the_copy_cannot_start(tmp_path: Path, tree: Path, case: str) -> None:
     """A script reading --json gets one object either way: the error and the
@@ -806,6 +823,87 @@ def test_progress_line_on_a_terminal(tmp_path: Path, backend: str) -> None:
     assert_same_tree(src, tmp_path / "dst")
 
 
+def _screen_lines(text: str) -> List[str]:
+    """The lines a terminal shows for ``text``: a carriage return goes back to
+    the start of the line, and what follows overwrites it."""
+    lines: List[str] = []
+    buf: List[str] = []
+    col = 0
+    for ch in text:
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            lines.append("".join(buf).rstrip())
+            buf, col = [], 0
+        else:
+            if col < len(buf):
+                buf[col] = ch
+            else:
+                buf.append(ch)
+            col += 1
+    return lines
+
+
+def test_progress_and_verbose_lines_on_one_terminal(tmp_path: Path, backend: str) -> None:
+    """-v --progress with stdout and stderr on one terminal: the progress line
+    is blanked before each -v line, which then starts at the left edge.
+    (Before: "...ETA 0s>f+++++++++ d06/f087", a trial found.)  And the ETA
+    is "--" until the walk has seen every entry: before, the bytes left were
+    only those in flight, and it said 0 s at 46 %.  Under PYTHONUNBUFFERED no
+    line loses its end: a write cut short (io_uring task work interrupts a
+    write into a full terminal) is finished (cli._whole_writes)."""
+    import pty
+    import select
+    import subprocess
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(1000):
+        write(src / f"file-{i:04d}-{'x' * 60}", b"y" * 5000)
+    fix_times(src)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "pyuring.copy", "-a", "-v", "--progress",
+                          "--backend", backend, f"{src}/", str(tmp_path / "dst")],
+                         env=cli_env(PYTHONUNBUFFERED="1"), stdin=subprocess.DEVNULL,
+                         stdout=slave, stderr=slave)
+    os.close(slave)
+    raw = bytearray()
+    try:
+        while True:  # read slowly: the copy lasts a second or so, long enough for updates
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 256)
+                except OSError:  # (EIO: the child closed the terminal)
+                    break
+                if not chunk:
+                    break
+                raw.extend(chunk)
+                time.sleep(0.003)
+            elif p.poll() is not None:
+                break
+        rc = p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    assert rc == 0
+    text = raw.decode("utf-8", "replace")
+    shown = _screen_lines(text)
+    items = [line for line in shown if "+++++++++" in line]
+    assert len(items) == 1001, [line for line in shown if "+++" not in line][:9]
+    assert all(line.startswith((">f+++++++++ file-", "cd+++++++++ ./")) for line in items), \
+        [line for line in items if not line.startswith((">f", "cd"))][:3]
+    updates = re.findall(r"([\d,]+) files +[\d,.]+ MB +[\d,.]+ MB/s +ETA +(\S+)", text)
+    assert updates, text[:500]
+    everything = max(int(n.replace(",", "")) for n, _eta in updates)
+    assert all(int(n.replace(",", "")) == everything for n, eta in updates if eta != "--"), \
+        updates
+    assert_same_tree(src, tmp_path / "dst")
+
+
 @pytest.mark.parametrize("kind", ["file", "fifo", "symlink"])
 def test_dry_run_says_a_full_directory_cannot_be_replaced(tmp_path: Path, backend: str,
                                                           kind: str) -> None:
@@ -828,8 +926,9 @@ def test_dry_run_says_a_full_directory_cannot_be_replaced(tmp_path: Path, backen
     for flags in ("-anv", "-av"):
         r = run_cli([flags, "--json", "--backend", backend, f"{src}/", str(dst)])
         assert r.returncode == 23, r
-        assert len(r.err_lines) == 1 and "cannot replace directory" in r.err_lines[0], r
-        runs.append((sorted(_itemized(r.stdout)),
+        msgs = [ln for ln in r.err_lines if ln.startswith("pyuring-copy:")]
+        assert len(msgs) == 1 and "cannot replace directory" in msgs[0], r
+        runs.append((sorted(_itemized(r.stderr)),  # (--json: the -v lines go to stderr)
                      {k: r.json()[k] for k in ("errors", "regular_files", "transferred")}))
         if flags == "-anv":
             assert not (dst / "other").exists()

@@ -183,3 +183,39 @@ def test_sync_ctrl_c_ends_opens_blocked_on_fifos(tmp_path: Path) -> None:
     assert p.returncode == 20, p.stderr.read() if p.stderr else b""
     for f in (tmp_path / "dst").iterdir():
         assert f.read_bytes() == b"x" * 100  # (only whole files)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_a_copy_whose_output_reader_stopped_reading(tmp_path: Path,
+                                                                  sig: int) -> None:
+    """-v into a pipe nobody reads (a paused pager, a stalled log): the write
+    of an itemized line blocks, and a signal's EINTR only made Python write
+    again (PEP 475) -- SIGINT and SIGTERM never ended the copy, only SIGKILL
+    (found by a trial; rsync -av exits 20 at once).  Now the handler ends the
+    blocked write: exit 20, a line on stderr, only whole files."""
+    src = tmp_path / "src"
+    for d in range(10):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(400):
+            write(src / f"d{d}" / f"a-rather-long-file-name-to-fill-a-pipe-{i:04d}", b"x" * 10)
+    p = subprocess.Popen([sys.executable, "-m", "pyuring.copy", "-av", str(src) + "/",
+                          str(tmp_path / "dst")], env=cli_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None  # (blocked: 4,000 lines of -v are more than a pipe holds)
+        p.send_signal(sig)
+        p.wait(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.stderr is not None
+    err = p.stderr.read().decode()
+    assert p.returncode == 20, err
+    assert err.splitlines() == [
+        "pyuring-copy: interrupted: stopped cleanly, no partial file left (exit 20)",
+        "pyuring-copy: cannot write to standard output: the reader stopped reading (4)"]
+    files = [f for f in (tmp_path / "dst").rglob("*") if f.is_file()]
+    assert files and all(f.read_bytes() == b"x" * 10 for f in files)
+    assert not [f for f in files if "pyuring-tmp" in f.name]

@@ -119,7 +119,8 @@ OPTIONS: Tuple[Opt, ...] = (
     Opt(("--stats",), "stats", "flag", OUTPUT,
         "print a summary with io_uring figures at the end"),
     Opt(("--json",), "json", "flag", OUTPUT,
-        "print the statistics as JSON (with \"error\" when the copy cannot start)"),
+        "print the statistics as JSON on stdout, alone (-v, --stats lines go to "
+        "stderr; with \"error\" when the copy cannot start)"),
     Opt(("--backend",), "backend", "choice", ENGINE,
         "io_uring, plain syscalls, or io_uring when available (default)",
         default="auto", choices=("auto", "uring", "sync")),

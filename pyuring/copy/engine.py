@@ -542,6 +542,7 @@ class Engine:
     def run(self) -> None:
         ex = self.ex
         last_progress = time.monotonic()
+        walked = False
         give_up = 0.0
         governor = self.governor
         while True:
@@ -589,6 +590,10 @@ class Engine:
                 now = time.monotonic()
                 if now - last_progress > 0.25:
                     last_progress = now
+                    # every directory listed, at two updates in a row (a
+                    # subdirectory being opened is on no stack yet, for a moment)
+                    self.stats.walk_done = not self.stack and walked
+                    walked = not self.stack
                     self.on_progress()
         if self.interrupted or self.fatal is not None:
             self._abandon_stack()

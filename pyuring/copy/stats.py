@@ -36,6 +36,9 @@ class CopyStats:
     completions: int = 0
     sqes_by_op: Dict[str, int]
     direct_syscalls: Dict[str, int]
+    # (not a field of as_dict: the walk has seen every entry, bytes_total is
+    # whole -- what --progress needs for an ETA)
+    walk_done = False
 
     def __init__(self) -> None:
         # (a plain class: importing dataclasses costs more start-up than this file)
