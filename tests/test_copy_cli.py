@@ -761,6 +761,19 @@ def test_missing_operands(tmp_path: Path, args: List[str]) -> None:
     assert sorted(os.listdir(tmp_path)) == before
 
 
+def _thousand_files(src: Path) -> Path:
+    src.mkdir()
+    for i in range(1000):
+        write(src / f"file-{i:04d}-{'x' * 60}", b"y" * 5000)
+    fix_times(src)
+    return src
+
+
+def _progress_cmd(src: Path, dst: Path, backend: str) -> List[str]:
+    return [sys.executable, "-m", "pyuring.copy", "-a", "-v", "--progress", "--backend",
+            backend, f"{src}/", str(dst)]
+
+
 def test_progress_line_on_a_terminal(tmp_path: Path, backend: str) -> None:
     """--progress draws one overwritten line on a terminal stderr, ended by a newline.
 
@@ -775,14 +788,9 @@ def test_progress_line_on_a_terminal(tmp_path: Path, backend: str) -> None:
     import threading
     import time
 
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(1000):
-        write(src / f"file-{i:04d}-{'x' * 60}", b"y" * 5000)
-    fix_times(src)
+    src = _thousand_files(tmp_path / "src")
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "pyuring.copy", "-a", "-v", "--progress",
-                          "--backend", backend, f"{src}/", str(tmp_path / "dst")],
+    p = subprocess.Popen(_progress_cmd(src, tmp_path / "dst", backend),
                          env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=slave)
     assert p.stdout is not None
@@ -857,14 +865,9 @@ def test_progress_and_verbose_lines_on_one_terminal(tmp_path: Path, backend: str
     import subprocess
     import time
 
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(1000):
-        write(src / f"file-{i:04d}-{'x' * 60}", b"y" * 5000)
-    fix_times(src)
+    src = _thousand_files(tmp_path / "src")
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "pyuring.copy", "-a", "-v", "--progress",
-                          "--backend", backend, f"{src}/", str(tmp_path / "dst")],
+    p = subprocess.Popen(_progress_cmd(src, tmp_path / "dst", backend),
                          env=cli_env(PYTHONUNBUFFERED="1"), stdin=subprocess.DEVNULL,
                          stdout=slave, stderr=slave)
     os.close(slave)
