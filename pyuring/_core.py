@@ -219,6 +219,12 @@ class _Personality:
         self.ring._personality = self.olds.pop()
 
 
+
+def _unfit(exc: struct.error) -> ValueError:
+    """A prep argument its SQE field cannot hold (a user_data past 2**64, a
+    negative length, an fd past 2**31): nothing was queued."""
+    return ValueError(f"an argument does not fit its SQE field ({exc}); nothing was queued")
+
 class RingCore:
     """Setup, mapped queues, submit/wait/reap, request tracking and counters."""
 
@@ -412,7 +418,7 @@ class RingCore:
         # when submitting / after reaping.
         self._sq_tail = sq_words[self._k_sq_tail]
         self._sq_submitted = self._sq_tail
-        self._sq_limit = sq_words[self._k_sq_head] + self.sq_entries
+        self._sq_limit = self._head() + self.sq_entries
         self._cq_head = cq_words[self._k_cq_head]
         self._cq_visible = self._cq_head  # acquire-safe tail snapshot (weak CPUs)
 
@@ -486,11 +492,13 @@ class RingCore:
             _graveyard.append((self._inflight, self._chain, self._orphans))
             self._inflight, self._chain, self._orphans = {}, [], []
 
-    def _forget_unsubmitted(self) -> None:
+    def _forget_unsubmitted(self, start: Optional[int] = None) -> None:
         """Drop the SQEs prepared but never handed to the kernel (it has not
-        seen them) and their tracking entries: no completion will come."""
+        seen them; from ``start`` on) and their tracking entries: no
+        completion will come."""
         inflight = self._inflight
-        for i in range(self._sq_submitted, self._sq_tail):
+        first = self._taken() if start is None else start
+        for i in range(first, self._sq_tail):
             off = (i & self._sq_mask) << self._sqe_shift
             ud = _SQE_UD.unpack_from(self._sqes, off + _SQE_UD_OFFSET)[0]
             entry = inflight.get(ud)
@@ -498,7 +506,7 @@ class RingCore:
                 entry[0] -= 1
                 if entry[0] <= 0:
                     del inflight[ud]
-        self._sq_tail = self._sq_submitted
+        self._sq_tail = first
 
     def __enter__(self) -> RingCore:
         return self
@@ -572,7 +580,7 @@ class RingCore:
         tail = self._sq_tail
         if tail + n > self._sq_limit:
             # (the limit is refreshed only when the SQ looked full; look again)
-            self._sq_limit = self._sq_words[self._k_sq_head] + self.sq_entries
+            self._sq_limit = self._head() + self.sq_entries
             if tail + n > self._sq_limit:
                 return -1
         if (tail & self._sq_mask) + n > self.sq_entries or self._sqe_shift != 6:
@@ -592,11 +600,15 @@ class RingCore:
         of a submission batch, so submitting its first half would silently run
         the rest unlinked.  Only the SQEs before the chain's head are submitted.
         """
-        words = self._sq_words
-        self._sq_limit = words[self._k_sq_head] + self.sq_entries
+        self._sq_limit = self._head() + self.sq_entries
+        self._taken()
         while self._sq_tail == self._sq_limit:
             head = self._open_chain_head()
             if self._sq_tail - head >= self.sq_entries:
+                # the chain so far is withdrawn: a later submit must not run
+                # its first part alone
+                self._forget_unsubmitted(head)
+                self._chain = []
                 raise UringError(
                     errno.ENOBUFS,
                     f"a link chain longer than the submission queue ({self.sq_entries} "
@@ -612,7 +624,7 @@ class RingCore:
             else:
                 # SQPOLL: everything is handed over, the thread has not consumed it yet
                 self._enter_kernel(0, 0, _abi.IORING_ENTER_SQ_WAIT)
-            self._sq_limit = words[self._k_sq_head] + self.sq_entries
+            self._sq_limit = self._head() + self.sq_entries
 
     def _open_chain_head(self) -> int:
         """Index of the first SQE of a link chain still open at the SQ tail
@@ -656,11 +668,14 @@ class RingCore:
         if tail == self._sq_limit:
             self._make_room()
         # (packed before the tail moves: arguments pack_into refuses queue nothing)
-        _SQE_PACK(
-            self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, flags, ioprio, fd,
-            off & 0xFFFFFFFFFFFFFFFF, addr, length, op_flags, ud, buf_index,
-            self._personality, file_index, addr3, 0,
-        )
+        try:
+            _SQE_PACK(
+                self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, flags, ioprio, fd,
+                off & 0xFFFFFFFFFFFFFFFF, addr, length, op_flags, ud, buf_index,
+                self._personality, file_index, addr3, 0,
+            )
+        except struct.error as exc:
+            raise _unfit(exc) from None
         self._sq_tail = tail + 1
         self._op_counts[op] += 1
         if op or keep is not None:
@@ -691,7 +706,7 @@ class RingCore:
 
     def pending(self) -> int:
         """SQEs prepared but not yet handed to the kernel."""
-        return self._sq_tail - self._sq_submitted
+        return self._sq_tail - self._taken()
 
     def inflight(self) -> int:
         """Requests with a completion still to come (tracked requests only)."""
@@ -749,7 +764,7 @@ class RingCore:
             # the common case in one syscall and no Python call in between;
             # anything unusual (EINTR, EBUSY, errors) takes the full path
             tail = self._sq_tail
-            n = tail - self._sq_submitted
+            n = tail - self._taken()
             if n:
                 self._sq_words[self._k_sq_tail] = tail & 0xFFFFFFFF
             self._enters += 1
@@ -761,9 +776,26 @@ class RingCore:
             self._enters -= 1
         return self._submit(wait_nr, IORING_ENTER_GETEVENTS)
 
+    def _taken(self) -> int:
+        """How many SQEs the kernel has taken, from its SQ head (not SQPOLL).
+        Our count can fall short: a signal whose handler raises (Ctrl-C)
+        right after an enter that submitted, before the count is added.
+        Asking to submit SQEs the kernel already has makes every later enter
+        return at once without waiting -- a busy loop that never ends."""
+        if self._sqpoll:
+            return self._sq_submitted
+        self._sq_submitted = done = self._head()
+        return done
+
+    def _head(self) -> int:
+        """The kernel's SQ head (a 32-bit counter) in the units of our SQ tail,
+        which is not cut to 32 bits."""
+        tail = self._sq_tail
+        return tail - ((tail - self._sq_words[self._k_sq_head]) & 0xFFFFFFFF)
+
     def _submit(self, wait_nr: int, flags: int) -> int:
         tail = self._sq_tail
-        n = tail - self._sq_submitted
+        n = tail - self._taken()
         if n:
             self._sq_words[self._k_sq_tail] = tail & 0xFFFFFFFF
         if self._sqpoll:
@@ -970,7 +1002,7 @@ class RingCore:
             _abi.TIMESPEC.pack_into(self._wait_mem, _abi.GETEVENTS_ARG.size,
                                     left // 1_000_000_000, left % 1_000_000_000)
             tail = self._sq_tail
-            n = tail - self._sq_submitted
+            n = tail - self._taken()
             if n:
                 self._sq_words[self._k_sq_tail] = tail & 0xFFFFFFFF
             timed_out = False
@@ -988,7 +1020,8 @@ class RingCore:
             # io_uring_enter may return before min_complete completions are
             # there (task work ran, a SQPOLL ring just started...): only ETIME
             # means the time is up.
-            if timed_out or len(out) >= wait_nr or (limit is not None and len(out) >= limit):
+            if timed_out or len(out) >= wait_nr or (limit is not None and len(out) >= limit) \
+                    or time.monotonic_ns() >= deadline:
                 break
         if not out:
             raise TimeoutError(errno.ETIME, "timed out waiting for an io_uring completion")
@@ -1005,7 +1038,7 @@ class RingCore:
         if self._sqpoll:
             self._submit(0, 0)
         tail = self._sq_tail
-        n = tail - self._sq_submitted
+        n = tail - self._taken()
         if n:
             self._sq_words[self._k_sq_tail] = tail & 0xFFFFFFFF
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import sys
 
 from . import _syscall
 
@@ -87,7 +88,8 @@ def path_address(path: Any) -> Tuple[int, bytes]:
 def buffer_address(obj: Any, writable: bool) -> Tuple[int, Any]:
     """Address of a buffer object the kernel will write into (or read from)."""
     if type(obj) is Buffer:
-        return obj.addr, obj
+        # (the anchor, not the Buffer, is kept: Buffer.close sees it held)
+        return obj.live_addr(), obj._anchor
     if type(obj) is bytes:
         if writable:
             raise TypeError("the kernel writes into this buffer; bytes is read-only")
@@ -145,7 +147,28 @@ class Buffer:
     def __setitem__(self, index: Any, value: Any) -> None:
         self.view[index] = value
 
+    def live_addr(self) -> int:
+        """Its address; ValueError once it is closed (its memory unmapped: the
+        kernel would write into whatever is mapped there next)."""
+        if self.mmap.closed:
+            raise ValueError("I/O on a closed Buffer")
+        return self.addr
+
     def close(self) -> None:
+        """Unmap the memory.  BufferError while a request in flight uses it
+        (a ring holds its anchor until the completion is reaped): the kernel
+        would write into whatever is mapped there next.  Closing twice is
+        allowed."""
+        try:
+            anchor = self._anchor
+        except AttributeError:
+            return
+        # (held by the slot, by ``anchor`` and by getrefcount's argument; a
+        # ring keeping the memory for a request holds one more)
+        if sys.getrefcount(anchor) > 3:
+            raise BufferError("this Buffer is used by a request in flight: close it "
+                              "after the completion is reaped")
+        del anchor
         self.view.release()
         del self._anchor
         self.mmap.close()

@@ -19,7 +19,7 @@ import os
 import struct
 
 from . import _abi as A
-from ._core import RingCore
+from ._core import RingCore, _unfit
 from ._mem import Buffer, buffer_address, bytes_address, path_address
 
 TYPE_CHECKING = False
@@ -125,9 +125,12 @@ class Ops(RingCore):
         tail = self._sq_tail
         if tail == self._sq_limit:
             self._make_room()
+        try:
+            _NOP_PACK(self._sqes, (tail & self._sq_mask) << self._sqe_shift, flags, -1,
+                      result & 0xFFFFFFFF, nop_flags, user_data, self._personality)
+        except struct.error as exc:
+            raise _unfit(exc) from None
         self._sq_tail = tail + 1
-        _NOP_PACK(self._sqes, (tail & self._sq_mask) << self._sqe_shift, flags, -1,
-                  result & 0xFFFFFFFF, nop_flags, user_data, self._personality)
         self._op_counts[0] += 1
         if flags & A.IOSQE_CQE_SKIP_SUCCESS or self._chain:
             self._track(user_data, 0, flags, None, None)
@@ -161,15 +164,21 @@ class Ops(RingCore):
         tail = self._sq_tail
         if tail == self._sq_limit:
             self._make_room()
+        # (packed before the tail moves: arguments pack_into refuses queue
+        # nothing -- not a half-written SQE the next submit hands the kernel)
+        try:
+            _COMMON_PACK(self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, 0, fd,
+                         offset, buf.live_addr(), nbytes, rw_flags, ud, self._personality, 0)
+        except struct.error as exc:
+            raise _unfit(exc) from None
         self._sq_tail = tail + 1
-        _COMMON_PACK(self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, 0, fd, offset,
-                     buf.addr, nbytes, rw_flags, ud, self._personality, 0)
         self._op_counts[op] += 1
         inflight = self._inflight
+        # (its anchor, not the Buffer, is kept: Buffer.close refuses while held)
         if ud in inflight or self._chain:
-            self._track(ud, op, 0, None, buf)
+            self._track(ud, op, 0, None, buf._anchor)
         else:
-            inflight[ud] = [1, op, None, buf, None]
+            inflight[ud] = [1, op, None, buf._anchor, None]
 
     def prep_readv(self, fd: int, iovecs: Sequence[Any], offset: int = 0, rw_flags: int = 0,
                    *, user_data: int = 0, flags: int = 0) -> None:

@@ -72,6 +72,15 @@ def _blind_register() -> bool:
     return _blind[0]
 
 
+
+def _registered(buf: Any, anchor: Any) -> Any:
+    """What a registration keeps of ``buf``: a Buffer itself, not its anchor,
+    so that it may still be closed (Buffer.close refuses while the anchor is
+    held for a request in flight): the kernel pinned the pages it
+    registered, and a fixed read or write goes to those, not to whatever is
+    mapped at the address later."""
+    return buf if type(buf) is Buffer else anchor
+
 class Registrations(RingCore):
     """The register_* methods; mixed into :class:`pyuring.Ring`."""
 
@@ -135,7 +144,7 @@ class Registrations(RingCore):
         keep: List[Any] = []
         for i, b in enumerate(buffers):
             addr, k = buffer_address(b, True)
-            keep.append(k)
+            keep.append(_registered(b, k))
             A.IOVEC.pack_into(iov, i * 16, addr, _nbytes(b))
         self._register(A.IORING_REGISTER_BUFFERS, iov, len(buffers))
         self._reg_store()["buffers"] = keep
@@ -152,7 +161,7 @@ class Registrations(RingCore):
         keep: List[Any] = []
         for i, b in enumerate(buffers):
             addr, k = buffer_address(b, True)
-            keep.append(k)
+            keep.append(_registered(b, k))
             A.IOVEC.pack_into(iov, i * 16, addr, _nbytes(b))
         iov_addr, iov_keep = buffer_address(iov, True)
         arg = bytearray(A.RSRC_UPDATE2.pack(offset, 0, iov_addr, 0, len(buffers), 0))
@@ -301,12 +310,19 @@ class BufferRing:
         # entries is ordered on x86-64; the kernel reads it with acquire.
         struct.pack_into("=H", self._ring_mem, A.BUF_RING_TAIL_OFFSET, self._tail & 0xFFFF)
 
+    def _check(self, bid: int) -> None:
+        if not 0 <= bid < self.entries:
+            raise ValueError(f"buffer id {bid} is not one of this ring's 0..{self.entries - 1}")
+
     def buffer(self, bid: int, length: Optional[int] = None) -> memoryview:
         """The memory of buffer ``bid`` (first ``length`` bytes)."""
+        self._check(bid)
         start = bid * self.buf_size
         return memoryview(self._bufs)[start:start + (self.buf_size if length is None else length)]
 
     def recycle(self, bid: int) -> None:
-        """Give buffer ``bid`` back to the kernel."""
+        """Give buffer ``bid`` back to the kernel.  (Checked first: an entry
+        beyond the buffers would have the kernel write past them.)"""
+        self._check(bid)
         self._add(bid)
         self._publish()
