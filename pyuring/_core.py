@@ -1065,7 +1065,10 @@ class RingCore:
         """
         out = self._drain_stash(max_count) if self._stash else []
         out.extend(self._take(None if max_count is None else max_count - len(out)))
-        if not out and self._needs_flush() and (self._inflight or self._defer):
+        if not out and self._needs_flush() and (
+                self._inflight or self._defer
+                # (untracked requests' completions -- NOPs -- parked by a CQ overflow)
+                or self._sq_words[self._k_sq_flags] & _abi.IORING_SQ_CQ_OVERFLOW):
             self._enter_kernel(0, 0, IORING_ENTER_GETEVENTS)
             out = self._take(max_count)
         return out

@@ -160,14 +160,18 @@ def unique_entries(answers: Iterable[Tuple[bytes, int]],
 class DirectoryFd:
     """An open directory; every operation is relative to it."""
 
-    __slots__ = ("__weakref__", "_listed", "_listing", "_owns_executor", "executor", "fd",
-                 "path")
+    __slots__ = ("__weakref__", "_listed", "_listing", "_owner", "_owns_executor", "executor",
+                 "fd", "path")
 
-    def __init__(self, fd: int, path: bytes, executor: Executor, owns_executor: bool = False):
+    def __init__(self, fd: int, path: bytes, executor: Executor, owns_executor: bool = False,
+                 owner: Optional[DirectoryFd] = None):
         self.fd = fd
         self.path = path
         self.executor = executor
         self._owns_executor = owns_executor
+        # the handle whose executor this one uses: kept alive with it (its
+        # garbage collection would close the executor under this one)
+        self._owner = owner
         self._listed = False  # the fd's offset has moved: rewind before listing
         self._listing = False  # an entries() iteration is under way on self.fd
 
@@ -243,7 +247,8 @@ class DirectoryFd:
             if link:
                 raise request_error(errno.ELOOP, None, self._display(raw)) from None
             raise
-        return DirectoryFd(fd, self._display(raw), self.executor)
+        return DirectoryFd(fd, self._display(raw), self.executor,
+                           owner=self if self._owns_executor else self._owner)
 
     def open_file(self, name: Name, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
         """Open ``name`` and return a plain fd (close it yourself).
@@ -338,6 +343,10 @@ class DirectoryFd:
             ctypes = _syscall.ctypes
             buf = ctypes.create_string_buffer(_GETDENTS_BUF)
             while True:
+                if not own and self.fd != fd:
+                    # closed while listed: the number may be another directory's now
+                    raise ValueError(f"DirectoryFd {os.fsdecode(self.path)!r} was closed "
+                                     "while its entries were listed")
                 n = ex.getdents(fd, buf, _GETDENTS_BUF)
                 if n <= 0:
                     return

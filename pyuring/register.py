@@ -229,7 +229,12 @@ class Registrations(RingCore):
         return int(old[0]), int(old[1])
 
     def register_ring_fd(self) -> int:
-        """Register the ring's own fd: io_uring_enter then skips the fd lookup."""
+        """Register the ring's own fd: io_uring_enter then skips the fd lookup.
+        Registered already: its index again (a second registration would take
+        another of the thread's 16 slots and keep the ring alive until the
+        thread ends)."""
+        if self._ring_index is not None:
+            return self._ring_index
         arg = bytearray(A.RSRC_UPDATE.pack(0xFFFFFFFF, 0, self.fd))  # offset -1: any slot
         self._register(A.IORING_REGISTER_RING_FDS, arg, 1)
         index = int(A.RSRC_UPDATE.unpack(arg)[0])

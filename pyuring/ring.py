@@ -19,6 +19,13 @@ __all__ = ["FAST_FLAGS", "BufferRing", "Completion", "Ring", "RingStats"]
 class Ring(Ops, Registrations):
     """An io_uring instance.
 
+    One thread at a time: a Ring is not locked.  The ``prep_*`` calls write
+    the shared SQ ring in place, and two threads preparing at once lose or
+    duplicate requests; nothing detects that (the kernel refuses another
+    thread only in io_uring_enter, and only for SINGLE_ISSUER rings, which
+    ``fast=True`` asks for).  Use one Ring per thread, or a lock around it
+    -- and ``close()`` may come from any thread.
+
     >>> with Ring(64) as ring:
     ...     ring.prep_nop(user_data=7)
     ...     ring.submit_and_wait(1)

@@ -365,3 +365,52 @@ def test_executor_openat2_directory_with_mode(tmp_path: Path, backend: str) -> N
         if box and box[0] >= 0:
             os.close(box[0])
     assert box[0] >= 0, os.strerror(-box[0])
+
+
+def test_a_subdirectory_outlives_the_handle_it_was_opened_from(tmp_path: Path,
+                                                                  backend: str) -> None:
+    """``DirectoryFd.open(root).open_dir("sub")``: the root's handle is
+    garbage at once, and its __del__ closed the executor it owned and the
+    subdirectory shares ("operation on a closed Ring" on the uring backend).
+    A handle keeps the one whose executor it uses alive."""
+    import gc
+
+    (tmp_path / "sub" / "deep").mkdir(parents=True)
+    (tmp_path / "sub" / "a").write_bytes(b"x")
+    (tmp_path / "sub" / "deep" / "b").write_bytes(b"yy")
+    sub = open_root(tmp_path, backend).open_dir("sub")
+    deep = open_root(tmp_path, backend).open_dir("sub").open_dir("deep")
+    gc.collect()
+    try:
+        assert sub.statx("a").size == 1
+        assert sorted(sub.listdir()) == [b"a", b"deep"]
+        assert deep.statx("b").size == 2 and deep.backend == backend
+    finally:
+        sub.close()
+        deep.close()
+
+
+def test_a_listing_stops_when_its_handle_is_closed(tmp_path: Path, backend: str) -> None:
+    """An entries() iteration went on reading the old fd number after close();
+    once the number was reused by another open it listed that directory."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for i in range(3000):  # (more than one 64 KiB getdents answer)
+        (tmp_path / "a" / f"f{i:04d}-{'x' * 20}").write_bytes(b"")
+        (tmp_path / "b" / f"g{i:04d}").write_bytes(b"")
+    d = open_root(tmp_path / "a", backend)
+    it = d.entries()
+    first = next(it)
+    assert first.name.startswith(b"f")
+    number = d.fd
+    d.close()
+    other = os.open(tmp_path / "b", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert other == number  # (the number is reused: what the old code then read)
+        names = []
+        with pytest.raises(ValueError, match="closed"):
+            for e in it:
+                names.append(e.name)
+        assert not any(n.startswith(b"g") for n in names)
+    finally:
+        os.close(other)

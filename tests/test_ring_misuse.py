@@ -9,6 +9,7 @@ import gc
 import os
 import subprocess
 import sys
+from typing import List
 
 import pytest
 
@@ -139,3 +140,39 @@ def test_a_chain_longer_than_the_sq_is_withdrawn_whole() -> None:
         assert [c.user_data for c in small.wait_cqes(1, timeout=2)] == [999]
         with pytest.raises(TimeoutError):
             small.wait_cqes(1, timeout=0.2)
+
+
+def test_reap_returns_the_completions_a_cq_overflow_parked() -> None:
+    """1,000 NOPs on an 8-entry ring (16 CQEs): the kernel parks the rest
+    (IORING_FEAT_NODROP) until an enter flushes them.  reap() entered only
+    for tracked requests, so after 16 it returned [] for the 984 NOPs."""
+    with make_ring("plain", 8) as r:
+        for i in range(1000):
+            r.prep_nop(user_data=i)
+        r.submit()
+        got: List[int] = []
+        for _ in range(1000):
+            batch = r.reap()
+            if not batch:
+                break
+            got.extend(c.user_data for c in batch)
+        assert sorted(got) == list(range(1000)), len(got)
+
+
+def test_registering_the_ring_fd_twice_keeps_one_slot() -> None:
+    """A second register_ring_fd() took another of the thread's 16 slots and
+    lost the first registration (the ring stayed registered until the thread
+    ended: the 16th ring failed with EBUSY); now it returns the same index."""
+    with make_ring("fast", 8) as r:
+        first = r.register_ring_fd()
+        assert r.register_ring_fd() == first
+        r.unregister_ring_fd()
+    rings = [make_ring("fast", 8) for _ in range(20)]
+    try:
+        for one in rings:  # (a slot each, twice asked; freed as each closes)
+            one.register_ring_fd()
+            one.register_ring_fd()
+            one.close()
+    finally:
+        for one in rings:
+            one.close()
