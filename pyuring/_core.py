@@ -668,6 +668,8 @@ class RingCore:
         if tail == self._sq_limit:
             self._make_room()
         # (packed before the tail moves: arguments pack_into refuses queue nothing)
+        if not -(1 << 63) <= off < 1 << 64:  # (-1: the file position; 2**64 + k is no k)
+            raise _unfit(struct.error(f"offset {off} is out of range"))
         try:
             _SQE_PACK(
                 self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, flags, ioprio, fd,
@@ -1030,7 +1032,8 @@ class RingCore:
     def submit_and_wait_timeout(self, wait_nr: int, timeout: float) -> bool:
         """Submit and wait up to ``timeout`` seconds for ``wait_nr`` completions,
         leaving them in the CQ ring; False when the time ran out first."""
-        self._wait_deadline = time.monotonic_ns() + max(0, int(timeout * 1e9))
+        timeout = max(0.0, timeout)  # (a negative one is no wait, not its absolute value)
+        self._wait_deadline = time.monotonic_ns() + int(timeout * 1e9)
         _abi.GETEVENTS_ARG.pack_into(self._wait_mem, 0, 0, 0, 0,
                                      self._wait_addr + _abi.GETEVENTS_ARG.size)
         _abi.TIMESPEC.pack_into(self._wait_mem, _abi.GETEVENTS_ARG.size,

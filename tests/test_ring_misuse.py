@@ -81,6 +81,8 @@ def test_an_argument_an_sqe_cannot_hold_queues_nothing(ring: Ring) -> None:
             ring.prep_nop(user_data=-1)
         with pytest.raises(ValueError, match="does not fit"):
             ring.prep_read(r, bytearray(8), 8, 0, user_data=2 ** 64)  # (the general path)
+        with pytest.raises(ValueError, match="does not fit"):
+            ring.prep_read(r, bytearray(8), 8, 2 ** 64 + 5)  # (was read at offset 5)
         assert ring.pending() == 0
         assert ring.submit() == 0
         b.close()
