@@ -784,8 +784,8 @@ class RingCore:
         right after an enter that submitted, before the count is added.
         Asking to submit SQEs the kernel already has makes every later enter
         return at once without waiting -- a busy loop that never ends."""
-        if self._sqpoll:
-            return self._sq_submitted
+        if self._sqpoll or self._closed:
+            return self._sq_submitted  # (closed: its queues are unmapped)
         self._sq_submitted = done = self._head()
         return done
 

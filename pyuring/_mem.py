@@ -122,7 +122,7 @@ class Buffer:
     ``.view`` (a memoryview) and ``bytes(buf)``.
     """
 
-    __slots__ = ("_anchor", "addr", "mmap", "size", "view")
+    __slots__ = ("_anchor", "_refs", "addr", "mmap", "size", "view")
 
     def __init__(self, size: int) -> None:
         if size <= 0:
@@ -134,6 +134,12 @@ class Buffer:
         self._anchor = ctypes.c_char.from_buffer(self.mmap)
         self.addr: int = ctypes.addressof(self._anchor)
         self.view = memoryview(self.mmap)
+        # what sys.getrefcount says of the anchor when only this Buffer holds
+        # it, asked as close() asks (the count a call sees differs between
+        # Python versions: 3.14 borrows references)
+        anchor = self._anchor
+        self._refs = sys.getrefcount(anchor)
+        del anchor
 
     def __len__(self) -> int:
         return self.size
@@ -159,16 +165,22 @@ class Buffer:
         (a ring holds its anchor until the completion is reaped): the kernel
         would write into whatever is mapped there next.  Closing twice is
         allowed."""
-        try:
-            anchor = self._anchor
-        except AttributeError:
+        if self.mmap.closed:
             return
-        # (held by the slot, by ``anchor`` and by getrefcount's argument; a
-        # ring keeping the memory for a request holds one more)
-        if sys.getrefcount(anchor) > 3:
+        anchor = self._anchor
+        # (a ring keeping the memory for a request holds the anchor once more;
+        # so does a request with IOSQE_CQE_SKIP_SUCCESS until the ring closes:
+        # no completion tells when it is done)
+        if sys.getrefcount(anchor) > self._refs:
             raise BufferError("this Buffer is used by a request in flight: close it "
                               "after the completion is reaped")
         del anchor
         self.view.release()
         del self._anchor
-        self.mmap.close()
+        try:
+            self.mmap.close()
+        except BufferError:
+            # exported elsewhere (a slice of its view is alive): as it was
+            self._anchor = _syscall.ctypes.c_char.from_buffer(self.mmap)
+            self.view = memoryview(self.mmap)
+            raise

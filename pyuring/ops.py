@@ -166,19 +166,22 @@ class Ops(RingCore):
             self._make_room()
         # (packed before the tail moves: arguments pack_into refuses queue
         # nothing -- not a half-written SQE the next submit hands the kernel)
+        addr = buf.live_addr()
+        # (its anchor, not the Buffer, is kept: Buffer.close refuses while held)
+        anchor = buf._anchor
         try:
             _COMMON_PACK(self._sqes, (tail & self._sq_mask) << self._sqe_shift, op, 0, fd,
-                         offset, buf.live_addr(), nbytes, rw_flags, ud, self._personality, 0)
+                         offset, addr, nbytes, rw_flags, ud, self._personality, 0)
         except struct.error as exc:
+            del anchor  # (not kept alive by the traceback: close() would refuse)
             raise _unfit(exc) from None
         self._sq_tail = tail + 1
         self._op_counts[op] += 1
         inflight = self._inflight
-        # (its anchor, not the Buffer, is kept: Buffer.close refuses while held)
         if ud in inflight or self._chain:
-            self._track(ud, op, 0, None, buf._anchor)
+            self._track(ud, op, 0, None, anchor)
         else:
-            inflight[ud] = [1, op, None, buf._anchor, None]
+            inflight[ud] = [1, op, None, anchor, None]
 
     def prep_readv(self, fd: int, iovecs: Sequence[Any], offset: int = 0, rw_flags: int = 0,
                    *, user_data: int = 0, flags: int = 0) -> None:

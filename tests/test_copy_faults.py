@@ -1407,13 +1407,48 @@ def test_a_directory_made_by_another_copy_after_the_listing_is_gone_into(
 
     monkeypatch.setattr(api, "make_executor", make_executor)  # (restored after)
     fired = install_statx_hook(api, os.fsencode(src), {b"d": other_copy})
-    stats, msgs = copy_api(src, dst, backend=backend)
+    lines: List[str] = []
+    stats, msgs = copy_api(src, dst, backend=backend, itemized=lines)
     assert fired == [b"d"] and msgs == [] and stats.exit_code == 0, msgs
+    assert [line for line in lines if line.endswith(" d/")] == ["cd+++++++++ d/"], lines
     assert (dst / "d" / "theirs").read_bytes() == b"kept"
     for a in ("st_mode", "st_mtime_ns"):
         assert getattr(os.lstat(dst / "d"), a) == getattr(os.lstat(src / "d"), a), a
     assert (dst / "d" / "f").read_bytes() == b"data"
     assert_same_tree(src / "d" / "sub", dst / "d" / "sub")
+
+
+def test_a_directory_made_between_unlink_and_mkdir_gets_the_sources_attributes(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file was in the way of a directory (UNLINK, then MKDIRAT), and a
+    directory appeared between the two (another copy).  The copy goes into
+    it -- judged by its own fstat, not by the statx of the file that was
+    removed: with that, a directory whose mode and times the file happened
+    to share was left at the other's 0700 (a review found it)."""
+    import pyuring.copy.engine as engine
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    write(src / "d" / "f", b"data")
+    (src / "d").chmod(0o750)
+    fix_times(src)
+    dst.mkdir()
+    write(dst / "d", b"in the way", 0o750)
+    st = os.lstat(src / "d")
+    os.utime(dst / "d", ns=(st.st_atime_ns, st.st_mtime_ns))
+    real = engine.Engine._dst_dir_step
+    fired: List[int] = []
+
+    def other_copy_between(self: Any, job: Any, step: int) -> None:
+        if step == engine._DIR_MKDIR and not fired:
+            os.mkdir(dst / "d", 0o700)
+            fired.append(step)
+        real(self, job, step)
+
+    monkeypatch.setattr(engine.Engine, "_dst_dir_step", other_copy_between)
+    stats, msgs = copy_api(src, dst, backend=backend)
+    assert fired and msgs == [] and stats.exit_code == 0, msgs
+    assert_same_tree(src, dst)
 
 
 @requires_root
@@ -1446,11 +1481,27 @@ def test_a_temporary_name_is_closed_before_it_is_removed(
                     pass
         real_unlink(name, *a, dir_fd=dir_fd, **k)
 
+    real_close = os.close
+    late_errors: List[int] = []
+
+    def close(fd: int) -> None:
+        try:
+            late = "pyuring-tmp" in os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            late = False
+        real_close(fd)
+        if late:  # (NFS, FUSE: close(2) reports a write error it held back)
+            late_errors.append(fd)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
     monkeypatch.setattr(os, "unlink", unlink)
+    monkeypatch.setattr(os, "close", close)
     with mounted("tmpfs", tmp_path / "full", "size=1m") as full:
         stats, msgs = copy_api(src, full / "dst", backend=backend)
         assert stats.exit_code == 11, msgs
+        assert not any("internal error" in m for m in msgs), msgs
         assert removed and still_open == [], (removed, still_open)
+        assert late_errors  # (and they did not end the copy: a review found they did)
         assert tmp_names(full / "dst") == []
 
 

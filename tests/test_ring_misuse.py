@@ -178,3 +178,30 @@ def test_registering_the_ring_fd_twice_keeps_one_slot() -> None:
     finally:
         for one in rings:
             one.close()
+
+
+def test_a_buffer_close_refused_leaves_it_whole(ring: Ring) -> None:
+    """close() of a Buffer whose view has a live slice (an export of its
+    memory) fails; it used to fail half-way -- view released, anchor gone
+    -- after which a prep moved the SQ tail and then raised AttributeError,
+    leaving an untracked SQE.  Now it is as before the call.  And a Buffer
+    whose prep was refused can be closed while the exception is kept."""
+    with pipe() as (r, w):
+        b = Buffer(4096)
+        piece = b[0:512]
+        with pytest.raises(BufferError):
+            b.close()
+        ring.prep_read(r, b, 8, -1, user_data=4)
+        os.write(w, b"whole")
+        c = ring.wait_cqe(timeout=5)
+        assert (c.user_data, c.res, bytes(piece[:5])) == (4, 5, b"whole")
+        del c, piece
+        gc.collect()
+        b.close()
+        b2 = Buffer(64)
+        with pytest.raises(ValueError) as kept:
+            ring.prep_read(r, b2, 8, 0, user_data=-1)
+        b2.close()  # (the kept traceback does not hold the memory)
+        assert kept.value is not None and ring.pending() == 0
+    ring.close()
+    assert ring.pending() == 0  # (not "released memoryview")

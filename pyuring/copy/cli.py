@@ -79,7 +79,6 @@ class _Progress:
         self.stream = stream
         self.t0 = time.monotonic()
         self.shown = 0  # the length of the line on the terminal (0: none)
-        self.drawn = False  # a line was drawn at some time (done() ends it)
 
     def __call__(self, st: CopyStats) -> None:
         dt = max(time.monotonic() - self.t0, 1e-6)
@@ -93,7 +92,6 @@ class _Progress:
         self.stream.write("\r" + line)
         self.stream.flush()
         self.shown = len(line)
-        self.drawn = True
 
     def clear(self) -> None:
         """Blank the line before another line goes to the terminal (-v's, a
@@ -104,7 +102,7 @@ class _Progress:
             self.shown = 0
 
     def done(self) -> None:
-        if self.drawn:
+        if self.shown:  # (a line blanked by clear() needs no newline: none is left)
             self.stream.write("\n")
             self.stream.flush()
 
@@ -168,13 +166,34 @@ class _Output:
         except ValueError:  # (the stream object was closed)
             self.error = OSError(errno.EBADF, os.strerror(errno.EBADF))
 
-    def _let_go(self) -> None:
-        """/dev/null in place of the stream's fd: what its buffer still holds
-        goes nowhere at exit, instead of blocking the exit in turn."""
+    def stuck(self) -> bool:
+        """Does the write under way stay blocked -- its fd takes nothing for a
+        second?  (A reader that is slow but reads is waited for: only a
+        reader that stopped costs the output.)"""
         try:
+            import select
+
+            poller = select.poll()
+            poller.register(self.stream.fileno(), select.POLLOUT)
+            return not poller.poll(1000)
+        except (OSError, ValueError, AttributeError):
+            return True
+
+    def _let_go(self) -> None:
+        """/dev/null in place of the stream's fd -- and of stdout's or
+        stderr's where it is the same pipe or terminal (2>&1): what their
+        buffers still hold goes nowhere, instead of blocking the exit."""
+        try:
+            fd = self.stream.fileno()
+            st = os.fstat(fd)
             null = os.open(os.devnull, os.O_WRONLY)
             try:
-                os.dup2(null, self.stream.fileno())
+                for other in (1, 2):
+                    if other != fd:
+                        o = os.fstat(other)
+                        if (o.st_dev, o.st_ino) != (st.st_dev, st.st_ino):
+                            continue
+                    os.dup2(null, other)
             finally:
                 os.close(null)
         except (OSError, ValueError, AttributeError):
@@ -297,8 +316,9 @@ def _main(argv: Optional[Sequence[str]]) -> int:
 
     def on_signal(signum: int, frame: Any) -> None:
         copier.interrupt()
-        if out.writing or err.writing:
-            raise _Stuck
+        for o in (out, err):
+            if o.writing and o.stuck():
+                raise _Stuck
 
     old = {}
     for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
@@ -306,38 +326,42 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             old[sig] = _signal.signal(sig, on_signal)
         except (ValueError, OSError):
             pass
-    stats = copier.stats
-    failure: Optional[Tuple[str, int]] = None  # (a copy that could not start)
+    # (kept until the last line is out: a signal while a report blocks on a
+    # reader that stopped reading must end that write too)
     try:
-        stats = copier.run([os.fsencode(p) for p in paths[:-1]], os.fsencode(paths[-1]))
-    except CopyError as exc:
-        failure = (str(exc), exc.exit_code)
-    except UringUnavailable as exc:
-        failure = (f"--backend uring: io_uring is not available here: "
-                   f"{exc.strerror or exc} (use --backend auto or sync)", 1)
+        stats = copier.stats
+        failure: Optional[Tuple[str, int]] = None  # (a copy that could not start)
+        try:
+            stats = copier.run([os.fsencode(p) for p in paths[:-1]], os.fsencode(paths[-1]))
+        except CopyError as exc:
+            failure = (str(exc), exc.exit_code)
+        except UringUnavailable as exc:
+            failure = (f"--backend uring: io_uring is not available here: "
+                       f"{exc.strerror or exc} (use --backend auto or sync)", 1)
+        finally:
+            if progress is not None:
+                progress.done()
+        if failure is not None:
+            report(failure[0])
+            if ns.json:  # (a script reading the JSON gets an answer either way)
+                out.write(json_module.dumps({**stats.as_dict(), "error": failure[0],
+                                             "exit_code": failure[1]}, sort_keys=True) + "\n")
+            return _finish(out, report, failure[1])
+        if stats.interrupted:
+            report("interrupted: stopped cleanly, no partial file left (exit 20)")
+        if opts.verbose and stats.backend_note and not opts.quiet:
+            report(f"{stats.backend_note}; used the synchronous backend")
+        if opts.verbose and not opts.quiet:
+            human.write(f"sent {stats.bytes_transferred:,} bytes in {stats.transferred:,} "
+                        f"files; backend {stats.backend or 'none (nothing to copy)'}\n")
+        if ns.stats:
+            human.write(stats.summary() + "\n")
+        if ns.json:
+            out.write(json_module.dumps(stats.as_dict(), sort_keys=True) + "\n")
+        return _finish(out, report, stats.exit_code)
     finally:
         for sig, handler in old.items():
             _signal.signal(sig, handler)
-        if progress is not None:
-            progress.done()
-    if failure is not None:
-        report(failure[0])
-        if ns.json:  # (a script reading the JSON gets an answer either way)
-            out.write(json_module.dumps({**stats.as_dict(), "error": failure[0],
-                                         "exit_code": failure[1]}, sort_keys=True) + "\n")
-        return _finish(out, report, failure[1])
-    if stats.interrupted:
-        report("interrupted: stopped cleanly, no partial file left (exit 20)")
-    if opts.verbose and stats.backend_note and not opts.quiet:
-        report(f"{stats.backend_note}; used the synchronous backend")
-    if opts.verbose and not opts.quiet:
-        human.write(f"sent {stats.bytes_transferred:,} bytes in {stats.transferred:,} "
-                    f"files; backend {stats.backend or 'none (nothing to copy)'}\n")
-    if ns.stats:
-        human.write(stats.summary() + "\n")
-    if ns.json:
-        out.write(json_module.dumps(stats.as_dict(), sort_keys=True) + "\n")
-    return _finish(out, report, stats.exit_code)
 
 
 def _finish(out: _Output, report: Callable[[str], None], code: int) -> int:

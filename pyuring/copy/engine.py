@@ -461,6 +461,9 @@ class Engine:
         self.opened: Dict[int, DirTask] = {}  # directories opened up (_open_up), by id
         self.tmpfile_ok = bool(O_TMPFILE)
         self.noatime = True  # (until an O_NOATIME open is refused: _on_dst_dir)
+        # directory jobs whose MKDIRAT found one there (_on_dst_dir): their
+        # "cd+++++++++" line is out, and no other comes for them
+        self.late_dirs: Set[int] = set()
         # jobs that made a temporary name, until they finish: a stop that gives
         # up on operations in flight removes the names they leave (_abandon_stack)
         self.tmp_jobs: Dict[int, Job] = {}
@@ -851,7 +854,14 @@ class Engine:
             fd = os.open(".", O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600,
                          dir_fd=self.dst_root_fd)
         except OSError as exc:
-            return exc.errno == errno.EROFS
+            if exc.errno == errno.EROFS:
+                return True
+            # no O_TMPFILE there (NFS, CIFS, FUSE): the mount's own flag
+            self.ex.direct_syscalls["fstatvfs"] += 1
+            try:
+                return bool(os.fstatvfs(self.dst_root_fd).f_flag & os.ST_RDONLY)
+            except OSError:
+                return True
         self.ex.direct_syscalls["close"] += 1
         os.close(fd)
         return False
@@ -871,7 +881,10 @@ class Engine:
                 # file's unlinked name under another (.fuse_hidden*), which a
                 # full disk refuses -- exfat-fuse then answers the unlink ENOSPC
                 self.ex.direct_syscalls["close"] += 1
-                os.close(job.dst_fd)
+                try:
+                    os.close(job.dst_fd)
+                except OSError:
+                    pass  # (NFS, FUSE: a late write error; the fd is gone all the same)
             else:
                 self.ex.close_fd(0, 0, job.dst_fd, SKIP)
             job.dst_fd = -1
@@ -1046,8 +1059,12 @@ class Engine:
             # copy's mkdir -- or the listing had it under another case (a
             # case-insensitive destination: exFAT, NTFS, ext4 casefold): it
             # is gone into as one that was there, as rsync and cp do.  (A
-            # non-directory there fails the open: ENOTDIR.)
+            # non-directory there fails the open: ENOTDIR.)  What the
+            # listing saw there, if anything, was removed (_DIR_UNLINK): its
+            # statx says nothing of this one, the opened one's fstat does.
             job.fresh = False
+            job.dmeta = None
+            self.late_dirs.add(id(job))
             self._dst_dir_step(job, _DIR_OPEN)
             return
         if res == -errno.EACCES and idx == _DIR_OPEN:
@@ -1123,6 +1140,9 @@ class Engine:
 
     def _dir_ready(self, job: Job) -> None:
         dry = self.opts.dry_run
+        late = bool(self.late_dirs) and id(job) in self.late_dirs
+        if late:
+            self.late_dirs.discard(id(job))
         if job.src_fd < 0 or (job.dst_fd < 0 and not dry):
             if job.src_fd >= 0:
                 self.ex.close_fd(0, 0, job.src_fd, SKIP)
@@ -1176,6 +1196,7 @@ class Engine:
         else:
             # (mkdir in a directory with a default ACL inherits it)
             child.acl_inherit = parent.acl_inherit
+        child.itemized = late  # (its line is out: start_dir)
         self._item_dir_first(child)
         child.entries = self.list_src(child)
         # the job is over as an entry; the directory stays pending in its parent
