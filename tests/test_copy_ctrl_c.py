@@ -159,6 +159,21 @@ run()
 """
 
 
+def _signal_after(p: subprocess.Popen[bytes], delay: float, sig: int,
+                  timeout: float = 20) -> None:
+    """Send ``sig`` to ``p``, still running, after ``delay`` seconds; wait for
+    it to end (killed if it does not within ``timeout``)."""
+    try:
+        time.sleep(delay)
+        assert p.poll() is None
+        p.send_signal(sig)
+        p.wait(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def test_sync_ctrl_c_ends_opens_blocked_on_fifos(tmp_path: Path) -> None:
     """Source files swapped for FIFOs after their statx: each open blocks.  One
     SIGINT ends the copy (exit 20): the sync backend makes no further source
@@ -170,16 +185,9 @@ def test_sync_ctrl_c_ends_opens_blocked_on_fifos(tmp_path: Path) -> None:
         write(src / f"f{i:03d}", b"x" * 100)
     p = subprocess.Popen([sys.executable, "-c", _FIFOS, str(src), str(tmp_path / "dst")],
                          env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert p.stdout is not None
-        assert p.stdout.readline() == b"swapped\n"
-        time.sleep(0.5)  # (blocked in an open by now)
-        p.send_signal(signal.SIGINT)
-        p.wait(timeout=20)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    assert p.stdout is not None
+    assert p.stdout.readline() == b"swapped\n"
+    _signal_after(p, 0.5, signal.SIGINT)  # (blocked in an open by now)
     assert p.returncode == 20, p.stderr.read() if p.stderr else b""
     for f in (tmp_path / "dst").iterdir():
         assert f.read_bytes() == b"x" * 100  # (only whole files)
@@ -213,15 +221,8 @@ def test_a_signal_ends_a_copy_whose_output_reader_stopped_reading(tmp_path: Path
     p = subprocess.Popen([sys.executable, "-m", "pyuring.copy", "-av", str(src) + "/",
                           str(tmp_path / "dst")], env=cli_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE if stderr == "own pipe" else subprocess.STDOUT)
-    try:
-        time.sleep(1.5)
-        assert p.poll() is None  # (blocked: 4,000 lines of -v are more than a pipe holds)
-        p.send_signal(sig)
-        p.wait(timeout=20)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    # (still running then, blocked: 4,000 lines of -v are more than a pipe holds)
+    _signal_after(p, 1.5, sig)
     err = p.stderr.read().decode() if p.stderr is not None else ""
     assert p.returncode == 20, err
     if stderr == "own pipe":
@@ -258,14 +259,8 @@ def test_a_signal_keeps_the_output_of_a_slow_reader(tmp_path: Path) -> None:
     reader = threading.Thread(target=slow_reader)
     reader.start()
     try:
-        time.sleep(1.0)
-        assert p.poll() is None
-        p.send_signal(signal.SIGINT)
-        p.wait(timeout=60)
+        _signal_after(p, 1.0, signal.SIGINT, 60)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
         reader.join(timeout=60)
     err = p.stderr.read().decode() if p.stderr is not None else ""
     assert p.returncode == 20, err
