@@ -600,8 +600,8 @@ class RingCore:
         of a submission batch, so submitting its first half would silently run
         the rest unlinked.  Only the SQEs before the chain's head are submitted.
         """
+        self._taken()  # (our count as the kernel has it: _open_chain_head stops there)
         self._sq_limit = self._head() + self.sq_entries
-        self._taken()
         while self._sq_tail == self._sq_limit:
             head = self._open_chain_head()
             if self._sq_tail - head >= self.sq_entries:

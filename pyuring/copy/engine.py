@@ -211,13 +211,14 @@ class DirTask:
         self.src_fd = src_fd
         self.dst_fd = dst_fd
         self.name = name
+        self._rel: Optional[bytes] = rel
         if name and parent is not None:
+            # (None: past PATH_MAX, made when asked -- every level of a chain
+            # thousands deep keeping its whole path would cost memory in the
+            # square of the depth: 1 GB at 2,000 levels of 255-byte names)
             up = parent._rel
-            rel = b"" if up is None or len(up) + len(name) > _REL_KEPT else parent.path(name)
-        # (None: past PATH_MAX, made when asked -- every level of a chain
-        # thousands deep keeping its whole path would cost memory in the
-        # square of the depth: 1 GB at 2,000 levels of 255-byte names)
-        self._rel: Optional[bytes] = rel if rel or not name else None
+            self._rel = parent.path(name) if up is not None \
+                and len(up) + len(name) <= _REL_KEPT else None
         self.meta = meta  # source metadata to apply at the end (None: leave as is)
         self.apply_meta = meta is not None
         self.entries: Iterator[DirEntry] = iter(())
@@ -269,7 +270,9 @@ class DirTask:
         return b"/".join(reversed(names))
 
     def path(self, name: bytes) -> bytes:
-        rel = self._rel if self._rel is not None else self.rel
+        rel = self._rel
+        if rel is None:  # (the property only past PATH_MAX: a call less per entry)
+            rel = self.rel
         return rel + b"/" + name if rel else name
 
 
